@@ -1,0 +1,69 @@
+"""What the rules look at, loaded once and lazily: env files, compose files, git facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from berth import gitlocal
+from berth.compose_file import ComposeFile, load_compose_file
+from berth.config import Target
+from berth.envfile import EnvFile, read_env_file
+from berth.errors import UsageError
+
+
+@dataclass
+class CheckContext:
+    target: Target
+    load_errors: list[tuple[Path, UsageError]] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.target.root
+
+    @property
+    def dotenv_path(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def app_env_path(self) -> Path:
+        return self.root / self.target.env_file
+
+    @cached_property
+    def app_env(self) -> EnvFile | None:
+        return self._load(self.app_env_path, read_env_file)
+
+    @cached_property
+    def compose_files(self) -> list[ComposeFile]:
+        loaded = [self._load(self.root / name, load_compose_file) for name in self.target.compose_files]
+        return [c for c in loaded if c is not None]
+
+    def _load(self, path: Path, reader):
+        if not path.exists():
+            return None
+        try:
+            return reader(path)
+        except UsageError as exc:
+            self.load_errors.append((path, exc))
+            return None
+
+    @cached_property
+    def is_git_repo(self) -> bool:
+        return gitlocal.is_repo(self.root)
+
+    @cached_property
+    def tracked(self) -> set[str]:
+        return set(gitlocal.tracked_files(self.root)) if self.is_git_repo else set()
+
+    @cached_property
+    def head(self) -> str | None:
+        return gitlocal.head_commit(self.root) if self.is_git_repo else None
+
+    @cached_property
+    def branch(self) -> str | None:
+        return self.target.get("branch") or (gitlocal.current_branch(self.root) if self.is_git_repo else None)
+
+    @cached_property
+    def remote_url(self) -> str | None:
+        return gitlocal.remote_url(self.root, self.target.get("remote", "origin")) if self.is_git_repo else None

@@ -1,0 +1,97 @@
+"""Findings and the rule registry: each rule is one small function with a stable id, a severity and a fix hint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import IntEnum
+from pathlib import Path
+
+
+class Severity(IntEnum):
+    INFO = 0
+    WARNING = 1
+    ERROR = 2
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    file: Path | None = None
+    line: int | None = None
+    col: int | None = None
+    fix: str | None = None
+
+    def location(self, root: Path | None = None) -> str:
+        if self.file is None:
+            return ""
+        name = str(self.file)
+        if root is not None:
+            try:
+                name = str(self.file.relative_to(root))
+            except ValueError:
+                pass
+        return name + (f":{self.line}" if self.line else "") + (f":{self.col}" if self.line and self.col else "")
+
+    def as_dict(self, root: Path | None = None) -> dict:
+        return {
+            "rule": self.rule,
+            "severity": str(self.severity),
+            "message": self.message,
+            "file": self.location(root).split(":")[0] or None,
+            "line": self.line,
+            "col": self.col,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    summary: str
+    fix: str
+    check: Callable[..., Iterable[Finding]]
+    stage: str  # "local": needs only files; "git-remote": asks the git remote (ls-remote)
+
+    def run(self, ctx) -> Iterator[Finding]:
+        for f in self.check(ctx):
+            # rules yield message + location; id, default severity and fix hint come from the registration
+            yield replace(
+                f,
+                rule=self.id,
+                severity=f.severity if f.severity is not None else self.severity,
+                fix=f.fix or self.fix,
+            )
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, severity: Severity, summary: str, fix: str, stage: str = "local"):
+    """Register a check. The function yields `finding(...)`s for what it finds wrong."""
+
+    def register(fn):
+        if id in RULES:
+            raise RuntimeError(f"duplicate rule id {id}")
+        RULES[id] = Rule(id, severity, summary, fix, fn, stage)
+        return fn
+
+    return register
+
+
+def finding(
+    message: str,
+    file: Path | None = None,
+    line: int | None = None,
+    col: int | None = None,
+    *,
+    severity: Severity | None = None,
+    fix: str | None = None,
+) -> Finding:
+    return Finding("", severity, message, file, line, col, fix)  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""Deployment settings (.env / berth.toml) hold usable values."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from berth.check.findings import Severity, finding, rule
+
+
+def _at(ctx, name):
+    s = ctx.target.settings.get(name)
+    return (s.file, s.line) if s else (ctx.dotenv_path if ctx.dotenv_path.exists() else None, None)
+
+
+@rule("settings.environment", Severity.ERROR, "ENVIRONMENT is not an allowed value",
+      "set ENVIRONMENT to development, staging or production (or an environment defined in berth.toml)")
+def environment_allowed(ctx):
+    t = ctx.target
+    if t.environment not in t.defined_environments:
+        file = ctx.dotenv_path if t.dotenv and "ENVIRONMENT" in t.dotenv else None
+        line = t.dotenv.line_of("ENVIRONMENT") if file else None
+        yield finding(f"environment '{t.environment}' is not one of {', '.join(t.defined_environments)}", file, line)
+
+
+@rule("settings.no-hosts", Severity.ERROR, "no server to deploy to",
+      "set SERVER_IP in .env, or hosts = [...] for this environment in berth.toml")
+def hosts_present(ctx):
+    if not ctx.target.hosts:
+        yield finding(f"no host is configured for the {ctx.target.environment} environment",
+                      ctx.dotenv_path if ctx.dotenv_path.exists() else None)
+
+
+@rule("settings.port", Severity.ERROR, "SERVER_PORT is not a port number", "use a whole number from 1 to 65535")
+def port_valid(ctx):
+    port = ctx.target.get("port")
+    if port is None:
+        return
+    if not str(port).isdigit() or not 0 < int(port) < 65536:
+        file, line = _at(ctx, "port")
+        yield finding(f"port {port!r} is not a number from 1 to 65535", file, line)
+
+
+@rule("settings.health-url", Severity.ERROR, "a health URL is not an http(s) URL",
+      "write the full URL, e.g. http://203.0.113.5:8080/health")
+def health_urls_valid(ctx):
+    for url in ctx.target.health_urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            file, line = _at(ctx, "health_urls")
+            yield finding(f"health URL {url!r} is not an http:// or https:// URL with a host", file, line)

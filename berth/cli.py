@@ -1,0 +1,250 @@
+"""The `berth` command line. Start-up stays fast: each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from berth import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Ctx:
+    def __init__(self, project_dir: Path, environment: str | None, hosts: tuple[str, ...], verbose: bool):
+        self.project_dir = project_dir
+        self.environment = environment
+        self.hosts = hosts
+        self.verbose = verbose
+
+    def target(self):
+        from berth.config import load_target
+
+        return load_target(self.project_dir, self.environment, self.hosts)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="berth")
+@click.option("-C", "--project-dir", type=click.Path(file_okay=False, path_type=Path), default=".",
+              help="The app's repository (default: the current directory).")
+@click.option("-e", "--environment", help="Environment to act on (overrides ENVIRONMENT in .env).")
+@click.option("--host", "hosts", multiple=True, help="Act on this host only (repeatable; overrides berth.toml and .env).")
+@click.option("-v", "--verbose", is_flag=True, help="Show every remote command and its output (secrets masked).")
+@click.pass_context
+def cli(ctx, project_dir, environment, hosts, verbose):
+    """Ship a docker-compose app to your own servers: check, sync by git, ship env, deploy, verify, record."""
+    ctx.obj = Ctx(project_dir, environment, hosts, verbose)
+
+
+_active_masker = None  # the masker of the command that is running, so errors are masked too
+
+
+def _printer(obj: Ctx, quiet: bool = False):
+    global _active_masker
+    from berth.output import StepPrinter
+    from berth.pipeline import masker_for
+
+    try:
+        masker = masker_for(obj.target())
+    except Exception:  # noqa: BLE001 - masking must never be the reason a command fails
+        from berth.secrets import Masker
+
+        masker = Masker()
+    _active_masker = masker
+    return StepPrinter(masker, quiet=quiet, verbose=obj.verbose)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True,
+              help="Exit 1 when a finding at or above this severity exists.")
+@click.option("--offline", is_flag=True, help="Skip checks that ask the git remote (is HEAD pushed?).")
+@click.option("--list-rules", is_flag=True, help="List every rule with its id, severity and fix, then exit.")
+@click.pass_obj
+def check(obj: Ctx, fmt, fail_on, offline, list_rules):
+    """Validate files, env vars, compose interpolation, secrets and git state — locally, touching no server."""
+    from berth.check import run_checks
+    from berth.check.findings import RULES, Severity
+    from berth.output import render_findings
+
+    if list_rules:
+        import berth.check.rules  # noqa: F401
+
+        for r in RULES.values():
+            click.echo(f"{r.id:<28} {str(r.severity):<8} {r.summary}\n{'':<37}fix: {r.fix}")
+        return
+    target = obj.target()
+    report = run_checks(target, offline=offline)
+    printer = _printer(obj)
+    threshold = Severity[fail_on.upper()]
+    if fmt == "json":
+        click.echo(printer.mask(json.dumps({
+            "environment": target.environment,
+            "findings": [f.as_dict(target.root) for f in report.findings],
+            "counts": report.counts(),
+        }, indent=2)))
+    else:
+        if report.findings:
+            click.echo(render_findings(report.findings, target.root, printer.mask))
+        c = report.counts()
+        click.echo(f"{report.rules_run} rules checked for {target.environment}: "
+                   f"{c['error']} errors, {c['warning']} warnings, {c['info']} info")
+    if report.at_least(threshold):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--push", is_flag=True, help="Push HEAD to the git remote first if it is not there yet.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
+@click.option("--trust-new-host", is_flag=True,
+              help="Accept the host key of a server never connected to before (trust on first use). "
+                   "A changed key is refused regardless.")
+@click.option("--timeout", "verify_timeout", type=click.IntRange(1, 3600),
+              help="Seconds verify waits for health (default 90 or verify_timeout).")
+@click.option("--json", "as_json", is_flag=True, help="Print one machine-readable result instead of the steps.")
+@click.pass_obj
+def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, as_json):
+    """Check, sync by git, ship env, docker compose up, verify, record."""
+    from berth.errors import BerthError
+    from berth.pipeline import DeployOptions, run_deploy
+
+    target = obj.target()
+    printer = _printer(obj, quiet=as_json)
+    hosts = ", ".join(h.label for h in target.hosts) or "(no host)"
+    printer.line(f"berth deploy → {target.environment} ({hosts})")
+    outcome: dict = {}
+    opts = DeployOptions(push=push, yes=yes, trust_new_host=trust_new_host, verify_timeout=verify_timeout)
+    try:
+        run_deploy(target, opts, printer, outcome)
+    except BerthError as exc:
+        outcome["ok"] = False
+        outcome["error"] = printer.mask(exc.paragraph())
+        if as_json:
+            click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+            sys.exit(exc.exit_code)
+        raise
+    if as_json:
+        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+    else:
+        printer.line(f"deployed {outcome['commit'][:7]} to {target.environment} in {outcome['seconds']:.1f}s")
+
+
+@cli.command()
+@click.pass_obj
+def plan(obj: Ctx):
+    """Show what deploy would do — settings, checks, and the exact remote commands — touching nothing."""
+    from berth.plan import render_plan
+
+    target = obj.target()
+    printer = _printer(obj)
+    click.echo(printer.mask(render_plan(target)))
+
+
+@cli.command()
+@click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(obj: Ctx, trust_new_host, as_json):
+    """What runs where: the current release and every service's state on each host."""
+    from berth.status import collect_status, render_status
+
+    target = obj.target()
+    printer = _printer(obj)
+    rows = collect_status(target, trust_new_host, printer)
+    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render_status(rows)))
+    if not all(r.get("healthy") for r in rows):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("services", nargs=-1)
+@click.option("-n", "--tail", default=100, show_default=True, help="Lines from the end of each log.")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")
+@click.option("--trust-new-host", is_flag=True)
+@click.pass_obj
+def logs(obj: Ctx, services, tail, follow, trust_new_host):
+    """Service logs from the server (secret values masked)."""
+    from berth.status import stream_logs
+
+    target = obj.target()
+    printer = _printer(obj)
+    sys.exit(stream_logs(target, services, tail, follow, trust_new_host, printer))
+
+
+@cli.group()
+def sandbox():
+    """Local test servers: network namespaces with sshd, a docker engine and a git remote (root)."""
+
+
+@sandbox.command("up")
+@click.option("--hosts", default=1, show_default=True, help="How many test servers.")
+@click.option("--repo", default="app", show_default=True, help="Name of the bare git repo to create.")
+def sandbox_up(hosts, repo):
+    """Create the test servers and print the .env values to use."""
+    from berth import sandbox as sb
+
+    box = sb.up(hosts, repo)
+    click.echo(f"sandbox up: {len(box.hosts)} host(s); git remote {box.remote}")
+    for h in box.hosts:
+        click.echo(f"  {h.name}: ssh {h.user}@{h.address} (key {box.key}), docker {h.docker_host}")
+    click.echo("\n# .env values for the first host:")
+    click.echo(box.env_lines())
+
+
+@sandbox.command("down")
+def sandbox_down():
+    """Stop the test servers and remove their namespaces, users and data."""
+    from berth import sandbox as sb
+
+    removed = sb.down()
+    click.echo(f"sandbox down: removed {', '.join(removed) if removed else 'nothing (was not up)'}")
+
+
+@sandbox.command("status")
+def sandbox_status():
+    """Show whether each test server's sshd and docker engine are running."""
+    from berth import sandbox as sb
+
+    rows = sb.status()
+    if not rows:
+        click.echo("sandbox is not up (berth sandbox up starts it)")
+        sys.exit(1)
+    for r in rows:
+        click.echo(f"{r['host']}: {r['user']}@{r['address']} sshd={'up' if r['sshd'] else 'DOWN'} "
+                   f"docker={'up' if r['docker'] else 'DOWN'}")
+    if not all(r["sshd"] and r["docker"] for r in rows):
+        sys.exit(1)
+
+
+def main() -> None:
+    from berth.errors import BerthError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BerthError as exc:
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _print_error(exc) -> None:
+    from berth.output import style
+
+    mask = _active_masker or (lambda text: text)
+    click.echo(style("error: ", fg="red", bold=True) + mask(exc.paragraph()), err=True)
+    if exc.details:
+        for line in mask(exc.details).rstrip().splitlines():
+            click.echo(f"  {line}", err=True)

@@ -1,0 +1,25 @@
+"""Small combinators for building POSIX shell text from argv lists. Quoting happens only here."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+
+
+def quote(word: str) -> str:
+    return shlex.quote(str(word))
+
+
+def join(argv: Sequence[str]) -> str:
+    """argv → one shell command line, every word quoted."""
+    return " ".join(quote(w) for w in argv)
+
+
+def chain(*commands: str) -> str:
+    """Run commands in order, stopping at the first failure."""
+    return " && ".join(c for c in commands if c)
+
+
+def script(lines: Iterable[str]) -> str:
+    """A multi-line script run by the remote login shell; `set -e` stops it at the first error."""
+    return "\n".join(["set -e", *lines]) + "\n"

@@ -1,0 +1,103 @@
+"""`docker compose` (v2) and `docker-compose` (v1) commands, as data.
+
+Both read the same flags for what berth uses. Never `down -v`, never `volume rm`: named volumes
+hold the user's data and no command here removes one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth.commands.shell import join, quote
+
+# docker inspect format: one line per container, fields separated by a tab
+INSPECT_FORMAT = (
+    '{{index .Config.Labels "com.docker.compose.service"}}\t{{.Name}}\t{{.Id}}\t{{.State.Status}}\t'
+    "{{if .State.Health}}{{.State.Health.Status}}{{end}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t"
+    "{{.State.StartedAt}}\t{{.HostConfig.RestartPolicy.Name}}"
+)
+
+
+@dataclass(frozen=True)
+class Compose:
+    variant: str  # "v2" or "v1"
+    project: str
+    files: tuple[str, ...]
+    env_file: str
+
+    def base(self) -> list[str]:
+        cmd = ["docker", "compose"] if self.variant == "v2" else ["docker-compose"]
+        cmd += ["--project-name", self.project]
+        for f in self.files:
+            cmd += ["--file", f]
+        return [*cmd, "--env-file", self.env_file]
+
+    def build(self) -> list[str]:
+        return [*self.base(), "build"]  # layer cache on; never --no-cache
+
+    def up(self) -> list[str]:
+        # --remove-orphans removes containers of services deleted from the file; volumes stay
+        return [*self.base(), "up", "--detach", "--remove-orphans"]
+
+    def logs(self, services: tuple[str, ...] = (), tail: int = 50, follow: bool = False) -> list[str]:
+        cmd = [*self.base(), "logs", "--no-color", "--tail", str(tail)]
+        if follow:
+            cmd.append("--follow")
+        return [*cmd, *services]
+
+    def inspect_containers(self) -> str:
+        """Shell text printing INSPECT_FORMAT lines for the project's containers (not one-off `run`s)."""
+        ps = join([
+            "docker", "ps", "--all", "--quiet",
+            "--filter", f"label=com.docker.compose.project={self.project}",
+            "--filter", "label=com.docker.compose.oneoff=False",
+        ])
+        return f"ids=$({ps}); if [ -n \"$ids\" ]; then docker inspect --format {quote(INSPECT_FORMAT)} $ids; fi"
+
+
+def in_dir(app_dir: str, argv: list[str]) -> str:
+    return f"cd {quote(app_dir)} && {join(argv)}"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    service: str
+    name: str
+    id: str
+    status: str  # running, exited, restarting, created, ...
+    health: str  # healthy, unhealthy, starting, "" (no healthcheck)
+    exit_code: int
+    restarts: int
+    started_at: str
+    restart_policy: str
+
+    @property
+    def ready(self) -> bool:
+        if self.status == "running":
+            return self.health in ("", "healthy")
+        # a one-shot service (no restart policy) that finished cleanly is done, not failed
+        return self.status == "exited" and self.exit_code == 0 and self.restart_policy in ("", "no")
+
+    @property
+    def failed(self) -> bool:
+        if self.health == "unhealthy":
+            return True
+        return self.status in ("exited", "dead") and not self.ready and self.restart_policy in ("", "no")
+
+    def describe(self) -> str:
+        health = f" ({self.health})" if self.health else ""
+        extra = f", exit code {self.exit_code}" if self.status in ("exited", "restarting") else ""
+        extra += f", restarted {self.restarts}x" if self.restarts else ""
+        return f"{self.status}{health}{extra}"
+
+
+def parse_inspect(stdout: str) -> list[ContainerState]:
+    states = []
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 9:
+            continue
+        service, name, cid, status, health, code, restarts, started, policy = parts
+        states.append(ContainerState(service, name.lstrip("/"), cid, status, health,
+                                     int(code or 0), int(restarts or 0), started, policy))
+    return states

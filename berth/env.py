@@ -1,0 +1,31 @@
+"""Stage: ship env — the app's env file goes to the server over SSH stdin into a 0600 file.
+
+The bytes arrive exactly as they are on disk: berth never re-renders the file, so quoting, `$`,
+backslashes and non-ASCII text mean on the server what they mean to compose on the laptop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from berth.commands.files import write_private_file
+from berth.connect import HostSession
+from berth.errors import BerthError
+
+
+def checksum(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def ship_env(session: HostSession, local_path: Path, remote_name: str) -> tuple[str, int]:
+    data = local_path.read_bytes()
+    remote_path = f"{session.app_dir}/{remote_name}"
+    result = session.conn.run(write_private_file(remote_path), stdin=data, timeout=60)
+    if not result.ok:
+        raise BerthError(
+            f"could not write {remote_name} on {session.host.label}: {result.err.strip()[-300:]}",
+            where=f"{session.host.label}:{remote_path}",
+            fix="check the disk and the permissions of the app directory on the server",
+        )
+    return remote_path, len(data)

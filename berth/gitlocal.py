@@ -1,0 +1,107 @@
+"""Local git queries for the check and sync stages (the laptop side)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from berth.errors import BerthError
+
+
+class GitError(BerthError):
+    pass
+
+
+def git(root: Path, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_git_env(),
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed", fix="install git (apt-get install git)") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"`git {' '.join(args)}` did not finish within {timeout:.0f}s", where=str(root)) from None
+    if check and proc.returncode != 0:
+        raise GitError(
+            f"`git {' '.join(args)}` failed: {proc.stderr.strip() or proc.stdout.strip()}",
+            where=str(root),
+        )
+    return proc
+
+
+def _git_env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")  # never hang on a credential prompt
+    env["LC_ALL"] = "C"
+    return env
+
+
+def is_repo(root: Path) -> bool:
+    return git(root, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() == "true"
+
+
+def head_commit(root: Path) -> str | None:
+    proc = git(root, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    return proc.stdout.strip() or None
+
+
+def head_subject(root: Path) -> str:
+    return git(root, "log", "-1", "--format=%s", check=False).stdout.strip()
+
+
+def current_branch(root: Path) -> str | None:
+    proc = git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return proc.stdout.strip() or None
+
+
+def status_porcelain(root: Path) -> list[str]:
+    out = git(root, "status", "--porcelain", "--untracked-files=normal").stdout
+    return [line for line in out.splitlines() if line]
+
+
+def tracked_files(root: Path) -> list[str]:
+    return git(root, "ls-files", "-z").stdout.split("\0")[:-1]
+
+
+def is_ignored(root: Path, relpath: str) -> bool:
+    return git(root, "check-ignore", "-q", "--no-index", relpath, check=False).returncode == 0
+
+
+def remote_url(root: Path, remote: str) -> str | None:
+    """The URL of a named remote, or `remote` itself when it already looks like a URL or path."""
+    proc = git(root, "remote", "get-url", remote, check=False)
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    if "/" in remote or ":" in remote:
+        return remote
+    return None
+
+
+def ls_remote_branch(root: Path, url: str, branch: str) -> str | None:
+    """The commit the remote's branch points at (None if the branch does not exist there)."""
+    proc = git(root, "ls-remote", url, f"refs/heads/{branch}", timeout=30)
+    line = proc.stdout.strip()
+    return line.split()[0] if line else None
+
+
+def is_ancestor(root: Path, commit: str, of: str) -> bool:
+    return git(root, "merge-base", "--is-ancestor", commit, of, check=False).returncode == 0
+
+
+def has_commit(root: Path, commit: str) -> bool:
+    return git(root, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0
+
+
+def user_identity(root: Path) -> str:
+    import getpass
+    import socket
+
+    email = git(root, "config", "user.email", check=False).stdout.strip()
+    local = f"{getpass.getuser()}@{socket.gethostname()}"
+    return f"{email} ({local})" if email else local

@@ -1,0 +1,50 @@
+"""`berth plan`: what `berth deploy` would do, with the exact remote commands — touching nothing."""
+
+from __future__ import annotations
+
+from berth.check import run_checks
+from berth.check.findings import Severity
+from berth.commands import files as file_commands
+from berth.commands import git as git_commands
+from berth.commands import release as release_commands
+from berth.config import Target
+from berth.engines.compose import Compose, in_dir
+from berth.output import render_findings
+
+
+def render_plan(target: Target) -> str:
+    report = run_checks(target, offline=True)
+    ctx = report.context
+    out = [f"environment  {target.environment}" + ("  (asks for confirmation)" if target.confirm else "")]
+    for name in ("hosts", "user", "key", "port", "app_dir", "remote", "branch", "health_urls"):
+        value = target.get(name)
+        if value not in (None, [], ""):
+            out.append(f"{name:<12} {value}  ← {target.where(name)}")
+    out.append(f"{'app_dir':<12} {target.app_dir}" if not target.get("app_dir") else "")
+    out.append(f"{'project':<12} {target.project}")
+    out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {ctx.remote_url or '(no remote)'}")
+    shown = report.at_least(Severity.WARNING)
+    out.append("")
+    out.append(f"1. check: {len(report.errors)} errors" + (" — deploy would stop here:" if report.errors else ""))
+    if shown:
+        out.append(render_findings(shown, target.root))
+    if target.confirm:
+        out.append(f"2. confirm: type '{target.environment}' (or --yes)")
+    compose = Compose("v2", target.project, target.compose_files, target.env_file)
+    app = target.app_dir
+    commit = ctx.head or "COMMIT"
+    steps = [
+        ("connect", "ssh (ControlMaster, one connection per host): server facts — home, docker, compose v2/v1"),
+        ("sync", git_commands.sync(app, ctx.remote_url or "REMOTE", commit)),
+        ("env", f"{target.env_file} on stdin → " + file_commands.write_private_file(f"{app}/{target.env_file}")),
+        ("deploy", in_dir(app, compose.build()) + "   (skipped when the running release has this commit)\n"
+                   + in_dir(app, compose.up())),
+        ("verify", compose.inspect_containers() + "\n(repeat until healthy or timeout) then GET "
+                   + (", ".join(target.health_urls) or "(no health URL configured)")),
+        ("record", f"release JSON on stdin → " + release_commands.record(f"~/.berth/{target.project}", "RELEASE_ID", True)),
+    ]
+    for n, (name, text) in enumerate(steps, 3):
+        out.append(f"{n}. {name}:")
+        out.extend("     " + line for line in text.strip().splitlines())
+    out.append("\n(app_dir '~' is resolved to the server user's home when connecting; compose v1 is used where v2 is missing)")
+    return "\n".join(line for line in out if line is not None)
