@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what berth's sandbox and tests need on a Debian 12 machine (root): docker engine,
 # OpenSSH server, busybox (the example app's userland), iproute2, Compose v2, and a Python venv.
-# Idempotent: a second run only checks. See ../shared/notes/machine.md-style facts in docs/SANDBOX.md.
+# Idempotent: a second run only checks. docs/SANDBOX.md explains the pieces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

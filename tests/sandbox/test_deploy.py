@@ -1,0 +1,103 @@
+"""`berth deploy` end to end against the sandbox: real sshd, real git remote, real docker engine."""
+
+from __future__ import annotations
+
+import json
+import stat
+import urllib.request
+
+from tests.sandbox.conftest import SECRET
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.read().decode()
+
+
+def test_first_deploy_from_clean_clone_runs_healthy_and_records_release(app):
+    logins = app.server.ssh_logins()
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in ("check", "push", "connect", "sync", "env", "deploy", "verify", "record"):
+        assert f"✓ {step}" in result.stdout
+    commit = app.git("rev-parse", "HEAD")
+
+    assert get(app.url("/health")) == (200, "ok\n")
+    assert get(app.url("/ready")) == (200, "ready\n")
+    assert get(app.url("/version"))[1].strip() == "1"
+    # the server checked out exactly the validated commit, by git
+    assert (app.app_dir / ".git").is_dir()
+    assert app.server_head() == commit
+    # the worker wrote into its named volume
+    records = app.server.exec(f"{app.name}-worker-1", "cat", "/data/records.log").decode()
+    assert "start" in records
+    # the release record says what runs, for berth status
+    current = json.loads((app.state_dir / "current.json").read_text())
+    assert current["commit"] == commit and current["result"] == "ok" and current["environment"] == "staging"
+    assert current["deployed_by"] and current["finished_at"]
+    assert app.server.ssh_logins() == logins + 1  # one SSH connection for the whole deploy
+
+    status = app.berth("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert commit[:7] in status.stdout and "web" in status.stdout and "healthy" in status.stdout
+
+
+def test_new_commit_redeploy_changes_running_version(app):
+    assert app.berth("deploy", "--push").returncode == 0
+    new = app.commit("version 2", web__VERSION="2\n")
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert get(app.url("/version"))[1].strip() == "2"
+    assert json.loads((app.state_dir / "current.json").read_text())["commit"] == new
+    assert "built and up" in result.stdout
+
+
+def test_noop_redeploy_restarts_nothing(app):
+    assert app.berth("deploy", "--push").returncode == 0
+    before = app.server.containers(app.name)
+    assert set(before) == {"web", "worker"}
+    result = app.berth("deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "build skipped" in result.stdout and "already at" in result.stdout
+    assert app.server.containers(app.name) == before  # same containers, same start times
+
+
+def test_env_values_arrive_byte_identical_in_the_container(app):
+    # compose's env-file semantics: single quotes are literal, double quotes process \" and \\
+    cases = {
+        "V_SPACES": ("'a value  with   spaces'", "a value  with   spaces"),
+        "V_DOUBLE": ('"say \\"hi\\" and \'bye\'"', "say \"hi\" and 'bye'"),
+        "V_SINGLE": ("'say \"hi\" $NOT_EXPANDED ${HOME}'", 'say "hi" $NOT_EXPANDED ${HOME}'),
+        "V_DOLLAR": ("'price: $5, $$ and ${X:-y}'", "price: $5, $$ and ${X:-y}"),
+        "V_HASH": ("'value # not a comment'", "value # not a comment"),
+        "V_BACKSLASH": ("'C:\\path\\to\\file \\n stays'", "C:\\path\\to\\file \\n stays"),
+        "V_EQUALS": ("a=b=c==", "a=b=c=="),
+        "V_UNICODE": ("'Grüße, 日本語, ñandú 🚀'", "Grüße, 日本語, ñandú 🚀"),
+    }
+    env_file = app.dir / ".env.docker"
+    env_file.write_text(env_file.read_text() + "".join(f"{k}={raw}\n" for k, (raw, _) in cases.items()))
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the file on the server is the same bytes, private to the deploy user
+    remote_env = app.app_dir / ".env.docker"
+    assert remote_env.read_bytes() == env_file.read_bytes()
+    assert stat.S_IMODE(remote_env.stat().st_mode) == 0o600
+    for key, (_, expected) in cases.items():
+        value = app.server.exec(f"{app.name}-web-1", "awk", 'BEGIN { printf "%s", ENVIRON[ARGV[1]] }', key)
+        assert value == expected.encode(), key
+
+
+def test_failing_healthcheck_fails_deploy_with_service_logs(app):
+    env_file = app.dir / ".env.docker"
+    env_file.write_text(env_file.read_text() + "FAIL_HEALTH=1\n")
+    result = app.berth("deploy", "--push", "--timeout", "45")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "✗ verify" in out
+    assert "web" in out and "unhealthy" in out
+    assert "FAIL_HEALTH is set" in out  # the failing service's own log line
+    last = [json.loads(line) for line in (app.state_dir / "history.jsonl").read_text().splitlines()][-1]
+    assert last["result"] == "failed"
+    assert not (app.state_dir / "current.json").exists()  # a failed release never becomes current
+    status = app.berth("status")
+    assert status.returncode != 0 and "FAILED" in status.stdout
