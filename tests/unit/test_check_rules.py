@@ -75,6 +75,7 @@ class Case:
     expect: Callable[[Project, list[Finding]], None] | None = None
     environment: str | None = None
     hosts: tuple[str, ...] = ()
+    bug: str | None = None  # a known berth bug: the case is a strict xfail until it is fixed
 
 
 def noop(p: Project) -> None:
@@ -113,6 +114,14 @@ DEFAULTED = ('services:\n  web:\n    image: nginx\n    ports:\n      - "${PORT:-
              '    environment:\n      - PORT=${PORT:-8080}\n')
 ENV_FILE_SERVICE = 'services:\n  web:\n    image: nginx\n    env_file: {entry}\n'
 BAD_INDENT = "services:\n  web:\n    image: nginx\n   ports:\n      - 80:80\n"
+
+
+def _gitignore(text: str):
+    def setup(p: Project) -> None:
+        p.write(".gitignore", text)
+        p.git("commit", "-q", "-m", "gitignore", "--", ".gitignore")  # only this file
+        p.push()
+    return setup
 
 
 def _remove_git(p: Project) -> None:
@@ -257,14 +266,14 @@ CASES: list[Case] = [
     Case("git.env-tracked", False, "examples and .envrc", _track(".env.sample", ".env.template", ".envrc")),
     # git.env-not-ignored
     Case("git.env-not-ignored", True, "app env not ignored",
-         lambda p: (p.write(".gitignore", ".env\n"), p.commit()),
+         _gitignore(".env\n"),
          expect_at(".gitignore", contains=".env.docker is not ignored")),
     Case("git.env-not-ignored", True, "nothing ignored",
-         lambda p: (p.write(".gitignore", "node_modules/\n"), p.commit()),
+         _gitignore("node_modules/\n"),
          lambda p, found: _assert(sorted(f.message for f in found)
                                   == [".env is not ignored by git", ".env.docker is not ignored by git"])),
     Case("git.env-not-ignored", False, "pattern ignores both",
-         lambda p: (p.write(".gitignore", ".env*\n!.env*.example\n"), p.commit())),
+         _gitignore(".env*\n!.env*.example\n")),
     # git.dirty
     Case("git.dirty", True, "modified tracked file",
          lambda p: compose(p, (p.root / "docker-compose.yml").read_text() + "# edited\n"),
@@ -315,7 +324,8 @@ CASES: list[Case] = [
          hosts=("203.0.113.7",)),
     # settings.port
     Case("settings.port", True, "not a number", lambda p: dotenv(p, "SERVER_PORT=ssh\n"),
-         expect_at(".env", 4, contains="'ssh'")),
+         expect_at(".env", 4, contains="'ssh'"),
+         bug="BUG: Target.hosts does int(port) on SERVER_PORT=ssh and raises ValueError before the rule runs"),
     Case("settings.port", True, "zero", lambda p: dotenv(p, "SERVER_PORT=0\n"), expect_at(".env", 4)),
     Case("settings.port", True, "too big", lambda p: dotenv(p, "SERVER_PORT=65536\n"), expect_at(".env", 4)),
     Case("settings.port", True, "from berth.toml",
@@ -376,7 +386,13 @@ def test_clean_project_has_no_findings(project):
     assert report.rules_run == len(RULES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def _params():
+    for case in CASES:
+        marks = [pytest.mark.xfail(reason=case.bug, strict=True)] if case.bug else []
+        yield pytest.param(case, id=_case_id(case), marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params()))
 def test_rule(project, case: Case):
     case.setup(project)
     report = run(project, case.environment, case.hosts)
