@@ -1,0 +1,528 @@
+"""berth.commands and berth.engines: the exact argv / shell text, and the scripts executed for real with `sh`."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import berth.commands
+import berth.engines
+from berth.commands import files as file_commands
+from berth.commands import git as git_commands
+from berth.commands import host as host_commands
+from berth.commands import release as release_commands
+from berth.commands import shell
+from berth.engines import compose as compose_engine
+from berth.engines.compose import Compose, ContainerState, in_dir, parse_inspect
+
+pytestmark = pytest.mark.usefixtures("git_env")
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def sh(script: str, env: dict, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=120)
+
+
+# --------------------------------------------------------------------------- compose argv
+
+
+def test_compose_v2_argv():
+    c = Compose("v2", "shop", ("docker-compose.yml", "docker-compose.prod.yml"), ".env.docker")
+    assert c.base() == ["docker", "compose", "--project-name", "shop", "--file", "docker-compose.yml",
+                        "--file", "docker-compose.prod.yml", "--env-file", ".env.docker"]
+    assert c.build() == [*c.base(), "build"]
+    assert c.up() == [*c.base(), "up", "--detach", "--remove-orphans"]
+    assert c.logs() == [*c.base(), "logs", "--no-color", "--tail", "50"]
+    assert c.logs(("web", "db"), tail=5, follow=True) == [*c.base(), "logs", "--no-color", "--tail", "5",
+                                                          "--follow", "web", "db"]
+
+
+def test_compose_v1_argv():
+    c = Compose("v1", "shop", ("docker-compose.yml",), "conf/app env")
+    assert c.base() == ["docker-compose", "--project-name", "shop", "--file", "docker-compose.yml",
+                        "--env-file", "conf/app env"]
+    assert c.up()[0] == "docker-compose" and "compose" not in c.up()[1:2]
+    assert c.build()[-1] == "build"
+
+
+def _fake_docker(tmp_path: Path) -> dict:
+    """`docker`/`docker-compose` on PATH that log their cwd and argv to bin/calls.log.
+
+    Each call is one record: cwd NUL, then every argument NUL-terminated, then \\x1e.
+    `docker ps` prints two container ids, as the real one would.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("docker", "docker-compose"):
+        exe = bin_dir / name
+        exe.write_text(
+            "#!/bin/sh\n"
+            'log="$(dirname "$0")/calls.log"\n'
+            '{ printf "%s\\0" "$(pwd)" "$(basename "$0")" "$@"; printf "\\036"; } >> "$log"\n'
+            'if [ "$1" = ps ]; then printf "id1\\nid2\\n"; fi\n'
+        )
+        exe.chmod(0o755)
+    env = dict(os.environ)
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    return env
+
+
+def _calls(tmp_path: Path) -> list[tuple[str, list[str]]]:
+    log = tmp_path / "bin" / "calls.log"
+    if not log.exists():
+        return []
+    calls = []
+    for record in log.read_bytes().decode().split("\x1e")[:-1]:
+        cwd, *argv = record.split("\0")[:-1]
+        calls.append((cwd, argv))
+    return calls
+
+
+@pytest.mark.parametrize("variant", ["v2", "v1"])
+def test_in_dir_runs_the_argv_unchanged_in_the_app_dir(tmp_path, variant):
+    app = tmp_path / "my app's \"dir\" $HOME `id`"
+    app.mkdir()
+    c = Compose(variant, "shop", ("docker-compose.yml", "over ride.yml"), ".env docker $X")
+    proc = sh(in_dir(str(app), c.up()), _fake_docker(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert _calls(tmp_path) == [(str(app), c.up())]
+
+
+def test_inspect_containers_passes_the_format_verbatim(tmp_path):
+    c = Compose("v2", "shop", ("docker-compose.yml",), ".env.docker")
+    proc = sh(c.inspect_containers(), _fake_docker(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (_, ps), (_, inspect_argv) = _calls(tmp_path)
+    assert ps == ["docker", "ps", "--all", "--quiet", "--filter", "label=com.docker.compose.project=shop",
+                  "--filter", "label=com.docker.compose.oneoff=False"]
+    assert inspect_argv == ["docker", "inspect", "--format", compose_engine.INSPECT_FORMAT, "id1", "id2"]
+
+
+def test_inspect_containers_skips_inspect_without_containers(tmp_path):
+    env = _fake_docker(tmp_path)
+    (tmp_path / "bin" / "docker").write_text('#!/bin/sh\necho "$@" >> "$0.log"\n')
+    proc = sh(Compose("v2", "shop", (), ".env").inspect_containers(), env)
+    assert proc.returncode == 0
+    assert (tmp_path / "bin" / "docker.log").read_text().startswith("ps ")
+    assert "inspect" not in (tmp_path / "bin" / "docker.log").read_text()
+
+
+def test_parse_inspect_and_states():
+    line = "\t".join
+    out = "\n".join([
+        line(["web", "/shop-web-1", "c1", "running", "healthy", "0", "0", "2024-01-01T00:00:00Z", "always"]),
+        line(["db", "/shop-db-1", "c2", "running", "unhealthy", "0", "3", "t", "always"]),
+        line(["migrate", "/shop-migrate-1", "c3", "exited", "", "0", "0", "t", "no"]),
+        line(["worker", "/shop-worker-1", "c4", "exited", "", "2", "0", "t", ""]),
+        line(["api", "/shop-api-1", "c5", "restarting", "", "1", "7", "t", "always"]),
+        "garbage line",
+    ])
+    states = {s.service: s for s in parse_inspect(out)}
+    assert set(states) == {"web", "db", "migrate", "worker", "api"}
+    assert states["web"].name == "shop-web-1" and states["web"].ready and not states["web"].failed
+    assert states["db"].failed and not states["db"].ready
+    assert states["migrate"].ready and not states["migrate"].failed
+    assert states["worker"].failed and states["worker"].describe() == "exited, exit code 2"
+    assert not states["api"].ready and not states["api"].failed
+    assert states["api"].describe() == "restarting, exit code 1, restarted 7x"
+    assert isinstance(states["db"], ContainerState) and states["db"].restarts == 3
+
+
+# --------------------------------------------------------------------------- never destructive
+
+FORBIDDEN = ("down -v", "--volumes", "volume rm", "--no-cache", "reset --hard", "clean -f", "stash")
+WEIRD = "x'; y \"$z\" `w`"
+
+# every public command builder, called with representative arguments
+GENERATORS = {
+    "berth.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
+    "berth.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
+                                        git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA)],
+    "berth.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
+    "berth.commands.host.parse_facts": lambda: [],  # a parser, returns no command
+    "berth.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
+    "berth.commands.release.record": lambda: [release_commands.record("/h/.berth/shop", "ID", True),
+                                              release_commands.record("/h/.berth/shop", "ID", False)],
+    "berth.commands.release.history": lambda: [release_commands.history("/h/.berth/shop", 5)],
+    "berth.commands.shell.quote": lambda: [shell.quote(WEIRD)],
+    "berth.commands.shell.join": lambda: [shell.join(["a", WEIRD])],
+    "berth.commands.shell.chain": lambda: [shell.chain("a", "", "b")],
+    "berth.commands.shell.script": lambda: [shell.script(["a", "b"])],
+    "berth.engines.compose.in_dir": lambda: [in_dir("/srv/app", ["docker", "compose", "up"])],
+    "berth.engines.compose.parse_inspect": lambda: [],
+    "berth.engines.compose.Compose": lambda: [
+        " ".join(argv)
+        for variant in ("v2", "v1")
+        for c in [Compose(variant, "shop", ("a.yml", "b.yml"), ".env.docker")]
+        for argv in (c.base(), c.build(), c.up(), c.logs(), c.logs(("web",), 10, True))
+    ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
+    "berth.engines.compose.ContainerState": lambda: [],
+}
+
+MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine]
+
+
+def _public_callables():
+    for module in MODULES:
+        for name, obj in vars(module).items():
+            if name.startswith("_") or not callable(obj) or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            yield f"{module.__name__}.{name}"
+
+
+def test_generator_table_covers_every_public_builder():
+    assert set(_public_callables()) == set(GENERATORS)
+    public_methods = {n for n, _ in inspect.getmembers(Compose, inspect.isfunction) if not n.startswith("_")}
+    assert public_methods == {"base", "build", "up", "logs", "inspect_containers"}  # all called above
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_no_generated_command_is_destructive(name):
+    for text in GENERATORS[name]():
+        for bad in FORBIDDEN:
+            assert bad not in text, f"{name} produced {bad!r}: {text}"
+        # `down` is not used at all, and no `-v` follows a compose `down` / `rm`
+        assert " down" not in text and "volume" not in text
+
+
+def _string_literals(path: Path):
+    """Every string constant in a module except docstrings (docs may say what is never done)."""
+    tree = ast.parse(path.read_text())
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def _source_files():
+    for package in (berth.commands, berth.engines):
+        yield from sorted(Path(package.__file__).parent.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", list(_source_files()), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_destructive_fragment_in_source_strings(path):
+    literals = list(_string_literals(path))
+    joined = "\n".join(literals)
+    for bad in FORBIDDEN:
+        assert bad not in joined, f"{path.name} contains {bad!r}"
+    # argv lists spell flags as separate words: look for the dangerous words on their own too
+    words = set(literals)
+    assert not ({"--volumes", "--no-cache", "--hard", "stash"} & words)
+    assert not ({"down", "-v"} <= words)
+
+
+def test_source_scan_would_see_a_forbidden_word(tmp_path):
+    # the scanner ignores docstrings but not code
+    f = tmp_path / "m.py"
+    f.write_text('"""never down -v"""\ndef f():\n    """doc: --no-cache"""\n    return ["docker", "--no-cache"]\n')
+    assert list(_string_literals(f)) == ["docker", "--no-cache"]
+
+
+# --------------------------------------------------------------------------- git sync, executed
+
+
+@pytest.fixture
+def origin(tmp_path, new_repo, run_git):
+    """A bare remote with two commits on main, and the work repo that pushes to it."""
+    remote = new_repo(tmp_path / "remote dir" / "app.git", bare=True)
+    work = new_repo(tmp_path / "work")
+    run_git(work, "remote", "add", "origin", str(remote))
+
+    def commit(name: str, text: str) -> str:
+        (work / name).write_text(text)
+        run_git(work, "add", "-A")
+        run_git(work, "commit", "-q", "-m", f"edit {name}")
+        run_git(work, "push", "-q", "origin", "HEAD:refs/heads/main")
+        return run_git(work, "rev-parse", "HEAD")
+
+    first = commit("app.py", "print('v1')\n")
+    second = commit("app.py", "print('v2')\n")
+    return type("Origin", (), {"remote": remote, "work": work, "commit": staticmethod(commit),
+                               "first": first, "second": second})
+
+
+def values(stdout: bytes) -> dict[str, str]:
+    out = {}
+    for line in stdout.decode().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def run_sync(app: Path, remote: Path | str, commit: str, env: dict) -> subprocess.CompletedProcess:
+    return sh(git_commands.sync(str(app), str(remote), commit), env)
+
+
+def head_of(app: Path, run_git) -> str:
+    return run_git(app, "rev-parse", "HEAD")
+
+
+def test_sync_first_run_clones_and_checks_out_detached(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "server" / "srv" / "app"  # parents do not exist yet
+    proc = run_sync(app, origin.remote, origin.first, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    v = values(proc.stdout)
+    assert v["cloned"] == "1" and v["head"] == origin.first
+    assert "previous" not in v
+    assert head_of(app, run_git) == origin.first  # not the tip of main
+    assert run_git(app, "symbolic-ref", "-q", "HEAD", check=False) == ""  # detached
+    assert (app / "app.py").read_text() == "print('v1')\n"
+
+
+def test_sync_second_run_fetches_and_moves(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    third = origin.commit("app.py", "print('v3')\n")  # pushed after the clone: must be fetched
+    proc = run_sync(app, origin.remote, third, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    v = values(proc.stdout)
+    assert v == {"previous": origin.first, "fetched": "1", "head": third}
+    assert (app / "app.py").read_text() == "print('v3')\n"
+    # the same commit again: nothing fetched, nothing moved
+    again = run_sync(app, origin.remote, third, sub_env())
+    assert again.returncode == 0
+    assert values(again.stdout) == {"previous": third, "head": third}
+    # and back to an older commit that is already there: no fetch
+    back = run_sync(app, origin.remote, origin.second, sub_env())
+    assert values(back.stdout) == {"previous": third, "head": origin.second}
+
+
+def test_sync_dirty_checkout_stops_and_keeps_the_change(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    (app / "app.py").write_text("hotfix on the server\n")
+    proc = run_sync(app, origin.remote, origin.second, sub_env())
+    assert proc.returncode == git_commands.DIRTY_CHECKOUT == 65
+    assert b" M app.py" in proc.stderr
+    assert (app / "app.py").read_text() == "hotfix on the server\n"
+    assert head_of(app, run_git) == origin.first
+    assert run_git(app, "stash", "list") == ""  # nothing stashed away either
+
+
+def test_sync_staged_change_is_dirty_too(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    (app / "new.py").write_text("x\n")
+    run_git(app, "add", "new.py")
+    proc = run_sync(app, origin.remote, origin.second, sub_env())
+    assert proc.returncode == 65
+    assert (app / "new.py").exists()
+
+
+def test_sync_reports_and_keeps_untracked_files(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    (app / "uploads").mkdir()
+    (app / "uploads" / "a.png").write_bytes(b"\x89PNG")
+    (app / ".env.docker").write_text("SECRET=1\n")
+    proc = run_sync(app, origin.remote, origin.second, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    untracked = values(proc.stdout)["untracked"]
+    assert "?? uploads/" in untracked and "?? .env.docker" in untracked
+    assert (app / "uploads" / "a.png").read_bytes() == b"\x89PNG"
+    assert head_of(app, run_git) == origin.second
+
+
+def test_sync_refuses_a_non_git_directory(tmp_path, origin, sub_env):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "index.html").write_text("hand-copied site\n")
+    proc = run_sync(app, origin.remote, origin.first, sub_env())
+    assert proc.returncode == git_commands.NOT_A_CHECKOUT == 64
+    assert b"is not a git checkout" in proc.stderr
+    assert [p.name for p in app.iterdir()] == ["index.html"]
+    assert (app / "index.html").read_text() == "hand-copied site\n"
+
+
+def test_sync_refuses_a_regular_file_at_the_app_path(tmp_path, origin, sub_env):
+    app = tmp_path / "app"
+    app.write_text("not a dir")
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 64
+    assert app.read_text() == "not a dir"
+
+
+def test_sync_clones_into_an_existing_empty_directory(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    app.mkdir()
+    proc = run_sync(app, origin.remote, origin.first, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == origin.first
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_sync_unknown_commit(tmp_path, origin, sub_env, run_git, existing):
+    app = tmp_path / "app"
+    if existing:
+        assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    proc = run_sync(app, origin.remote, "f" * 40, sub_env())
+    assert proc.returncode == git_commands.COMMIT_NOT_FOUND == 66
+    assert b"is not on the remote" in proc.stderr
+    assert b"fetched=1" in proc.stdout  # it did try the remote before giving up
+    if existing:
+        assert head_of(app, run_git) == origin.first
+
+
+@pytest.mark.parametrize("name", ["my app", "it's", 'say "hi"', "$HOME and `id`", "semi;colon && x", "-dash"])
+def test_sync_app_dir_with_special_characters(tmp_path, origin, sub_env, run_git, name):
+    parent = tmp_path / "srv"
+    app = parent / name / "checkout"
+    proc = run_sync(app, origin.remote, origin.first, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == origin.first
+    assert sorted(p.name for p in parent.iterdir()) == [name]  # nothing created beside it
+    assert run_sync(app, origin.remote, origin.second, sub_env()).returncode == 0
+    assert head_of(app, run_git) == origin.second
+
+
+def test_sync_updates_origin_url_when_remote_moves(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    moved = tmp_path / "moved.git"
+    run_git(tmp_path, "clone", "-q", "--bare", str(origin.remote), str(moved))
+    third = origin.commit("app.py", "v3")
+    run_git(origin.work, "push", "-q", str(moved), "HEAD:refs/heads/main")
+    proc = run_sync(app, moved, third, sub_env())
+    assert proc.returncode == 0, proc.stderr
+    assert run_git(app, "remote", "get-url", "origin") == str(moved)
+    assert head_of(app, run_git) == third
+
+
+def test_sync_unreachable_remote_fails_with_git_error(tmp_path, sub_env):
+    proc = run_sync(tmp_path / "app", tmp_path / "missing.git", SHA, sub_env())
+    assert proc.returncode not in (0, 64, 65, 66)
+    assert not (tmp_path / "app").exists() or not any((tmp_path / "app").iterdir())
+
+
+# --------------------------------------------------------------------------- private file, executed
+
+ALL_BYTES = bytes(range(256)) * 3 + b"\n\r\n\x00last line without newline"
+
+
+def test_write_private_file_is_byte_identical_and_0600(tmp_path):
+    path = tmp_path / "srv" / "my app" / "conf dir" / ".env.docker"
+    proc = sh(file_commands.write_private_file(str(path)), dict(os.environ), stdin=ALL_BYTES)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes() == ALL_BYTES
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == [".env.docker"]  # no temp file left
+
+
+def test_write_private_file_replaces_a_readable_file(tmp_path):
+    path = tmp_path / "app" / ".env.docker"
+    path.parent.mkdir()
+    path.write_text("OLD=1\n")
+    path.chmod(0o644)
+    proc = sh(file_commands.write_private_file(str(path)), dict(os.environ), stdin=b"NEW=2\n")
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes() == b"NEW=2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_write_private_file_empty_stdin(tmp_path):
+    path = tmp_path / "x" / "empty.env"
+    assert sh(file_commands.write_private_file(str(path)), dict(os.environ)).returncode == 0
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize("name", ["it's.env", "$(touch pwned).env", "a b\nc.env"])
+def test_write_private_file_special_names(tmp_path, name):
+    path = tmp_path / "app" / name
+    proc = sh(file_commands.write_private_file(str(path)), dict(os.environ), stdin=b"A=1\n", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes() == b"A=1\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.xfail(reason="BUG: files.write_private_file('name') without a '/' runs `mkdir -p name`, "
+                          "so the file ends up at name/name.berth-tmp", strict=True)
+def test_write_private_file_relative_name_without_directory(tmp_path):
+    proc = sh(file_commands.write_private_file(".env.docker"), dict(os.environ), stdin=b"A=1\n", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / ".env.docker").is_file()
+    assert (tmp_path / ".env.docker").read_bytes() == b"A=1\n"
+
+
+# --------------------------------------------------------------------------- release records, executed
+
+
+def _record(state: Path, rid: str, payload: dict, make_current: bool) -> bytes:
+    line = (json.dumps(payload, sort_keys=True) + "\n").encode()
+    proc = sh(release_commands.record(str(state), rid, make_current), dict(os.environ), stdin=line)
+    assert proc.returncode == 0, proc.stderr
+    return line
+
+
+def test_release_record_files(tmp_path):
+    state = tmp_path / "home" / ".berth" / "my shop"
+    first = _record(state, "20250101T000000Z-aaaaaaa", {"id": 1, "result": "ok"}, True)
+    assert (state / "releases" / "20250101T000000Z-aaaaaaa.json").read_bytes() == first
+    assert (state / "history.jsonl").read_bytes() == first
+    assert (state / "current.json").read_bytes() == first
+
+    failed = _record(state, "20250102T000000Z-bbbbbbb", {"id": 2, "result": "failed"}, False)
+    assert (state / "releases" / "20250102T000000Z-bbbbbbb.json").read_bytes() == failed
+    assert (state / "history.jsonl").read_bytes() == first + failed
+    assert (state / "current.json").read_bytes() == first  # a failed release is not current
+
+    third = _record(state, "20250103T000000Z-ccccccc", {"id": 3, "result": "ok"}, True)
+    assert (state / "history.jsonl").read_bytes() == first + failed + third
+    assert (state / "current.json").read_bytes() == third
+    assert sorted(p.name for p in state.iterdir()) == ["current.json", "history.jsonl", "releases"]
+    assert sorted(p.name for p in (state / "releases").iterdir()) == [
+        "20250101T000000Z-aaaaaaa.json", "20250102T000000Z-bbbbbbb.json", "20250103T000000Z-ccccccc.json"]
+    for p in [state / "current.json", state / "history.jsonl", *(state / "releases").iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_release_history_reads_the_last_lines(tmp_path):
+    state = tmp_path / "st ate"
+    lines = [_record(state, f"r{i}", {"i": i}, i % 2 == 0) for i in range(5)]
+    proc = sh(release_commands.history(str(state), 3), dict(os.environ))
+    assert proc.returncode == 0
+    assert proc.stdout == b"".join(lines[-3:])
+    missing = sh(release_commands.history(str(tmp_path / "none"), 3), dict(os.environ))
+    assert (missing.returncode, missing.stdout) == (0, b"")
+
+
+def test_release_state_dir_rel():
+    assert release_commands.state_dir_rel("shop") == ".berth/shop"
+
+
+# --------------------------------------------------------------------------- server facts, executed
+
+
+def test_facts_script_reads_home_user_and_current_release(tmp_path, sub_env):
+    home = tmp_path / "home dir"
+    state = home / ".berth" / "shop"
+    state.mkdir(parents=True)
+    (state / "current.json").write_text('{"commit": "abc", "result": "ok"}\n')
+    env = sub_env(HOME=str(home))
+    proc = subprocess.run(["sh", "-c", host_commands.facts(".berth/shop")], capture_output=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    facts, current = host_commands.parse_facts(proc.stdout.decode())
+    assert facts["home"] == str(home)
+    assert facts["user"]
+    assert facts["git"].startswith("git version")
+    assert "docker" in facts or "docker_error" in facts
+    assert json.loads(current) == {"commit": "abc", "result": "ok"}
+
+
+def test_parse_facts_without_current_release():
+    facts, current = host_commands.parse_facts("home=/h\nuser=u\nnoise\ncompose=v2 2.26.1\n---berth-current---\n")
+    assert facts == {"home": "/h", "user": "u", "compose": "v2 2.26.1"}
+    assert current == ""
