@@ -182,11 +182,13 @@ def sandbox():
 @sandbox.command("up")
 @click.option("--hosts", default=1, show_default=True, help="How many test servers.")
 @click.option("--repo", default="app", show_default=True, help="Name of the bare git repo to create.")
-def sandbox_up(hosts, repo):
+@click.option("--compose-v1", "compose_v1", multiple=True, type=int, metavar="N",
+              help="Host N has only Compose v1 (docker-compose), like an older server. Repeatable.")
+def sandbox_up(hosts, repo, compose_v1):
     """Create the test servers and print the .env values to use."""
     from berth import sandbox as sb
 
-    box = sb.up(hosts, repo)
+    box = sb.up(hosts, repo, tuple(compose_v1))
     click.echo(f"sandbox up: {len(box.hosts)} host(s); git remote {box.remote}")
     for h in box.hosts:
         click.echo(f"  {h.name}: ssh {h.user}@{h.address} (key {box.key}), docker {h.docker_host}")

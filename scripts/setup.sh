@@ -15,6 +15,7 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v iptables >/dev/null || need_apt+=(iptables)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v git >/dev/null || need_apt+=(git)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # Compose v1, for servers that only have it
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 
 apt_updated=0

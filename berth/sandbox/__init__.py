@@ -104,6 +104,8 @@ def missing_prerequisites() -> list[str]:
         missing.append("a *static* busybox (package busybox-static; the dynamic one cannot run in an image)")
     if shutil.which("docker") and _run(["docker", "compose", "version"], check=False).returncode != 0:
         missing.append("Docker Compose v2 (`docker compose`; scripts/setup.sh installs it)")
+    if shutil.which("docker-compose") is None:
+        missing.append("Docker Compose v1 (package docker-compose), for servers that only have v1")
     return missing
 
 
@@ -300,7 +302,17 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path) -> str:
+# A server with only Compose v1: `docker compose` answers like a docker CLI without the plugin.
+NO_COMPOSE_V2_WRAPPER = """#!/bin/sh
+if [ "$1" = compose ]; then
+  echo "docker: 'compose' is not a docker command." >&2
+  exit 1
+fi
+exec /usr/local/bin/docker "$@"
+"""
+
+
+def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path, compose_v1: bool = False) -> str:
     i = h.index
     d = Path(h.dir)
     run_dir = RUN / f"h{i}"
@@ -334,6 +346,9 @@ def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path) -> str:
          "--bip", f"172.30.{i}.1/24", "--group", h.user, "--cgroup-parent", f"/{h.name}"],
         stdout=dockerd_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
+    if compose_v1:
+        (d / "bin").mkdir()
+        _write(d / "bin" / "docker", NO_COMPOSE_V2_WRAPPER, 0o755)
     # sshd: key-only, this user only, DOCKER_HOST pointing at this host's engine
     host_key = d / "ssh_host_ed25519_key"
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name, "-f", str(host_key)])
@@ -349,7 +364,7 @@ def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path) -> str:
         "PermitRootLogin no",
         "UsePAM no",
         f"AllowUsers {h.user}",
-        f"SetEnv DOCKER_HOST={h.docker_host}",
+        f"SetEnv DOCKER_HOST={h.docker_host}" + (f" PATH={d}/bin:/usr/local/bin:/usr/bin:/bin" if compose_v1 else ""),
         "MaxSessions 100",
         "MaxStartups 100:30:200",
         "LogLevel VERBOSE",
@@ -372,7 +387,8 @@ def _wait_engine(h: SandboxHost, seconds: float = 60) -> None:
                      where=f"{h.dir}/dockerd.log", details=log)
 
 
-def up(hosts: int = 1, repo: str = "app") -> Sandbox:
+def up(hosts: int = 1, repo: str = "app", compose_v1: tuple[int, ...] = ()) -> Sandbox:
+    """Start `hosts` servers; those whose index is in `compose_v1` have only `docker-compose` (v1)."""
     missing = missing_prerequisites()
     if missing:
         raise BerthError(
@@ -395,7 +411,7 @@ def up(hosts: int = 1, repo: str = "app") -> Sandbox:
     known = []
     try:
         for h in specs:
-            algo, pub = _start_host(h, pubkey, remote_dir)
+            algo, pub = _start_host(h, pubkey, remote_dir, compose_v1=h.index in compose_v1)
             known.append(f"{h.address} {algo} {pub}")
         for h in specs:
             _wait_engine(h)
