@@ -17,20 +17,31 @@ class ScalarAt:
     """One string value in the YAML source, with where it starts."""
 
     path: tuple[str | int, ...]  # ("services", "web", "environment", "DATABASE_URL")
-    value: str
-    line: int  # 1-based
-    col: int  # 1-based, of the value's first character (after an opening quote)
-    block: bool  # literal/folded block scalar: content starts on the next line
+    value: str  # after YAML unquoting/folding
+    raw: str  # the source text of the scalar, quotes and escapes included
+    line: int  # 1-based, where `raw` starts
+    col: int  # 1-based, where `raw` starts
 
-    def position_of(self, offset: int) -> tuple[int, int]:
-        """file line/col of character `offset` of the value (exact for one-line scalars)."""
-        before = self.value[:offset]
+    def position_of(self, start: int, end: int | None = None) -> tuple[int, int]:
+        """file line/col of value[start:end] (e.g. a `${VAR}`), found in the source text.
+
+        Quoting, escapes and folding make value offsets differ from source offsets, so the same
+        occurrence of the text is looked up in the raw source instead.
+        """
+        needle = self.value[start:end if end is not None else start + 1]
+        nth = self.value.count(needle, 0, start) if needle else 0
+        index = -1
+        for _ in range(nth + 1):
+            index = self.raw.find(needle, index + 1)
+            if index < 0:
+                break
+        if index < 0:  # the text is written differently in the source (escapes inside it)
+            index = 0
+        before = self.raw[:index]
         newlines = before.count("\n")
-        if self.block:
-            return self.line + 1 + newlines, 1
         if newlines:
-            return self.line + newlines, len(before) - before.rfind("\n")
-        return self.line, self.col + offset
+            return self.line + newlines, index - before.rfind("\n")
+        return self.line, self.col + index
 
 
 @dataclass(frozen=True)
@@ -91,20 +102,19 @@ def load_compose_file(path: Path) -> ComposeFile:
             where=str(path),
             fix="see the compose specification: the top level holds services, volumes, networks",
         )
-    return ComposeFile(path, data, tuple(_scalars(node, ())))
+    return ComposeFile(path, data, tuple(_scalars(node, (), text)))
 
 
-def _scalars(node, path: tuple) -> Iterator[ScalarAt]:
+def _scalars(node, path: tuple, text: str) -> Iterator[ScalarAt]:
     import yaml
 
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:str":
-            quoted = node.style in ("'", '"')
-            block = node.style in ("|", ">")
-            yield ScalarAt(path, node.value, node.start_mark.line + 1, node.start_mark.column + 1 + quoted, block)
+            start, end = node.start_mark, node.end_mark
+            yield ScalarAt(path, node.value, text[start.index:end.index], start.line + 1, start.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            yield from _scalars(child, (*path, i))
+            yield from _scalars(child, (*path, i), text)
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            yield from _scalars(value, (*path, str(key.value)))
+            yield from _scalars(value, (*path, str(key.value)), text)

@@ -89,7 +89,9 @@ class Target:
         key_path = _local_path(self.root, key) if key else None
         port = self.get("port")
         return tuple(
-            Host(address=a, user=self.get("user"), port=int(port) if port else None, key_path=key_path)
+            # an unusable port is reported by the settings.port rule; here it just is not applied
+            Host(address=a, user=self.get("user"), port=int(port) if str(port or "").isdigit() else None,
+                 key_path=key_path)
             for a in self.get("hosts", [])
         )
 
@@ -111,7 +113,8 @@ class Target:
         """The compose project name: explicit, else the app dir's last part, as compose derives it."""
         explicit = self.get("project")
         name = explicit or self.app_dir.rstrip("/").rsplit("/", 1)[-1]
-        return re.sub(r"[^a-z0-9_-]", "", name.lower()) or "app"
+        # as compose normalizes it: lowercase, [a-z0-9_-], starting with a letter or digit
+        return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-") or "app"
 
     @property
     def confirm(self) -> bool:
@@ -152,7 +155,7 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
         "list": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if kind == "list" and isinstance(value, str):
-        return [value]
+        return _split_list(value)
     if not ok:
         want = {"str": "a string", "int": "a whole number", "bool": "true or false", "list": "a list of strings"}[kind]
         raise UsageError(
@@ -171,6 +174,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"berth.toml is not valid TOML: {exc}", where=str(path), fix="fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise UsageError("berth.toml is not UTF-8 text", where=str(path), fix="save it as UTF-8") from None
     except OSError as exc:
         raise UsageError(f"cannot read berth.toml: {exc.strerror}", where=str(path)) from None
     for key in data:
@@ -180,6 +185,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
                 where=str(path),
                 fix="use [defaults] and [environments.NAME]; see docs/CONFIG.md",
             )
+    for key in _TOP_LEVEL_KEYS:
+        if key in data and not isinstance(data[key], dict):
+            example = "[defaults]" if key == "defaults" else "[environments.staging]"
+            raise UsageError(f"berth.toml: '{key}' must be a table of sections, not {data[key]!r}",
+                             where=str(path), fix=f"write it as {example} followed by its keys")
     sections = [("defaults", data.get("defaults", {}))]
     sections += [(f"environments.{n}", s) for n, s in data.get("environments", {}).items()]
     for name, section in sections:

@@ -90,6 +90,19 @@ def ls_remote_branch(root: Path, url: str, branch: str) -> str | None:
     return line.split()[0] if line else None
 
 
+def is_pushed(root: Path, url: str, branch: str, commit: str) -> tuple[bool, str | None]:
+    """Does the remote's branch contain `commit`? Returns (answer, the branch's tip on the remote)."""
+    tip = ls_remote_branch(root, url, branch)
+    if tip is None:
+        return False, None
+    if tip == commit:
+        return True, tip
+    if not has_commit(root, tip):
+        # the remote moved on since our last fetch: fetch that branch (only FETCH_HEAD changes)
+        git(root, "fetch", "--quiet", url, f"refs/heads/{branch}", check=False, timeout=120)
+    return has_commit(root, tip) and is_ancestor(root, commit, tip), tip
+
+
 def is_ancestor(root: Path, commit: str, of: str) -> bool:
     return git(root, "merge-base", "--is-ancestor", commit, of, check=False).returncode == 0
 

@@ -50,20 +50,18 @@ class StepPrinter:
 
 
 def render_findings(findings, root: Path, masker: Masker | None = None) -> str:
-    """Findings grouped by file, most severe first within each file."""
+    """Compiler-style `file:line:col: severity: message [rule]` lines, grouped by file, each with its fix."""
     mask = masker or Masker()
     colors = {"error": "red", "warning": "yellow", "info": "cyan"}
     by_file: dict[str, list] = {}
     for f in findings:
-        key = f.location(root).split(":")[0] if f.file else "(project)"
-        by_file.setdefault(key, []).append(f)
+        by_file.setdefault(f.location(root).split(":")[0] if f.file else "", []).append(f)
     out = []
-    for file, items in by_file.items():
-        out.append(style(file, bold=True))
-        for f in items:
-            loc = f":{f.line}" + (f":{f.col}" if f.col else "") if f.line else ""
-            sev = style(f"{str(f.severity):<7}", fg=colors[str(f.severity)])
-            out.append(f"  {loc:<9} {sev} {f.message}  [{f.rule}]")
+    for file in sorted(by_file, key=lambda name: (name == "", name)):
+        for f in sorted(by_file[file], key=lambda f: (-f.severity, f.line or 0, f.col or 0)):
+            where = f.location(root) or "(project)"
+            sev = style(str(f.severity), fg=colors[str(f.severity)], bold=True)
+            out.append(f"{where}: {sev}: {f.message} [{f.rule}]")
             if f.fix:
-                out.append(f"  {'':<9} {'':<7} fix: {f.fix}")
+                out.append(f"    fix: {f.fix}")
     return mask("\n".join(out))

@@ -106,8 +106,8 @@ def confirm(target: Target, opts: DeployOptions, log: StepLog, action: str = "de
 def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
     ctx = report.context
     with log.step("push") as info:
-        tip = gitlocal.ls_remote_branch(target.root, ctx.remote_url, ctx.branch)
-        if tip == ctx.head or (tip and gitlocal.has_commit(target.root, tip) and gitlocal.is_ancestor(target.root, ctx.head, tip)):
+        pushed, _ = gitlocal.is_pushed(target.root, ctx.remote_url, ctx.branch, ctx.head)
+        if pushed:
             info["detail"] = f"{ctx.branch} already has {ctx.head[:7]}"
             info["status"] = "skip"
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from berth.commands import git as git_commands
 from berth.config import Target
 from berth.connect import HostSession, connect
 from berth.engines.compose import in_dir
@@ -35,7 +36,7 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
         try:
             history, problems = read_history(session, limit=5)
             containers = container_states(session)
-            checkout = session.conn.run(f"git -C '{session.app_dir}' rev-parse -q --verify HEAD 2>/dev/null || true").out.strip()
+            checkout = session.conn.run(git_commands.checkout_head(session.app_dir)).out.strip()
         finally:
             session.close()
         if session.current_error:

@@ -51,3 +51,9 @@ def sync(app_dir: str, remote_url: str, commit: str) -> str:
         "fi",
         'printf "head=%s\\n" "$(git rev-parse HEAD)"',
     ])
+
+
+def checkout_head(app_dir: str) -> str:
+    """The commit the server's checkout is at (empty output if there is no checkout)."""
+    app = quote(app_dir)
+    return f"if [ -d {app}/.git ]; then git -C {app} rev-parse -q --verify HEAD 2>/dev/null || true; fi"

@@ -11,6 +11,7 @@ Host keys are always verified: StrictHostKeyChecking=yes refuses unknown hosts, 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,9 @@ class SSHError(BerthError):
 
 def base_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
     """The ssh argv shared by the master and every command (pure, for tests and `berth plan`)."""
+    if host.address.startswith("-") or any(c.isspace() for c in host.address):
+        # ssh would read such a "host" as an option (e.g. -oProxyCommand=...)
+        raise SSHError(f"{host.address!r} is not a host name", fix="set SERVER_IP / hosts to an address or ssh alias")
     argv = ["ssh"]
     if opts.ssh_config:
         argv += ["-F", str(opts.ssh_config)]
@@ -79,12 +83,16 @@ def explain_ssh_failure(host: Host, stderr: str, opts: SSHOptions) -> SSHError:
     err = stderr.strip()
     last = err.splitlines()[-1] if err else "no output from ssh"
     kh = str(opts.known_hosts) if opts.known_hosts else "~/.ssh/known_hosts"
+    if "bad permissions" in err or "UNPROTECTED PRIVATE KEY" in err:
+        return SSHError(f"ssh refuses the key file because other users can read it: {last}",
+                        where=str(host.key_path), fix=f"chmod 600 {host.key_path}")
+    known_name = f"[{host.address}]:{host.port}" if host.port and host.port != 22 else host.address
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in err or "Host key for" in err and "has changed" in err:
         return SSHError(
             f"the host key of {host.address} has changed since it was last trusted; berth refuses to connect "
             "(this is what a man-in-the-middle attack looks like, or the server was rebuilt)",
             where=kh,
-            fix=f"confirm the new key with the server's owner, then remove the old one: ssh-keygen -R {host.address}"
+            fix=f"confirm the new key with the server's owner, then remove the old one: ssh-keygen -R {shlex.quote(known_name)}"
             + (f" -f {opts.known_hosts}" if opts.known_hosts else ""),
         )
     if "No " in err and "host key is known" in err or "Host key verification failed" in err:
@@ -105,8 +113,6 @@ def explain_ssh_failure(host: Host, stderr: str, opts: SSHOptions) -> SSHError:
             f"cannot reach {host.label}: {last}",
             fix="check SERVER_IP/SERVER_PORT, that the server is up and sshd listens, and firewalls between you",
         )
-    if "bad permissions" in err or "UNPROTECTED PRIVATE KEY" in err:
-        return SSHError(f"ssh refuses the key file: {last}", where=str(host.key_path), fix=f"chmod 600 {host.key_path}")
     return SSHError(f"ssh to {host.label} failed: {last}", fix=f"try `ssh {host.label}` by hand to see why")
 
 

@@ -146,6 +146,7 @@ GENERATORS = {
     "berth.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
     "berth.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
                                         git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA)],
+    "berth.commands.git.checkout_head": lambda: [git_commands.checkout_head(f"/srv/{WEIRD}")],
     "berth.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
     "berth.commands.host.parse_facts": lambda: [],  # a parser, returns no command
     "berth.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
@@ -407,6 +408,15 @@ def test_sync_unreachable_remote_fails_with_git_error(tmp_path, sub_env):
     assert not (tmp_path / "app").exists() or not any((tmp_path / "app").iterdir())
 
 
+def test_checkout_head(tmp_path, origin, sub_env):
+    app = tmp_path / "it's an app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    proc = sh(git_commands.checkout_head(str(app)), sub_env())
+    assert (proc.returncode, proc.stdout.decode().strip()) == (0, origin.first)
+    missing = sh(git_commands.checkout_head(str(tmp_path / "nothing here")), sub_env())
+    assert (missing.returncode, missing.stdout) == (0, b"")
+
+
 # --------------------------------------------------------------------------- private file, executed
 
 ALL_BYTES = bytes(range(256)) * 3 + b"\n\r\n\x00last line without newline"
@@ -432,6 +442,20 @@ def test_write_private_file_replaces_a_readable_file(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_write_private_file_stale_readable_temp_file(tmp_path):
+    # a connection cut mid-write can leave NAME.berth-tmp behind, maybe with a looser mode
+    path = tmp_path / "app" / ".env.docker"
+    path.parent.mkdir()
+    stale = path.parent / ".env.docker.berth-tmp"
+    stale.write_text("half a file that is much longer than the new one\n")
+    stale.chmod(0o644)
+    proc = sh(file_commands.write_private_file(str(path)), dict(os.environ), stdin=b"NEW=2\n")
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes() == b"NEW=2\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not stale.exists()
+
+
 def test_write_private_file_empty_stdin(tmp_path):
     path = tmp_path / "x" / "empty.env"
     assert sh(file_commands.write_private_file(str(path)), dict(os.environ)).returncode == 0
@@ -447,8 +471,6 @@ def test_write_private_file_special_names(tmp_path, name):
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.xfail(reason="BUG: files.write_private_file('name') without a '/' runs `mkdir -p name`, "
-                          "so the file ends up at name/name.berth-tmp", strict=True)
 def test_write_private_file_relative_name_without_directory(tmp_path):
     proc = sh(file_commands.write_private_file(".env.docker"), dict(os.environ), stdin=b"A=1\n", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

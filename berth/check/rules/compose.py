@@ -6,8 +6,13 @@ from berth.check.findings import Severity, finding, rule
 from berth.check.interpolation import InterpolationError, find_references
 
 
-def _references(ctx):
-    """(compose file, scalar, reference) for every variable reference; invalid templates are skipped here."""
+def _references(ctx, only_used: bool = False):
+    """(compose file, scalar, reference) for every variable reference; invalid templates are skipped here.
+
+    With `only_used`, a reference nested in a default or alternative that will not be used
+    (`${IMAGE:-${REGISTRY}/shop}` with IMAGE set) is left out: its value cannot matter.
+    """
+    defined = _defined(ctx)
     for cf in ctx.compose_files:
         for scalar in cf.scalars:
             if "$" not in scalar.value:
@@ -17,7 +22,27 @@ def _references(ctx):
             except InterpolationError:
                 continue
             for ref in refs:
+                if only_used and not _argument_used_by_all_enclosing(ref, refs, defined):
+                    continue
                 yield cf, scalar, ref
+
+
+def _argument_used_by_all_enclosing(ref, refs, defined: dict[str, str]) -> bool:
+    for outer in refs:
+        if outer is ref or not (outer.start < ref.start and ref.end <= outer.end):
+            continue
+        value = defined.get(outer.name)
+        uses_argument = {
+            ":-": value is None or value == "",
+            "-": value is None,
+            ":+": bool(value),
+            "+": value is not None,
+            ":?": value is None or value == "",
+            "?": value is None,
+        }.get(outer.operator, True)
+        if not uses_argument:
+            return False
+    return True
 
 
 def _defined(ctx) -> dict[str, str]:
@@ -52,10 +77,10 @@ def invalid_template(ctx):
 def unset_variable(ctx):
     defined = _defined(ctx)
     env_name = ctx.target.env_file
-    for cf, scalar, ref in _references(ctx):
+    for cf, scalar, ref in _references(ctx, only_used=True):
         if ref.name in defined or ref.has_default or ref.required:
             continue
-        line, col = scalar.position_of(ref.start)
+        line, col = scalar.position_of(ref.start, ref.end)
         yield finding(f"${{{ref.name}}} is not set in {env_name}; compose would substitute an empty string",
                       cf.path, line, col, fix=f"add {ref.name}=... to {env_name} (and {env_name}.example)")
 
@@ -69,7 +94,7 @@ def required_variable(ctx):
             continue
         value = defined.get(ref.name)
         if value is None or (ref.operator == ":?" and value == ""):
-            line, col = scalar.position_of(ref.start)
+            line, col = scalar.position_of(ref.start, ref.end)
             msg = f": {ref.argument}" if ref.argument else ""
             yield finding(f"${{{ref.name}}} is required{msg}", cf.path, line, col,
                           fix=f"set {ref.name} in {ctx.target.env_file}")
@@ -80,10 +105,10 @@ def required_variable(ctx):
 def default_used(ctx):
     defined = _defined(ctx)
     seen = set()
-    for cf, scalar, ref in _references(ctx):
+    for cf, scalar, ref in _references(ctx, only_used=True):
         if ref.has_default and ref.name not in defined and ref.name not in seen:
             seen.add(ref.name)
-            line, col = scalar.position_of(ref.start)
+            line, col = scalar.position_of(ref.start, ref.end)
             yield finding(f"${{{ref.name}}} is not set; the default {ref.argument!r} is used", cf.path, line, col)
 
 

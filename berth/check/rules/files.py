@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from berth.check.findings import Severity, finding, rule
 
 
@@ -51,6 +53,8 @@ def env_syntax(ctx):
         if env is None:
             continue
         for line, text in env.bad_lines:
-            shown = text if len(text) <= 60 else text[:57] + "..."
-            yield finding(f"cannot parse line: {shown!r}" if "=" not in text else "cannot parse this line (check its quotes)",
-                          env.path, line)
+            # never echo the line: it may hold a secret that the masker cannot know about
+            key = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)", text)
+            what = f"the line of {key.group(1)}" if key else "this line"
+            hint = "check its quotes" if "=" in text else "write KEY=value"
+            yield finding(f"cannot parse {what} ({hint})", env.path, line)

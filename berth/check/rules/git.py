@@ -13,20 +13,21 @@ EXAMPLE_SUFFIXES = (".example", ".sample", ".template")
 
 def _is_real_env_file(relpath: str) -> bool:
     name = relpath.rsplit("/", 1)[-1]
-    return fnmatch.fnmatch(name, ENV_FILE_PATTERN) and not name.endswith(EXAMPLE_SUFFIXES) and name != ".envrc"
+    looks_like_env = fnmatch.fnmatch(name, ENV_FILE_PATTERN) or name.endswith(".env")  # .env.prod, production.env
+    return looks_like_env and not name.endswith(EXAMPLE_SUFFIXES) and name != ".envrc"
 
 
 @rule("git.not-a-repo", Severity.ERROR, "the project is not a git repository",
       "git init, commit, and add a remote: berth deploys by git only")
 def not_a_repo(ctx):
     if not ctx.is_git_repo:
-        yield finding(f"{ctx.root} is not inside a git repository", ctx.root)
+        yield finding(f"{ctx.root} is not inside a git repository")
 
 
 @rule("git.no-commit", Severity.ERROR, "the repository has no commit to deploy", "commit your code")
 def no_commit(ctx):
     if ctx.is_git_repo and ctx.head is None:
-        yield finding("HEAD has no commit yet", ctx.root)
+        yield finding("HEAD has no commit yet")
 
 
 @rule("git.env-tracked", Severity.ERROR, "an env file with real settings is tracked by git",
@@ -58,21 +59,21 @@ def dirty_tree(ctx):
     changes = gitlocal.status_porcelain(ctx.root)
     if changes:
         shown = ", ".join(c[3:] for c in changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
-        yield finding(f"{len(changes)} uncommitted change(s): {shown}", ctx.root)
+        yield finding(f"{len(changes)} uncommitted change(s): {shown}")
 
 
 @rule("git.no-branch", Severity.ERROR, "HEAD is detached and no branch is configured",
       "check out a branch, or set GIT_BRANCH in .env (branch in berth.toml)")
 def no_branch(ctx):
     if ctx.is_git_repo and ctx.head and not ctx.branch:
-        yield finding("HEAD is not on a branch, so berth does not know which remote branch must contain it", ctx.root)
+        yield finding("HEAD is not on a branch, so berth does not know which remote branch must contain it")
 
 
 @rule("git.no-remote", Severity.ERROR, "the git remote the server fetches from is not known",
       "git remote add origin URL, or set GIT_REMOTE in .env to a remote name or URL")
 def no_remote(ctx):
     if ctx.is_git_repo and ctx.remote_url is None:
-        yield finding(f"git remote {ctx.target.get('remote', 'origin')!r} does not exist", ctx.root)
+        yield finding(f"git remote {ctx.target.get('remote', 'origin')!r} does not exist")
 
 
 @rule("git.unpushed", Severity.ERROR, "HEAD is not on the git remote, so the server cannot fetch it",
@@ -81,15 +82,13 @@ def unpushed(ctx):
     if not (ctx.is_git_repo and ctx.head and ctx.branch and ctx.remote_url):
         return
     try:
-        tip = gitlocal.ls_remote_branch(ctx.root, ctx.remote_url, ctx.branch)
+        pushed, tip = gitlocal.is_pushed(ctx.root, ctx.remote_url, ctx.branch, ctx.head)
     except gitlocal.GitError as exc:
-        yield finding(f"cannot read the git remote {ctx.remote_url}: {exc.what}", ctx.root,
+        yield finding(f"cannot read the git remote {ctx.remote_url}: {exc.what}",
                       fix="check the remote URL and your access to it (git ls-remote URL)")
         return
-    if tip == ctx.head:
-        return
-    if tip and gitlocal.has_commit(ctx.root, tip) and gitlocal.is_ancestor(ctx.root, ctx.head, tip):
+    if pushed:
         return
     where = f"branch {ctx.branch} of {ctx.remote_url}"
     state = "does not exist" if tip is None else f"is at {tip[:7]}"
-    yield finding(f"HEAD {ctx.head[:7]} is not pushed: {where} {state}", ctx.root)
+    yield finding(f"HEAD {ctx.head[:7]} is not pushed: {where} {state}")

@@ -48,3 +48,13 @@ def health_urls_valid(ctx):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             file, line = _at(ctx, "health_urls")
             yield finding(f"health URL {url!r} is not an http:// or https:// URL with a host", file, line)
+
+
+@rule("settings.host", Severity.ERROR, "a host is not a usable address or ssh alias",
+      "write an IP address, a DNS name or a Host alias from ~/.ssh/config")
+def hosts_valid(ctx):
+    for host in ctx.target.hosts:
+        if host.address.startswith("-") or any(c.isspace() for c in host.address) or "/" in host.address:
+            file, line = _at(ctx, "hosts")
+            yield finding(f"host {host.address!r} is not an address or ssh alias (ssh would read it as an option)",
+                          file, line)
