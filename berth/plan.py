@@ -19,17 +19,17 @@ def render_plan(target: Target) -> str:
     for name in ("hosts", "user", "key", "port", "app_dir", "remote", "branch", "health_urls"):
         value = target.get(name)
         if value not in (None, [], ""):
-            out.append(f"{name:<12} {value}  ← {target.where(name)}")
-    out.append(f"{'app_dir':<12} {target.app_dir}" if not target.get("app_dir") else "")
+            shown = ", ".join(value) if isinstance(value, list) else value
+            out.append(f"{name:<12} {shown}  ← {target.where(name)}")
+    if not target.get("app_dir"):
+        out.append(f"{'app_dir':<12} {target.app_dir}  ← default")
     out.append(f"{'project':<12} {target.project}")
     out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {ctx.remote_url or '(no remote)'}")
     shown = report.at_least(Severity.WARNING)
     out.append("")
-    out.append(f"1. check: {len(report.errors)} errors" + (" — deploy would stop here:" if report.errors else ""))
-    if shown:
-        out.append(render_findings(shown, target.root))
+    steps_before = [("check", f"{len(report.errors)} errors" + (" — deploy would stop here" if report.errors else ""))]
     if target.confirm:
-        out.append(f"2. confirm: type '{target.environment}' (or --yes)")
+        steps_before.append(("confirm", f"type '{target.environment}' (or pass --yes)"))
     compose = Compose("v2", target.project, target.compose_files, target.env_file)
     app = target.app_dir
     commit = ctx.head or "COMMIT"
@@ -41,9 +41,13 @@ def render_plan(target: Target) -> str:
                    + in_dir(app, compose.up())),
         ("verify", compose.inspect_containers() + "\n(repeat until healthy or timeout) then GET "
                    + (", ".join(target.health_urls) or "(no health URL configured)")),
-        ("record", f"release JSON on stdin → " + release_commands.record(f"~/.berth/{target.project}", "RELEASE_ID", True)),
+        ("record", "release JSON on stdin → " + release_commands.record(f"~/.berth/{target.project}", "RELEASE_ID", True)),
     ]
-    for n, (name, text) in enumerate(steps, 3):
+    for n, (name, text) in enumerate(steps_before, 1):
+        out.append(f"{n}. {name}: {text}")
+        if name == "check" and shown:
+            out.extend("     " + line for line in render_findings(shown, target.root).splitlines())
+    for n, (name, text) in enumerate(steps, len(steps_before) + 1):
         out.append(f"{n}. {name}:")
         out.extend("     " + line for line in text.strip().splitlines())
     out.append("\n(app_dir '~' is resolved to the server user's home when connecting; compose v1 is used where v2 is missing)")
