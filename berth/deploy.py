@@ -8,6 +8,9 @@ from berth.connect import HostSession
 from berth.engines.compose import in_dir
 from berth.errors import BerthError
 
+BUILD_TIMEOUT = 3600
+UP_TIMEOUT = 1800
+
 
 @dataclass(frozen=True)
 class DeployResult:
@@ -19,24 +22,20 @@ def compose_up(session: HostSession, build: bool) -> DeployResult:
     compose = session.compose
     output = []
     if build:
-        result = session.conn.run(in_dir(session.app_dir, compose.build()), timeout=3600)
-        output.append(result.out + result.err)
-        if not result.ok:
-            raise BerthError(
-                f"`{' '.join(compose.build()[:2])} build` failed on {session.host.label}",
-                fix="read the build output above; reproduce locally with `docker compose build`",
-                details=_tail(result.out + result.err, 40),
-            )
-    result = session.conn.run(in_dir(session.app_dir, compose.up()), timeout=1800)
-    output.append(result.out + result.err)
-    if not result.ok:
-        raise BerthError(
-            f"`{' '.join(compose.up()[:2])} up` failed on {session.host.label}",
-            fix="read the compose output above (a port already in use, a missing image or a bad option are common)",
-            details=_tail(result.out + result.err, 40),
-        )
+        output.append(_run(session, compose.build(), "build", BUILD_TIMEOUT,
+                           "reproduce it locally with `docker compose build`"))
+    output.append(_run(session, compose.up(), "up", UP_TIMEOUT,
+                       "a port already in use, a missing image or a bad option are common causes"))
     return DeployResult(build, "".join(output))
 
 
-def _tail(text: str, n: int) -> str:
-    return "\n".join(text.rstrip().splitlines()[-n:])
+def _run(session: HostSession, argv: list[str], verb: str, timeout: int, hint: str) -> str:
+    result = session.conn.run(in_dir(session.app_dir, argv), timeout=timeout)
+    output = result.out + result.err
+    if not result.ok:
+        raise BerthError(
+            f"`{' '.join(session.compose.program)} {verb}` failed on {session.host.label}",
+            fix=f"read the compose output below; {hint}",
+            details="\n".join(output.rstrip().splitlines()[-40:]),
+        )
+    return output

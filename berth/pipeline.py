@@ -121,9 +121,9 @@ def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
         info["detail"] = f"{ctx.head[:7]} → {ctx.branch}"
 
 
-def ssh_options(target: Target, opts) -> SSHOptions:
+def ssh_options(target: Target, trust_new_host: bool = False) -> SSHOptions:
     return SSHOptions(
-        trust_new_host=getattr(opts, "trust_new_host", False),
+        trust_new_host=trust_new_host,
         ssh_config=target.local_path("ssh_config"),
         known_hosts=target.local_path("known_hosts"),
         batch=not sys.stdin.isatty(),
@@ -175,7 +175,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     for host in target.hosts:
         host_out = {"host": host.label, "ok": False, "release": None}
         outcome["hosts"].append(host_out)
-        conn = SSHConnection(host, ssh_options(target, opts), on_command=debug_hook(printer))
+        conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer))
         with log.step("connect", host.label) as info:
             session = connect_stage.connect(target, conn)
             info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "

@@ -16,12 +16,7 @@ from berth.transport.ssh import SSHConnection
 def _session(target: Target, host, trust_new_host: bool, printer: StepPrinter) -> HostSession:
     from berth.pipeline import debug_hook, ssh_options
 
-    class _Opts:
-        pass
-
-    opts = _Opts()
-    opts.trust_new_host = trust_new_host
-    return connect(target, SSHConnection(host, ssh_options(target, opts), on_command=debug_hook(printer)))
+    return connect(target, SSHConnection(host, ssh_options(target, trust_new_host), on_command=debug_hook(printer)))
 
 
 def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -> list[dict]:

@@ -25,9 +25,12 @@ class Compose:
     files: tuple[str, ...]
     env_file: str
 
+    @property
+    def program(self) -> list[str]:
+        return ["docker", "compose"] if self.variant == "v2" else ["docker-compose"]
+
     def base(self) -> list[str]:
-        cmd = ["docker", "compose"] if self.variant == "v2" else ["docker-compose"]
-        cmd += ["--project-name", self.project]
+        cmd = [*self.program, "--project-name", self.project]
         for f in self.files:
             cmd += ["--file", f]
         return [*cmd, "--env-file", self.env_file]

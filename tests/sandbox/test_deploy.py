@@ -101,3 +101,18 @@ def test_failing_healthcheck_fails_deploy_with_service_logs(app):
     assert not (app.state_dir / "current.json").exists()  # a failed release never becomes current
     status = app.berth("status")
     assert status.returncode != 0 and "FAILED" in status.stdout
+
+
+def test_broken_build_fails_the_deploy_and_keeps_the_running_release(app):
+    assert app.berth("deploy", "--push").returncode == 0
+    running = json.loads((app.state_dir / "current.json").read_text())
+    before = app.server.containers(app.name)
+    app.commit("broken build", **{"web/Dockerfile": "FROM busybox:1.35\nRUN exit 3\n"})
+    result = app.berth("deploy", "--push")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "✗ deploy" in out and "`docker compose build` failed" in out
+    assert "RUN exit 3" in out or "returned a non-zero code: 3" in out  # the build output is shown
+    assert json.loads((app.state_dir / "current.json").read_text()) == running
+    assert app.server.containers(app.name) == before  # the old containers keep serving
+    assert get(app.url("/health"))[0] == 200
