@@ -43,7 +43,8 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "known_hosts": ("SSH_KNOWN_HOSTS", "str"),
     "verify_timeout": ("VERIFY_TIMEOUT", "int"),
 }
-_TOP_LEVEL_KEYS = {"defaults", "environments"}
+# [check] and [kubernetes] belong to their own features, which validate them (see toml_section)
+_TOP_LEVEL_KEYS = {"defaults", "environments", "check", "kubernetes"}
 
 
 @dataclass(frozen=True)
@@ -186,11 +187,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
                 fix="use [defaults] and [environments.NAME]; see docs/CONFIG.md",
             )
     for key in _TOP_LEVEL_KEYS:
-        if key in data and not isinstance(data[key], dict):
+        if key in data and not isinstance(data[key], dict):  # noqa: SIM102
             example = "[defaults]" if key == "defaults" else "[environments.staging]"
             raise UsageError(f"berth.toml: '{key}' must be a table of sections, not {data[key]!r}",
                              where=str(path), fix=f"write it as {example} followed by its keys")
-    sections = [("defaults", data.get("defaults", {}))]
+    sections = [("defaults", data.get("defaults", {}))]  # [check]/[kubernetes] are validated by their features
     sections += [(f"environments.{n}", s) for n, s in data.get("environments", {}).items()]
     for name, section in sections:
         if not isinstance(section, dict):
@@ -208,6 +209,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def toml_section(root: Path, name: str) -> dict[str, Any]:
+    """A top-level table of berth.toml that a feature owns ([check], [kubernetes]); {} if absent."""
+    path = root / "berth.toml"
+    if not path.exists():
+        return {}
+    return _read_toml(path).get(name, {})
 
 
 def load_target(root: Path, environment: str | None = None, hosts: tuple[str, ...] = ()) -> Target:

@@ -1,3 +1,14 @@
 """Importing this package registers every rule (one module per area)."""
 
-from berth.check.rules import compose, files, git, settings, ssh  # noqa: F401
+from berth.check.rules import (  # noqa: F401
+    compose,
+    compose_practice,
+    dockerfile,
+    env_lint,
+    env_values,
+    files,
+    git,
+    secrets_scan,
+    settings,
+    ssh,
+)
