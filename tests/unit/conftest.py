@@ -65,6 +65,9 @@ services:
     image: "nginx:${TAG}"
     ports:
       - "8080:80"
+    restart: unless-stopped
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
 """
 
 DOTENV_OK = "ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\nSERVER_USER=deploy\n"
