@@ -57,43 +57,88 @@ def _printer(obj: Ctx, quiet: bool = False):
     return StepPrinter(masker, quiet=quiet, verbose=obj.verbose)
 
 
+MAX_SHOWN_PER_FILE = 100  # check's text output: a 10 MB junk file must not print 200,000 lines
+
+
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True,
-              help="Exit 1 when a finding at or above this severity exists.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True,
+              help="text: file:line:col lines for people; json; sarif (SARIF 2.1.0, for code scanning); "
+                   "github (GitHub Actions annotations).")
+@click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default=None,
+              help="Exit 1 when a finding at or above this severity exists (default: fail_on in berth.toml "
+                   "[check], else error).")
 @click.option("--offline", is_flag=True, help="Skip checks that ask the git remote (is HEAD pushed?).")
+@click.option("--skip", "skip", multiple=True, metavar="RULE",
+              help="Do not run this rule (an id, an area such as 'secrets', or a glob). Repeatable.")
 @click.option("--list-rules", is_flag=True, help="List every rule with its id, severity and fix, then exit.")
 @click.pass_obj
-def check(obj: Ctx, fmt, fail_on, offline, list_rules):
-    """Validate files, env vars, compose interpolation, secrets and git state — locally, touching no server."""
+def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
+    """Validate files, env vars, compose interpolation, secrets and git state — locally, touching no server.
+
+    Exit status: 0 no finding at or above --fail-on; 1 there is one (a malformed compose or env file
+    is such a finding, files.unreadable); 2 bad usage or input berth needs before it can check:
+    flags, berth.toml (including its [check] table), .env, the project directory.
+    """
+    global _active_masker
+    import berth.check.rules  # noqa: F401  (registers the rules)
     from berth.check import run_checks
-    from berth.check.findings import RULES, Severity
-    from berth.output import render_findings
+    from berth.check.findings import RULES, Severity, rules_matching
+    from berth.output import color_enabled
 
     if list_rules:
-        import berth.check.rules  # noqa: F401
+        from berth.check import formats
+        from berth.output import render_rules
 
-        for r in RULES.values():
-            click.echo(f"{r.id:<28} {str(r.severity):<8} {r.summary}\n{'':<37}fix: {r.fix}")
+        rules = RULES.values()
+        if fmt == "json":
+            click.echo(formats.rules_json(rules))
+        elif fmt == "sarif":
+            import json as _json
+
+            click.echo(_json.dumps(formats.sarif_log([], [], obj.project_dir.resolve()), indent=2))
+        else:
+            click.echo(render_rules(rules), color=color_enabled())
         return
+    skipped: set[str] = set()
+    for selector in skip:
+        ids = rules_matching(selector)
+        if not ids:
+            raise click.BadParameter(f"'{selector}' is not a rule id, area or glob (berth check --list-rules lists them)",
+                                     param_hint="--skip")
+        skipped.update(ids)
     target = obj.target()
-    report = run_checks(target, offline=offline)
-    printer = _printer(obj)
-    threshold = Severity[fail_on.upper()]
-    if fmt == "json":
-        click.echo(printer.mask(json.dumps({
-            "environment": target.environment,
-            "findings": [f.as_dict(target.root) for f in report.findings],
-            "counts": report.counts(),
-        }, indent=2)))
-    else:
+    report = run_checks(target, skip=skipped, offline=offline)
+    # the masker comes from the env file the check already parsed (parsing it again is slow on big files)
+    from berth.secrets import Masker, secret_values
+
+    env = report.context.app_env
+    mask = _active_masker = Masker(secret_values(env.values())) if env is not None else Masker()
+    threshold = Severity[fail_on.upper()] if fail_on else (report.config.fail_on or Severity.ERROR)
+    exit_code = 1 if report.at_least(threshold) else 0
+    if fmt == "text":
+        from berth.output import render_check_summary, render_findings
+
         if report.findings:
-            click.echo(render_findings(report.findings, target.root, printer.mask))
-        c = report.counts()
-        click.echo(f"{report.rules_run} rules checked for {target.environment}: "
-                   f"{c['error']} errors, {c['warning']} warnings, {c['info']} info")
-    if report.at_least(threshold):
-        sys.exit(1)
+            click.echo(render_findings(report.findings, target.root, mask, max_per_file=MAX_SHOWN_PER_FILE),
+                       color=color_enabled())
+        click.echo(render_check_summary(report, target.environment), color=color_enabled())
+    else:
+        from berth.check import formats
+
+        if fmt == "json":
+            click.echo(formats.to_json(report, target, fail_on=threshold, exit_code=exit_code, mask=mask))
+        elif fmt == "sarif":
+            click.echo(formats.to_sarif(report, target, exit_code=exit_code, mask=mask))
+        else:
+            from berth.output import render_check_summary
+
+            annotations = formats.to_github(report.findings, target.root, mask=mask, max_per_file=MAX_SHOWN_PER_FILE)
+            if annotations:
+                click.echo(annotations)
+            click.echo(render_check_summary(report, target.environment, color=False))
+    if exit_code:
+        sys.exit(exit_code)
 
 
 @cli.command()
@@ -104,9 +149,12 @@ def check(obj: Ctx, fmt, fail_on, offline, list_rules):
                    "A changed key is refused regardless.")
 @click.option("--timeout", "verify_timeout", type=click.IntRange(1, 3600),
               help="Seconds verify waits for health (default 90 or verify_timeout).")
+@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=0,
+              help="Seconds to wait when another deploy holds the host's lock (default: refuse at once).")
+@click.option("--no-rollback", is_flag=True, help="When verify fails, keep the failed release running for debugging.")
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable result instead of the steps.")
 @click.pass_obj
-def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, as_json):
+def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_rollback, as_json):
     """Check, sync by git, ship env, docker compose up, verify, record."""
     from berth.errors import BerthError
     from berth.pipeline import DeployOptions, run_deploy
@@ -116,7 +164,8 @@ def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, as_json):
     hosts = ", ".join(h.label for h in target.hosts) or "(no host)"
     printer.line(f"berth deploy → {target.environment} ({hosts})")
     outcome: dict = {}
-    opts = DeployOptions(push=push, yes=yes, trust_new_host=trust_new_host, verify_timeout=verify_timeout)
+    opts = DeployOptions(push=push, yes=yes, trust_new_host=trust_new_host, verify_timeout=verify_timeout,
+                         lock_wait=lock_wait, rollback=not no_rollback)
     try:
         run_deploy(target, opts, printer, outcome)
     except BerthError as exc:
@@ -219,6 +268,17 @@ def sandbox_status():
                    f"docker={'up' if r['docker'] else 'DOWN'}")
     if not all(r["sshd"] and r["docker"] for r in rows):
         sys.exit(1)
+
+
+def _register_more() -> None:
+    from berth.cli_release import COMMANDS
+    from berth.k8s.cli import k8s as k8s_group
+
+    for command in [*COMMANDS, k8s_group]:
+        cli.add_command(command)
+
+
+_register_more()
 
 
 def main() -> None:

@@ -42,7 +42,11 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "ssh_config": ("SSH_CONFIG", "str"),
     "known_hosts": ("SSH_KNOWN_HOSTS", "str"),
     "verify_timeout": ("VERIFY_TIMEOUT", "int"),
+    "keep_releases": (None, "int"),
+    "pre_deploy": (None, "commands"),
+    "post_deploy": (None, "commands"),
 }
+DEFAULT_KEEP_RELEASES = 5
 # [check] and [kubernetes] belong to their own features, which validate them (see toml_section)
 _TOP_LEVEL_KEYS = {"defaults", "environments", "check", "kubernetes"}
 
@@ -126,6 +130,13 @@ class Target:
         return tuple(self.get("health_urls", []))
 
     @property
+    def keep_releases(self) -> int:
+        return max(1, int(self.get("keep_releases", DEFAULT_KEEP_RELEASES)))
+
+    def hooks(self, when: str) -> tuple[str, ...]:
+        return tuple(self.get(f"{when}_deploy", []))
+
+    @property
     def verify_timeout(self) -> int:
         return int(self.get("verify_timeout", DEFAULT_VERIFY_TIMEOUT))
 
@@ -149,6 +160,8 @@ def _split_list(value: str) -> list[str]:
 
 def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
     """Type-check a berth.toml value; .env values are strings and are converted leniently."""
+    if kind == "commands":  # one shell command or a list of them; never split
+        kind, value = "list", [value] if isinstance(value, str) else value
     ok = {
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),

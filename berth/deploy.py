@@ -29,6 +29,11 @@ def compose_up(session: HostSession, build: bool) -> DeployResult:
     return DeployResult(build, "".join(output))
 
 
+def compose_build(session: HostSession) -> str:
+    """Build alone, for when a pre-deploy hook needs the new images before anything restarts."""
+    return _run(session, session.compose.build(), "build", BUILD_TIMEOUT, "reproduce it locally with `docker compose build`")
+
+
 def _run(session: HostSession, argv: list[str], verb: str, timeout: int, hint: str) -> str:
     result = session.conn.run(in_dir(session.app_dir, argv), timeout=timeout)
     output = result.out + result.err

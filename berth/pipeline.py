@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from berth import gitlocal
 from berth.check import CheckReport, run_checks
@@ -15,6 +14,7 @@ from berth.config import Target
 from berth.errors import BerthError
 from berth.output import StepPrinter, render_findings
 from berth.secrets import Masker, secret_values
+from berth.steps import StepLog
 from berth.transport.ssh import SSHConnection, SSHOptions
 
 
@@ -24,31 +24,8 @@ class DeployOptions:
     yes: bool = False
     trust_new_host: bool = False
     verify_timeout: int | None = None
-
-
-@dataclass
-class StepLog:
-    """What ran, for the printer and for --json."""
-
-    printer: StepPrinter
-    steps: list[dict] = field(default_factory=list)
-
-    @contextmanager
-    def step(self, name: str, host: str | None = None):
-        info = {"step": name, "host": host, "ok": False, "seconds": None, "detail": ""}
-        started = time.monotonic()
-        try:
-            yield info
-        except BaseException as exc:
-            info["seconds"] = round(time.monotonic() - started, 3)
-            info["detail"] = info["detail"] or (exc.what if isinstance(exc, BerthError) else type(exc).__name__)
-            self.steps.append(info)
-            self.printer.step(name, "fail", info["seconds"], self.printer.mask(info["detail"]))
-            raise
-        info["seconds"] = round(time.monotonic() - started, 3)
-        info["ok"] = True
-        self.steps.append(info)
-        self.printer.step(name, info.pop("status", "ok"), info["seconds"], info["detail"])
+    lock_wait: float = 0
+    rollback: bool = True  # --no-rollback keeps a failed release running for debugging
 
 
 def masker_for(target: Target) -> Masker:
@@ -143,106 +120,229 @@ def debug_hook(printer: StepPrinter):
     return on_command
 
 
+@dataclass
+class Plan:
+    """What every host gets: decided once, locally, before any host is touched."""
+
+    target: Target
+    opts: DeployOptions
+    commit: str
+    subject: str
+    branch: str
+    remote_url: str
+    env_path: object
+    env_checksum: str
+    services: list[str]
+    timeout: float
+    who: str
+
+
 def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
     """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure)."""
-    from berth import connect as connect_stage
-    from berth import deploy as deploy_stage
     from berth import env as env_stage
-    from berth import release as release_stage
-    from berth import sync as sync_stage
-    from berth import verify as verify_stage
 
     log = StepLog(printer)
     started = time.monotonic()
     outcome.update({"ok": False, "environment": target.environment, "commit": None, "hosts": [], "steps": log.steps})
     report = check_or_stop(target, log, skip={"git.unpushed"} if opts.push else set())
     ctx = report.context
-    commit = ctx.head
-    outcome["commit"] = commit
-    printer.line(f"  deploying {commit[:7]} \"{gitlocal.head_subject(target.root)}\" to {target.environment}")
+    outcome["commit"] = ctx.head
+    subject = gitlocal.head_subject(target.root)
+    printer.line(f"  deploying {ctx.head[:7]} \"{subject}\" to {target.environment}")
     confirm(target, opts, log)
     if opts.push:
         push_if_needed(target, report, log)
-
     env_path = target.root / target.env_file
-    env_bytes = env_path.read_bytes()
-    env_sum = env_stage.checksum(env_bytes)
-    services = [name for cf in ctx.compose_files for name, s in cf.services.items()
-                if not (isinstance(s, dict) and s.get("profiles"))]
-    timeout = opts.verify_timeout or target.verify_timeout
-    who = gitlocal.user_identity(target.root)
-
+    plan = Plan(
+        target=target, opts=opts, commit=ctx.head, subject=subject, branch=ctx.branch, remote_url=ctx.remote_url,
+        env_path=env_path, env_checksum=env_stage.checksum(env_path.read_bytes()),
+        services=[name for cf in ctx.compose_files for name, s in cf.services.items()
+                  if not (isinstance(s, dict) and s.get("profiles"))],
+        timeout=opts.verify_timeout or target.verify_timeout,
+        who=gitlocal.user_identity(target.root),
+    )
     for host in target.hosts:
         host_out = {"host": host.label, "ok": False, "release": None}
         outcome["hosts"].append(host_out)
-        conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer))
-        with log.step("connect", host.label) as info:
-            session = connect_stage.connect(target, conn)
-            info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "
-                              f"compose {session.compose.variant} {session.compose_version})")
-        release = {
-            "id": release_stage.new_release_id(commit),
-            "commit": commit,
-            "subject": gitlocal.head_subject(target.root),
-            "branch": ctx.branch,
-            "environment": target.environment,
-            "host": host.address,
-            "deployed_by": who,
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "env_checksum": env_sum,
-            "compose": f"{session.compose.variant} {session.compose_version}",
-            "previous": (session.current or {}).get("commit"),
-            "result": "failed",
-        }
-        changed_server = False
-        host_started = time.monotonic()
-        try:
-            with log.step("sync", host.label) as info:
-                synced = sync_stage.sync(session, ctx.remote_url, commit)
-                info["detail"] = synced.describe()
-                if synced.untracked:
-                    info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"
-            changed_server = True
-            with log.step("env", host.label) as info:
-                remote_path, size = env_stage.ship_env(session, env_path, target.env_file)
-                info["detail"] = f"{target.env_file} → {remote_path} (0600, {size} bytes)"
-            same = session.current or {}
-            unchanged = same.get("commit") == commit and same.get("result") == "ok"
-            with log.step("deploy", host.label) as info:
-                deployed = deploy_stage.compose_up(session, build=not unchanged)
-                info["detail"] = ("built and up" if deployed.built else "same commit as the running release: build skipped, up")
-            with log.step("verify", host.label) as info:
-                verified = verify_stage.verify(session, services, target.health_urls, timeout)
-                info["detail"] = verified.describe()
-                if not verified.ok:
-                    details = "\n".join(verified.problems)
-                    for service, text in verified.logs.items():
-                        details += f"\n--- last log lines of {service} ---\n{text or '(no output)'}"
-                    raise BerthError(
-                        f"verify failed on {host.label}: " + "; ".join(verified.problems),
-                        fix="read the service's log lines below; `berth logs SERVICE` shows more, "
-                        "`berth status` the state of every service",
-                        details=printer.mask(details),
-                    )
-            release["result"] = "ok"
-            host_out["ok"] = True
-        except BerthError as exc:
-            release["failure"] = printer.mask(exc.what)
-            raise
-        finally:
-            if changed_server:
-                release["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                release["duration"] = round(time.monotonic() - host_started, 3)
-                try:
-                    with log.step("record", host.label) as info:
-                        release_stage.record(session, release)
-                        info["detail"] = f"release {release['id']} ({release['result']})"
-                        host_out["release"] = release
-                except BerthError:
-                    if release["result"] == "ok":
-                        raise
-            session.close()
-            host_out["ssh_connections"] = conn.connections_opened
+        deploy_host(plan, host, log, host_out)
     outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
     outcome["seconds"] = round(time.monotonic() - started, 3)
     return outcome
+
+
+def deploy_host(plan: Plan, host, log: StepLog, host_out: dict) -> None:
+    from berth import connect as connect_stage
+    from berth import lock as lock_stage
+    from berth import release as release_stage
+
+    conn = SSHConnection(host, ssh_options(plan.target, plan.opts.trust_new_host), on_command=debug_hook(log.printer))
+    with log.step("connect", host.label) as info:
+        session = connect_stage.connect(plan.target, conn)
+        info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "
+                          f"compose {session.compose.variant} {session.compose_version})")
+    try:
+        with log.step("lock", host.label) as info:
+            owner = lock_stage.new_owner(plan.who, plan.commit, "", "deploy")
+            held = lock_stage.acquire(session, owner, wait=plan.opts.lock_wait)
+            info["detail"] = "acquired" + (f"; took over a stale lock of {held.took_over}" if held.took_over else "")
+            if held.took_over:
+                release_stage.audit(session, "lock-taken-over", who=plan.who, stale=held.took_over)
+        try:
+            _deploy_locked(plan, session, log, host_out)
+        finally:
+            if conn.lost:
+                log.printer.line("  ! the deploy lock stays on the server (the connection is gone); the next deploy "
+                                 "from this machine takes it over, `berth lock release --force` removes it")
+            else:
+                try:
+                    held.release()
+                except BerthError as exc:
+                    log.printer.line(f"  ! {exc.what}")
+    finally:
+        session.close()
+        host_out["ssh_connections"] = conn.connections_opened
+
+
+def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
+    from berth import deploy as deploy_stage
+    from berth import env as env_stage
+    from berth import hooks as hooks_stage
+    from berth import release as release_stage
+    from berth import rollback as rollback_stage
+    from berth import sync as sync_stage
+    from berth import verify as verify_stage
+
+    target, label = plan.target, session.host.label
+    current = session.current or {}
+    release = {
+        "id": release_stage.new_release_id(plan.commit),
+        "kind": "deploy",
+        "commit": plan.commit,
+        "subject": plan.subject,
+        "branch": plan.branch,
+        "environment": target.environment,
+        "host": session.host.address,
+        "deployed_by": plan.who,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "env_checksum": plan.env_checksum,
+        "compose": f"{session.compose.variant} {session.compose_version}",
+        "previous": current.get("commit"),
+        "result": "failed",
+    }
+    if session.current_error:
+        log.printer.line(f"  ! {session.current_error}; treating this host as having no running release")
+    history, problems = release_stage.read_history(session, limit=200)
+    for p in problems:
+        log.printer.line(f"  ! {p}")
+    host_started = time.monotonic()
+    changed_server = False
+    try:
+        with log.step("sync", label) as info:
+            synced = sync_stage.sync(session, plan.remote_url, plan.commit)
+            info["detail"] = synced.describe()
+            if synced.untracked:
+                info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"
+        changed_server = True
+        with log.step("env", label) as info:
+            remote_path, size = env_stage.ship_env(session, plan.env_path, target.env_file)
+            info["detail"] = f"{target.env_file} → {remote_path} (0600, {size} bytes)"
+        unchanged = current.get("commit") == plan.commit and current.get("result") == "ok"
+        if target.hooks("pre"):
+            with log.step("build", label) as info:
+                if not unchanged:
+                    deploy_stage.compose_build(session)
+                info["detail"] = "built" if not unchanged else "same commit as the running release: build skipped"
+            with log.step("pre-hook", label) as info:
+                try:
+                    info["detail"] = ", ".join(hooks_stage.run_hooks("pre", target.hooks("pre"), session, release, target.root))
+                except BerthError:
+                    _restore_checkout(session, current, plan, target)  # nothing running has changed
+                    raise
+            built = True
+        else:
+            built = False
+        with log.step("deploy", label) as info:
+            deployed = deploy_stage.compose_up(session, build=not unchanged and not built)
+            info["detail"] = "up" + (", built" if deployed.built else "") + (
+                " (same commit as the running release: build skipped)" if unchanged else "")
+        try:
+            with log.step("verify", label) as info:
+                verified = verify_stage.verify(session, plan.services, target.health_urls, plan.timeout)
+                info["detail"] = verified.describe()
+                if not verified.ok:
+                    raise _verify_failure(label, verified, log.printer)
+        except VerifyFailed as failure:
+            release["failure"] = log.printer.mask(failure.what)
+            if plan.opts.rollback and current.get("result") == "ok" and current.get("commit"):
+                try:
+                    back = rollback_stage.roll_back(session, log, current, plan.remote_url, plan.services,
+                                                    target.health_urls, plan.timeout, target.env_file)
+                    release["rolled_back_to"] = current["id"]
+                    failure.what += f"; rolled back to release {current['id']} ({current['commit'][:7]}), which is healthy again"
+                    release_stage.audit(session, "rollback", who=plan.who, to=current["id"], reason="verify failed",
+                                        failed_release=release["id"])
+                    host_out["rolled_back_to"] = current["id"]
+                    host_out["rollback_images"] = {c.service: c.image_id for c in back.containers}
+                except BerthError as exc:
+                    failure.what += f"; the automatic rollback to {current['id']} failed too: {exc.what}"
+            elif not plan.opts.rollback:
+                failure.what += "; --no-rollback: the failed release stays in place for debugging"
+            else:
+                failure.what += "; there is no earlier good release on this host to roll back to"
+            raise failure
+        if target.hooks("post"):
+            with log.step("post-hook", label) as info:
+                info["detail"] = ", ".join(hooks_stage.run_hooks("post", target.hooks("post"), session, release, target.root))
+        release["images"] = {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers if c.image_id}
+        release["result"] = "ok"
+        host_out["ok"] = True
+    except BerthError as exc:
+        release.setdefault("failure", log.printer.mask(exc.what))
+        raise
+    finally:
+        if changed_server and session.conn.lost:
+            log.printer.line("  ! no release record was written (the connection is gone); `berth status` shows the "
+                             "server's state, and deploying again completes it")
+        elif changed_server:
+            release["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            release["duration"] = round(time.monotonic() - host_started, 3)
+            try:
+                with log.step("record", label) as info:
+                    ok = release["result"] == "ok"
+                    release_stage.record(session, release, env_file=target.env_file if ok else None)
+                    if ok:
+                        release_stage.keep_and_prune(session, release, history, target.keep_releases)
+                    release_stage.audit(session, "deploy", who=plan.who, release=release["id"], commit=plan.commit,
+                                        result=release["result"], failure=release.get("failure"))
+                    info["detail"] = f"release {release['id']} ({release['result']})"
+                    host_out["release"] = release
+            except BerthError:
+                if release["result"] == "ok":
+                    raise
+
+
+class VerifyFailed(BerthError):
+    pass
+
+
+def _verify_failure(label: str, verified, printer: StepPrinter) -> VerifyFailed:
+    details = "\n".join(verified.problems)
+    for service, text in verified.logs.items():
+        details += f"\n--- last log lines of {service} ---\n{text or '(no output)'}"
+    return VerifyFailed(
+        f"verify failed on {label}: " + "; ".join(verified.problems),
+        fix="read the service's log lines below; `berth logs SERVICE` shows more, `berth status` the state of every service",
+        details=printer.mask(details),
+    )
+
+
+def _restore_checkout(session, current: dict, plan: Plan, target: Target) -> None:
+    """After a failed pre-deploy hook: the checkout and env file go back to the running release."""
+    from berth import sync as sync_stage
+    from berth.commands import release as release_commands
+
+    if not current.get("commit"):
+        return
+    sync_stage.sync(session, plan.remote_url, current["commit"])
+    session.conn.run(release_commands.restore_env(session.state_dir, current["id"],
+                                                  f"{session.app_dir}/{target.env_file}"), timeout=60)

@@ -20,6 +20,7 @@ def _session(target: Target, host, trust_new_host: bool, printer: StepPrinter) -
 
 
 def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -> list[dict]:
+    from berth import lock as lock_stage
     from berth.release import read_history
     from berth.verify import container_states
 
@@ -30,6 +31,7 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
         session = _session(target, host, trust_new_host, printer)
         try:
             history, problems = read_history(session, limit=5)
+            owner = lock_stage.read(session)
             containers = container_states(session)
             checkout = session.conn.run(git_commands.checkout_head(session.app_dir)).out.strip()
         finally:
@@ -51,6 +53,8 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
                 for c in containers
             ],
             "problems": problems,
+            "lock": ({"owner": owner, "holder": lock_stage.describe(owner), "stale": lock_stage.stale_reason(owner)}
+                     if owner is not None else None),
             "healthy": bool(containers) and all(c.ready for c in containers),
         })
     return rows
@@ -84,6 +88,11 @@ def render_status(rows: list[dict]) -> str:
         if last and last.get("result") != "ok":
             out.append(f"  last deploy FAILED: {last.get('commit', '?')[:7]} {_ago(last.get('finished_at'))}: "
                        f"{last.get('failure', '')}")
+        lock = r.get("lock")
+        if lock:
+            out.append(f"  LOCKED   by {lock['holder']}")
+            if lock["stale"]:
+                out.append(f"           stale: {lock['stale']}; `berth lock release --force` releases it")
         if r["checkout"] and cur and r["checkout"] != cur.get("commit"):
             out.append(f"  checkout {r['checkout'][:7]} differs from the running release")
         for s in r["services"]:

@@ -10,8 +10,12 @@ def state_dir_rel(project: str) -> str:
     return f".berth/{project}"
 
 
-def record(state_dir: str, release_id: str, make_current: bool) -> str:
-    """stdin (one line of JSON) → releases/ID.json, appended to history.jsonl, and current.json if it succeeded."""
+def record(state_dir: str, release_id: str, make_current: bool, env_file: str | None = None) -> str:
+    """stdin (one line of JSON) → releases/ID.json, appended to history.jsonl, and current.json if it succeeded.
+
+    `env_file` (the deployed env file on the server) is copied to releases/ID.env, mode 0600, so a
+    rollback can restore the settings that release ran with.
+    """
     d = quote(state_dir)
     rid = quote(f"{release_id}.json")
     lines = [
@@ -20,9 +24,42 @@ def record(state_dir: str, release_id: str, make_current: bool) -> str:
         f'cat > "$d/releases/"{rid}.tmp && mv -f "$d/releases/"{rid}.tmp "$d/releases/"{rid}',
         f'cat "$d/releases/"{rid} >> "$d/history.jsonl"',
     ]
+    if env_file:
+        env_copy = quote(f"{release_id}.env")
+        lines.append(f'cp {quote(env_file)} "$d/releases/"{env_copy} && chmod 600 "$d/releases/"{env_copy}')
     if make_current:
         lines.append(f'cp "$d/releases/"{rid} "$d/current.json.tmp" && mv -f "$d/current.json.tmp" "$d/current.json"')
     return script(lines)
+
+
+def audit(state_dir: str) -> str:
+    """stdin (one JSON line) appended to the append-only audit log."""
+    return f"umask 077 && mkdir -p {quote(state_dir)} && cat >> {quote(state_dir + '/audit.jsonl')}"
+
+
+def read_audit(state_dir: str, limit: int = 50) -> str:
+    return f"tail -n {int(limit)} {quote(state_dir + '/audit.jsonl')} 2>/dev/null || true"
+
+
+def restore_env(state_dir: str, release_id: str, env_path: str) -> str:
+    """Put the env file of a past release back in place (exit 3 when that copy is gone)."""
+    copy = quote(f"{state_dir}/releases/{release_id}.env")
+    tmp = quote(env_path + ".berth-tmp")
+    return script([
+        f"[ -f {copy} ] || exit 3",
+        f"umask 077 && cp {copy} {tmp} && chmod 600 {tmp} && mv -f {tmp} {quote(env_path)}",
+    ])
+
+
+def prune_env_copies(state_dir: str, keep_ids: list[str]) -> str:
+    """Delete env copies of releases that are no longer kept (records themselves stay)."""
+    keep = " ".join(quote(f"{i}.env") for i in keep_ids) or "''"
+    return script([
+        f"cd {quote(state_dir + '/releases')} 2>/dev/null || exit 0",
+        'for f in *.env; do [ -e "$f" ] || continue',
+        f'  case " {keep} " in *" $f "*) ;; *) rm -f -- "$f" ;; esac',
+        "done",
+    ])
 
 
 def history(state_dir: str, limit: int = 10) -> str:

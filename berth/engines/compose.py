@@ -14,8 +14,9 @@ from berth.commands.shell import join, quote
 INSPECT_FORMAT = (
     '{{index .Config.Labels "com.docker.compose.service"}}\t{{.Name}}\t{{.Id}}\t{{.State.Status}}\t'
     "{{if .State.Health}}{{.State.Health.Status}}{{end}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t"
-    "{{.State.StartedAt}}\t{{.HostConfig.RestartPolicy.Name}}"
+    "{{.State.StartedAt}}\t{{.HostConfig.RestartPolicy.Name}}\t{{.Config.Image}}\t{{.Image}}"
 )
+KEEP_REPOSITORY = "berth-releases"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class ContainerState:
     restarts: int
     started_at: str
     restart_policy: str
+    image: str = ""  # the image reference the container was created from (e.g. app-web)
+    image_id: str = ""
 
     @property
     def ready(self) -> bool:
@@ -98,9 +101,40 @@ def parse_inspect(stdout: str) -> list[ContainerState]:
     states = []
     for line in stdout.splitlines():
         parts = line.split("\t")
-        if len(parts) != 9:
+        if len(parts) != 11:
             continue
-        service, name, cid, status, health, code, restarts, started, policy = parts
+        service, name, cid, status, health, code, restarts, started, policy, image, image_id = parts
         states.append(ContainerState(service, name.lstrip("/"), cid, status, health,
-                                     int(code or 0), int(restarts or 0), started, policy))
+                                     int(code or 0), int(restarts or 0), started, policy, image, image_id))
     return states
+
+
+def keep_ref(project: str, service: str, release_id: str) -> str:
+    """The tag that keeps a release's image from being garbage: berth-releases/<project>-<service>:<release>."""
+    return f"{KEEP_REPOSITORY}/{project}-{service}:{release_id.lower()}"
+
+
+def keep_images(images: dict[str, dict], project: str, release_id: str) -> str:
+    """Tag every service image of a release so a rollback needs no build."""
+    lines = [join(["docker", "tag", i["id"], keep_ref(project, service, release_id)]) for service, i in images.items()]
+    return " && ".join(lines) or "true"
+
+
+def restore_images(images: dict[str, dict]) -> str:
+    """Point each service's image reference back at the image of a past release (exit 4 if one is gone)."""
+    lines = []
+    for service, i in images.items():
+        lines.append(f"docker image inspect {quote(i['id'])} >/dev/null 2>&1 || {{ echo {quote(service)}; exit 4; }}")
+        lines.append(join(["docker", "tag", i["id"], i["name"]]))
+    return "\n".join(["set -e", *lines]) + "\n"
+
+
+def prune_kept_images(project: str, keep_release_ids: list[str]) -> str:
+    """Untag kept images of releases that are no longer kept; images still in use stay (docker refuses)."""
+    keep = " ".join(quote(r.lower()) for r in keep_release_ids) or "''"
+    pattern = quote(f"{KEEP_REPOSITORY}/{project}-*")
+    return (
+        f"docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' --filter reference={pattern} | "
+        f"while read -r ref; do tag=${{ref##*:}}; case \" {keep} \" in *\" $tag \"*) ;; "
+        f"*) docker rmi \"$ref\" >/dev/null 2>&1 || true ;; esac; done"
+    )

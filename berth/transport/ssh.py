@@ -126,6 +126,7 @@ class SSHConnection:
         self._dir: str | None = None
         self.control_path: Path | None = None
         self.connections_opened = 0
+        self.lost: str | None = None  # why the connection is gone; later commands fail at once
 
     def __enter__(self) -> SSHConnection:
         self.open()
@@ -150,6 +151,8 @@ class SSHConnection:
     def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = False) -> Result:
         if self.control_path is None:
             raise RuntimeError("connection is not open")
+        if self.lost:
+            raise SSHError(self.lost, fix="check the network and the server, then run the same command again")
         argv = command_argv(self.host, self.opts, self.control_path, script)
         started = time.monotonic()
         try:
@@ -168,8 +171,8 @@ class SSHConnection:
         if self.on_command:
             self.on_command(script, result)
         if result.exit_code == 255 and not self.is_alive():
-            raise SSHError(f"the SSH connection to {self.host.label} was lost: {result.err.strip()[-200:]}",
-                           fix="check the network and the server, then run the same command again")
+            self.lost = f"the SSH connection to {self.host.label} was lost: {result.err.strip().splitlines()[-1][-200:]}"
+            raise SSHError(self.lost, fix="check the network and the server, then run the same command again")
         if check and not result.ok:
             raise SSHError(f"command failed on {self.host.label} (exit {result.exit_code}): {result.err.strip()[-500:]}")
         return result
@@ -193,7 +196,7 @@ class SSHConnection:
         return subprocess.run(argv, capture_output=True).returncode == 0
 
     def close(self) -> None:
-        if self.control_path is not None and self.control_path.exists():
+        if self.control_path is not None and self.control_path.exists() and not self.lost:
             argv = [*base_argv(self.host, self.opts, self.control_path), "-O", "exit", self.host.address]
             subprocess.run(argv, capture_output=True, timeout=10)
         self._cleanup_dir()

@@ -18,7 +18,7 @@ def test_first_deploy_from_clean_clone_runs_healthy_and_records_release(app):
     logins = app.server.ssh_logins()
     result = app.berth("deploy", "--push")
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("check", "push", "connect", "sync", "env", "deploy", "verify", "record"):
+    for step in ("check", "push", "connect", "lock", "sync", "env", "deploy", "verify", "record"):
         assert f"✓ {step}" in result.stdout
     commit = app.git("rev-parse", "HEAD")
 
@@ -49,7 +49,7 @@ def test_new_commit_redeploy_changes_running_version(app):
     assert result.returncode == 0, result.stdout + result.stderr
     assert get(app.url("/version"))[1].strip() == "2"
     assert json.loads((app.state_dir / "current.json").read_text())["commit"] == new
-    assert "built and up" in result.stdout
+    assert "up, built" in result.stdout
 
 
 def test_noop_redeploy_restarts_nothing(app):

@@ -17,6 +17,7 @@ import berth.engines
 from berth.commands import files as file_commands
 from berth.commands import git as git_commands
 from berth.commands import host as host_commands
+from berth.commands import lock as lock_commands
 from berth.commands import release as release_commands
 from berth.commands import shell
 from berth.engines import compose as compose_engine
@@ -118,11 +119,11 @@ def test_inspect_containers_skips_inspect_without_containers(tmp_path):
 def test_parse_inspect_and_states():
     line = "\t".join
     out = "\n".join([
-        line(["web", "/shop-web-1", "c1", "running", "healthy", "0", "0", "2024-01-01T00:00:00Z", "always"]),
-        line(["db", "/shop-db-1", "c2", "running", "unhealthy", "0", "3", "t", "always"]),
-        line(["migrate", "/shop-migrate-1", "c3", "exited", "", "0", "0", "t", "no"]),
-        line(["worker", "/shop-worker-1", "c4", "exited", "", "2", "0", "t", ""]),
-        line(["api", "/shop-api-1", "c5", "restarting", "", "1", "7", "t", "always"]),
+        line(["web", "/shop-web-1", "c1", "running", "healthy", "0", "0", "2024-01-01T00:00:00Z", "always", "shop-web", "sha256:1"]),
+        line(["db", "/shop-db-1", "c2", "running", "unhealthy", "0", "3", "t", "always", "postgres:16", "sha256:2"]),
+        line(["migrate", "/shop-migrate-1", "c3", "exited", "", "0", "0", "t", "no", "shop-web", "sha256:1"]),
+        line(["worker", "/shop-worker-1", "c4", "exited", "", "2", "0", "t", "", "shop-worker", "sha256:3"]),
+        line(["api", "/shop-api-1", "c5", "restarting", "", "1", "7", "t", "always", "shop-api", "sha256:4"]),
         "garbage line",
     ])
     states = {s.service: s for s in parse_inspect(out)}
@@ -134,6 +135,7 @@ def test_parse_inspect_and_states():
     assert not states["api"].ready and not states["api"].failed
     assert states["api"].describe() == "restarting, exit code 1, restarted 7x"
     assert isinstance(states["db"], ContainerState) and states["db"].restarts == 3
+    assert (states["db"].image, states["db"].image_id) == ("postgres:16", "sha256:2")
 
 
 # --------------------------------------------------------------------------- never destructive
@@ -166,9 +168,23 @@ GENERATORS = {
         for argv in (c.base(), c.build(), c.up(), c.logs(), c.logs(("web",), 10, True))
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
     "berth.engines.compose.ContainerState": lambda: [],
+    "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
+    "berth.engines.compose.keep_images": lambda: [
+        compose_engine.keep_images({"web": {"name": "shop-web", "id": "sha256:1"}}, "shop", "R1")],
+    "berth.engines.compose.restore_images": lambda: [
+        compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"}})],
+    "berth.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
+    "berth.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
+    "berth.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],
+    "berth.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
+    "berth.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
+    "berth.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
+    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok")],
+    "berth.commands.lock.force_release": lambda: [lock_commands.force_release("/h/.berth/shop")],
+    "berth.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
 }
 
-MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine]
+MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands]
 
 
 def _public_callables():

@@ -1,0 +1,185 @@
+"""Release-safety commands: rollback, releases, audit, lock. Registered on the main `berth` group."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.command()
+@click.argument("release", required=False)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
+@click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
+@click.option("--lock-wait", type=click.FloatRange(0, 86400), default=0, help="Seconds to wait for another deploy's lock.")
+@click.option("--timeout", "verify_timeout", type=click.IntRange(1, 3600), help="Seconds verify waits for health.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def rollback(obj, release, yes, trust_new_host, lock_wait, verify_timeout, as_json):
+    """Return each host to RELEASE (an id or commit prefix from `berth releases`), or to the previous good one."""
+    from berth.cli import _printer
+    from berth.errors import BerthError
+    from berth.pipeline import DeployOptions
+    from berth.rollback import run_rollback
+
+    target = obj.target()
+    printer = _printer(obj, quiet=as_json)
+    printer.line(f"berth rollback → {target.environment} ({', '.join(h.label for h in target.hosts)})")
+    opts = DeployOptions(yes=yes, trust_new_host=trust_new_host, lock_wait=lock_wait, verify_timeout=verify_timeout)
+    outcome: dict = {}
+    try:
+        run_rollback(target, release, opts, printer, outcome)
+    except BerthError as exc:
+        if as_json:
+            outcome.update(ok=False, error=printer.mask(exc.paragraph()))
+            click.echo(json.dumps(outcome, indent=2, default=str))
+            sys.exit(exc.exit_code)
+        raise
+    if as_json:
+        click.echo(json.dumps(outcome, indent=2, default=str))
+    else:
+        printer.line(f"rolled back {target.environment}")
+
+
+def _each_session(obj, trust_new_host):
+    from berth.status import _session
+
+    target = obj.target()
+    from berth.cli import _printer
+
+    printer = _printer(obj)
+    for host in target.hosts:
+        session = _session(target, host, trust_new_host, printer)
+        try:
+            yield target, host, session, printer
+        finally:
+            session.close()
+
+
+@click.command()
+@click.option("-n", "--limit", default=20, show_default=True)
+@click.option("--trust-new-host", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def releases(obj, limit, trust_new_host, as_json):
+    """Releases on each host, newest last: id, commit, result, who, when; * marks the running one."""
+    from berth.release import read_history
+
+    rows = []
+    for _target, host, session, printer in _each_session(obj, trust_new_host):
+        history, problems = read_history(session, limit=limit)
+        current = (session.current or {}).get("id")
+        rows.append({"host": host.label, "current": current, "releases": history, "problems": problems})
+        if not as_json:
+            click.echo(f"{host.label}")
+            for r in history:
+                mark = "*" if r.get("id") == current else " "
+                kind = "rollback" if r.get("kind") == "rollback" else "deploy"
+                click.echo(f" {mark} {r.get('id', '?'):<26} {str(r.get('commit', '?'))[:7]}  {r.get('result', '?'):<6} "
+                           f"{kind:<8} {r.get('finished_at', '?')}  {r.get('deployed_by', '?')}")
+            if not history:
+                click.echo("   no releases yet")
+            for p in problems:
+                click.echo(f"   ! {p}")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+
+
+@click.command()
+@click.option("-n", "--limit", default=50, show_default=True)
+@click.option("--trust-new-host", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def audit(obj, limit, trust_new_host, as_json):
+    """The append-only log of deploys, rollbacks and lock changes on each host."""
+    from berth.release import read_audit
+
+    rows = []
+    for _target, host, session, printer in _each_session(obj, trust_new_host):
+        events, problems = read_audit(session, limit)
+        rows.append({"host": host.label, "events": events, "problems": problems})
+        if not as_json:
+            click.echo(host.label)
+            for e in events:
+                rest = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "event") and v not in (None, ""))
+                click.echo(printer.mask(f"  {e.get('time', '?')}  {e.get('event', '?'):<16} {rest}"))
+            for p in problems:
+                click.echo(f"  ! {p}")
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+
+
+@click.group()
+def lock():
+    """The deploy lock on each host: status, acquire (e.g. for maintenance), release."""
+
+
+@lock.command("status")
+@click.option("--trust-new-host", is_flag=True)
+@click.pass_obj
+def lock_status(obj, trust_new_host):
+    from berth import lock as lock_stage
+
+    held_any = False
+    for _t, host, session, _p in _each_session(obj, trust_new_host):
+        owner = lock_stage.read(session)
+        if owner is None:
+            click.echo(f"{host.label}: unlocked")
+            continue
+        held_any = True
+        stale = lock_stage.stale_reason(owner)
+        click.echo(f"{host.label}: locked by {lock_stage.describe(owner)}"
+                   + (f"\n  stale: {stale}; release it with `berth lock release --force`" if stale else ""))
+    sys.exit(3 if held_any else 0)
+
+
+@lock.command("acquire")
+@click.option("-m", "--message", required=True, help="Why (shown to anyone who tries to deploy).")
+@click.option("--trust-new-host", is_flag=True)
+@click.pass_obj
+def lock_acquire(obj, message, trust_new_host):
+    from berth import gitlocal
+    from berth import lock as lock_stage
+    from berth.release import audit as audit_event
+
+    for target, host, session, _p in _each_session(obj, trust_new_host):
+        who = gitlocal.user_identity(target.root)
+        owner = lock_stage.new_owner(who, None, message, "manual lock")
+        owner["pid"] = None  # a manual lock outlives this process: never stale by pid
+        lock_stage.acquire(session, owner)
+        audit_event(session, "lock-acquired", who=who, message=message)
+        click.echo(f"{host.label}: locked — \"{message}\"; `berth lock release` unlocks it")
+
+
+@lock.command("release")
+@click.option("--force", is_flag=True, help="Release whoever holds it (check first that no deploy is running).")
+@click.option("--trust-new-host", is_flag=True)
+@click.pass_obj
+def lock_release(obj, force, trust_new_host):
+    from berth import gitlocal
+    from berth import lock as lock_stage
+    from berth.commands import lock as lock_commands
+    from berth.errors import BerthError
+    from berth.release import audit as audit_event
+
+    for target, host, session, _p in _each_session(obj, trust_new_host):
+        owner = lock_stage.read(session)
+        if owner is None:
+            click.echo(f"{host.label}: was not locked")
+            continue
+        manual = owner.get("command") == "manual lock"
+        if not (force or manual or lock_stage.stale_reason(owner)):
+            raise BerthError(f"{host.label} is locked by {lock_stage.describe(owner)}, which may still be running",
+                             fix="wait for it, or pass --force once you are sure it is not running", exit_code=3)
+        result = session.conn.run(lock_commands.force_release(session.state_dir), timeout=30)
+        if not result.ok:
+            raise BerthError(f"could not remove the lock on {host.label}: {result.err.strip()[-300:]}",
+                             where=f"{host.label}:{session.state_dir}/lock",
+                             fix="remove that directory on the server by hand (check its owner and permissions)")
+        who = gitlocal.user_identity(target.root)
+        audit_event(session, "lock-released", who=who, holder=lock_stage.describe(owner), forced=bool(force))
+        click.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")
+
+
+COMMANDS = [rollback, releases, audit, lock]

@@ -1,0 +1,260 @@
+"""`berth k8s`: render, check, apply and roll back the compose app on Kubernetes.
+
+Only click is imported at module level (berth --version stays fast); each command imports its modules.
+Registered in berth/cli.py with `cli.add_command(k8s)`; the global -C/-e/-v of `berth` apply, and each
+command also takes -e itself (`berth k8s render -e production`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+FAIL_ON = click.Choice(["error", "warning", "info"])
+
+
+def _obj(ctx: click.Context):
+    root = ctx.find_root()
+    return root.obj
+
+
+def _target(ctx: click.Context, environment: str | None):
+    from berth.config import load_target
+
+    obj = _obj(ctx)
+    project_dir = getattr(obj, "project_dir", None) or Path(".")
+    env = environment or getattr(obj, "environment", None)
+    return load_target(Path(project_dir), env, tuple(getattr(obj, "hosts", ()) or ()))
+
+
+def _settings(target):
+    from berth.k8s.settings import load_settings
+
+    return load_settings(target.root, target.environment, target.project)
+
+
+def _printer(ctx: click.Context, target, quiet: bool = False):
+    from berth.output import StepPrinter
+    from berth.pipeline import masker_for
+
+    try:
+        masker = masker_for(target)
+    except Exception:  # noqa: BLE001 - masking must never be the reason a command fails
+        from berth.secrets import Masker
+
+        masker = Masker()
+    try:  # errors printed by berth.cli.main are masked with the running command's masker
+        import berth.cli as berth_cli
+
+        berth_cli._active_masker = masker
+    except Exception:  # noqa: BLE001
+        pass
+    return StepPrinter(masker, quiet=quiet, verbose=bool(getattr(_obj(ctx), "verbose", False)))
+
+
+env_option = click.option("-e", "--environment", help="Environment (overrides berth's -e and ENVIRONMENT in .env).")
+tag_option = click.option("--tag", help="Image tag for services that only build: (default: tag in [kubernetes], "
+                                        "else the git HEAD commit).")
+monitoring_option = click.option("--monitoring", is_flag=True,
+                                 help="Add Prometheus scrape annotations for services with metrics_path/metrics_port.")
+
+
+@click.group()
+def k8s():
+    """Kubernetes: render the compose app as manifests, check them offline, apply and roll back with kubectl."""
+
+
+@k8s.command()
+@env_option
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path),
+              help="Write one file per service into this directory (default: print one YAML stream).")
+@tag_option
+@monitoring_option
+@click.pass_context
+def render(ctx, environment, out_dir, tag, monitoring):
+    """Manifests from docker-compose.yml, the env files and berth.toml. Secrets are never written: apply builds them."""
+    from berth.k8s.render import render as do_render
+    from berth.output import render_findings
+
+    target = _target(ctx, environment)
+    settings = _settings(target)
+    printer = _printer(ctx, target)
+    rendered = do_render(target, settings, tag=tag, monitoring=monitoring)
+    notes = render_findings(rendered.findings, target.root, printer.mask)
+    if out_dir is not None:
+        from berth.k8s.manifests import write_dir
+
+        files = rendered.files()
+        for text in files.values():
+            _assert_no_secret(text, rendered.secret_values)
+        written = write_dir(out_dir, files)
+        if notes:
+            click.echo(notes)
+        click.echo(f"rendered {len(rendered.docs())} objects for {target.environment} (namespace "
+                   f"{rendered.namespace}) into {out_dir}: {', '.join(p.name for p in written)}")
+        if rendered.secrets:
+            click.echo(f"not written: Secret {', '.join(sorted(rendered.secrets))} — berth k8s apply builds "
+                       "them in memory")
+    else:
+        text = rendered.stream()
+        _assert_no_secret(text, rendered.secret_values)
+        click.echo(text, nl=False)
+        if notes:
+            click.echo(notes, err=True)
+
+
+def _assert_no_secret(text: str, secret_values: list[str]) -> None:
+    """A last guard: nothing render prints or writes may contain a secret value."""
+    import base64
+
+    for value in secret_values:
+        if len(value) >= 8 and (value in text or base64.b64encode(value.encode()).decode() in text):
+            from berth.errors import BerthError
+
+            raise BerthError("refusing to write manifests: a secret value would appear in them",
+                             fix="report this as a bug in berth k8s render; mark the key as secret (secret_keys)")
+
+
+@k8s.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@env_option
+@click.option("--kube-version", "kube_versions", multiple=True, metavar="1.XX",
+              help="Validate against this Kubernetes version (repeatable; 'newest' = the newest shipped). "
+                   "Default: kube_versions in [kubernetes], else 1.30 and the newest.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-on", type=FAIL_ON, default="error", show_default=True,
+              help="Exit 1 when a finding at or above this severity exists.")
+@click.option("--list-rules", is_flag=True, help="List every rule with its id, severity and fix, then exit.")
+@tag_option
+@monitoring_option
+@click.pass_context
+def check(ctx, paths, environment, kube_versions, fmt, fail_on, list_rules, tag, monitoring):
+    """Validate manifests offline (Kubernetes schemas + best practices). Without PATH: what render would produce."""
+    from berth.check.findings import Severity
+    from berth.k8s.check import K8S_RULES, check_paths, check_rendered
+    from berth.k8s.settings import DEFAULT_KUBE_VERSIONS
+    from berth.output import render_findings
+
+    if list_rules:
+        for r in K8S_RULES.values():
+            click.echo(f"{r.id:<24} {str(r.severity):<8} {r.summary}\n{'':<33}fix: {r.fix}")
+        return
+    threshold = Severity[fail_on.upper()]
+    root = Path(getattr(_obj(ctx), "project_dir", None) or ".").resolve()
+    render_notes = []
+    if paths:
+        from berth.secrets import Masker
+
+        mask = Masker()
+        versions = tuple(kube_versions) or _versions_from_config(ctx, environment) or DEFAULT_KUBE_VERSIONS
+        report = check_paths(list(paths), versions)
+        label = ", ".join(str(p) for p in paths)
+        root = Path.cwd()
+    else:
+        from berth.k8s.render import render as do_render
+
+        target = _target(ctx, environment)
+        settings = _settings(target)
+        mask = _printer(ctx, target).mask
+        rendered = do_render(target, settings, tag=tag, monitoring=monitoring)
+        render_notes = [f for f in rendered.findings if f.severity >= Severity.WARNING]
+        report = check_rendered(rendered, tuple(kube_versions) or settings.kube_versions)
+        label = f"the manifests rendered for {target.environment}"
+    if fmt == "json":
+        import json
+
+        click.echo(mask(json.dumps({
+            "versions": list(report.versions),
+            "documents": report.documents,
+            "findings": [f.as_dict(root) for f in report.findings],
+            "render_notes": [f.as_dict(root) for f in render_notes],
+            "counts": report.counts(),
+        }, indent=2)))
+    else:
+        if report.findings:
+            click.echo(render_findings(report.findings, root, mask))
+        c = report.counts()
+        click.echo(f"{report.rules_run} rules, {report.documents} objects in {label}, Kubernetes "
+                   f"{', '.join(report.versions)}: {c['error']} errors, {c['warning']} warnings, {c['info']} info")
+    if report.at_least(threshold):
+        sys.exit(1)
+
+
+def _versions_from_config(ctx, environment) -> tuple[str, ...]:
+    """kube_versions from berth.toml when PATHs are checked inside a project; () when there is none."""
+    obj = _obj(ctx)
+    root = Path(getattr(obj, "project_dir", None) or ".")
+    if not (root / "berth.toml").exists():
+        return ()
+    from berth.config import toml_section
+    from berth.k8s.settings import validate_table
+
+    table = toml_section(root, "kubernetes")
+    validate_table(table, str(root / "berth.toml"))
+    env = environment or getattr(obj, "environment", None)
+    versions = (table.get("environments", {}).get(env, {}) if env else {}).get("kube_versions") or table.get("kube_versions")
+    return tuple(versions or ())
+
+
+def _run(ctx, environment, fn, opts, as_json: bool, title: str):
+    import json
+
+    from berth.errors import BerthError
+
+    target = _target(ctx, environment)
+    settings = _settings(target)
+    printer = _printer(ctx, target, quiet=as_json)
+    printer.line(f"berth k8s {title} → {target.environment} (namespace {settings.namespace})")
+    try:
+        outcome = fn(target, settings, opts, printer)
+    except BerthError as exc:
+        if as_json:
+            click.echo(printer.mask(json.dumps({"ok": False, "environment": target.environment,
+                                                "error": exc.paragraph()}, indent=2)))
+            sys.exit(exc.exit_code)
+        raise
+    calls = outcome.pop("calls", [])
+    if as_json:
+        outcome["kubectl"] = [c.describe() for c in calls]
+        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+    return outcome, printer
+
+
+@k8s.command()
+@env_option
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
+@click.option("--timeout", type=click.IntRange(1, 7200), help="Seconds each rollout may take (default rollout_timeout, 300).")
+@click.option("--json", "as_json", is_flag=True, help="Print one machine-readable result instead of the steps.")
+@tag_option
+@monitoring_option
+@click.pass_context
+def apply(ctx, environment, yes, timeout, as_json, tag, monitoring):
+    """Render (Secrets in memory), check, then kubectl apply --server-side with the manifests on stdin; wait for the rollout."""
+    from berth.k8s.apply import ApplyOptions, run_apply
+
+    opts = ApplyOptions(yes=yes, tag=tag, monitoring=monitoring, timeout=timeout)
+    outcome, printer = _run(ctx, environment, run_apply, opts, as_json, "apply")
+    if not as_json:
+        printer.line(f"applied release {outcome['release']} to {outcome['environment']} in {outcome['seconds']:.1f}s")
+
+
+@k8s.command()
+@env_option
+@click.option("--service", "services", multiple=True, metavar="NAME",
+              help="Roll back this service (repeatable). Default: the workloads the last apply changed.")
+@click.option("--to-revision", type=click.IntRange(1), help="Go to this revision (kubectl rollout history) instead of the previous one.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
+@click.option("--timeout", type=click.IntRange(1, 7200), help="Seconds each rollout may take.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rollback(ctx, environment, services, to_revision, yes, timeout, as_json):
+    """kubectl rollout undo of the workloads the last apply changed, then wait until they are ready again."""
+    from berth.k8s.apply import ApplyOptions, run_rollback
+
+    opts = ApplyOptions(yes=yes, timeout=timeout, services=tuple(services), to_revision=to_revision)
+    outcome, printer = _run(ctx, environment, run_rollback, opts, as_json, "rollback")
+    if not as_json:
+        printer.line(f"rolled back {', '.join(outcome['rolled_back'])} in {outcome['environment']} "
+                     f"in {outcome['seconds']:.1f}s")
