@@ -9,6 +9,8 @@ Measures (median of --runs):
   ssh connections      logins the server's sshd accepted during one berth deploy
   berth --version      start-up time
   berth check          on the example app
+  rollback             berth rollback to the previous release (kept images: no build), next to a
+                       changed-commit deploy
 Targets (issue #2): changed-commit within 1 s of plain; no-op <= 2 s; 1 SSH connection per host
 per deploy; --version <= 150 ms. Results are printed and written to bench/results/deploy.json.
 
@@ -147,6 +149,20 @@ def main() -> None:
         n0 = logins()
         berth_deploy()
         results["ssh_connections_noop_deploy"] = logins() - n0
+
+        # rollback to the previous release: its images are kept, so nothing is built
+        def berth_rollback():
+            proc = sh([*BERTH, "rollback", "--yes"], repo, check=False)
+            if proc.returncode != 0 or b"no build" not in proc.stdout:
+                raise SystemExit(proc.stdout.decode() + proc.stderr.decode())
+
+        rollbacks = []
+        for i in range(args.runs):
+            rollbacks.append(timed(berth_rollback))
+            (repo / "web" / "VERSION").write_text(f"r{i}\n")
+            sh(["git", "commit", "-qam", f"r{i}"], repo)
+            berth_deploy("--push")
+        results["rollback_s"] = med(rollbacks)
 
         version = [timed(lambda: sh([str(ROOT / ".venv" / "bin" / "berth"), "--version"])) for _ in range(20)]
         results["berth_version_ms"] = round(statistics.median(version) * 1000, 1)

@@ -1,0 +1,103 @@
+"""The lock scripts run for real with sh against a temp dir; stale detection and rollback choice as logic."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from berth import lock as lock_stage
+from berth.commands import lock as lock_commands
+from berth.errors import BerthError
+from berth.rollback import pick
+
+
+def sh(script: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], input=stdin, capture_output=True)
+
+
+def test_lock_is_exclusive_and_only_its_token_releases_it(tmp_path):
+    state = str(tmp_path / "state")
+    first = json.dumps({"token": "aaa", "who": "ann"}).encode()
+    assert sh(lock_commands.acquire(state), first).returncode == 0
+    second = sh(lock_commands.acquire(state), json.dumps({"token": "bbb"}).encode())
+    assert second.returncode == lock_commands.HELD and json.loads(second.stdout)["who"] == "ann"
+    refused = sh(lock_commands.release(state, "bbb"))
+    assert refused.returncode == lock_commands.NOT_OURS and (tmp_path / "state" / "lock").exists()
+    assert sh(lock_commands.release(state, "aaa")).returncode == 0
+    assert not (tmp_path / "state" / "lock").exists()
+    assert sh(lock_commands.release(state, "aaa")).returncode == 0  # releasing an unlocked host is fine
+    assert sh(lock_commands.status(state)).stdout == b""
+
+
+def test_lock_acquire_is_atomic_under_contention(tmp_path):
+    state = str(tmp_path / "state")
+    procs = [subprocess.Popen(["sh", "-c", lock_commands.acquire(state)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(20)]
+    for i, p in enumerate(procs):
+        p.communicate(json.dumps({"token": f"t{i}"}).encode())
+    assert sorted(p.returncode for p in procs) == [0] + [lock_commands.HELD] * 19
+
+
+def test_force_release_reports_a_lock_it_cannot_remove(tmp_path):
+    state = tmp_path / "state"
+    assert sh(lock_commands.acquire(str(state)), b'{"token": "x"}').returncode == 0
+    assert sh(lock_commands.force_release(str(state))).returncode == 0 and not (state / "lock").exists()
+
+
+def _owner(**kw) -> dict:
+    base = {"token": "t", "who": "ann", "machine": socket.gethostname(), "pid": os.getpid(),
+            "pid_start": lock_stage._process_start(os.getpid()),
+            "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {**base, **kw}
+
+
+def test_stale_when_the_owner_process_on_this_machine_is_gone():
+    assert lock_stage.stale_reason(_owner()) is None  # this very process: alive
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert "gone" in lock_stage.stale_reason(_owner(pid=dead.pid, pid_start="1"))
+    assert "gone" in lock_stage.stale_reason(_owner(pid_start="0"))  # same pid, another process (reused)
+
+
+def test_stale_when_old_and_not_when_another_machine_holds_it_recently():
+    other = _owner(machine="someone-elses-laptop", pid=1)
+    assert lock_stage.stale_reason(other) is None
+    old = (datetime.now(timezone.utc) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert "5h old" in lock_stage.stale_reason({**other, "since": old})
+    assert lock_stage.stale_reason({}) is not None
+
+
+def test_describe_names_who_what_and_why():
+    text = lock_stage.describe(_owner(command="deploy", commit="abcdef1234", message="hotfix"))
+    assert "ann" in text and "deploy of abcdef1" in text and '"hotfix"' in text
+    assert lock_stage.describe({}) == "an owner berth cannot read"
+
+
+H = [
+    {"id": "r1", "commit": "aaa111", "result": "ok"},
+    {"id": "r2", "commit": "bbb222", "result": "ok"},
+    {"id": "r3", "commit": "ccc333", "result": "failed"},
+    {"id": "r4", "commit": "ccc333", "result": "ok"},
+]
+
+
+def test_pick_previous_good_release_skips_failed_and_the_current_commit():
+    assert pick(H, H[3], None)["id"] == "r2"
+    assert pick(H, None, None)["id"] == "r4"
+
+
+def test_pick_by_id_or_commit_prefix():
+    assert pick(H, H[3], "r1")["id"] == "r1"
+    assert pick(H, H[3], "bbb")["id"] == "r2"
+    with pytest.raises(BerthError, match="no successful release matches 'r3'"):
+        pick(H, H[3], "r3")  # failed releases are not a target
+
+
+def test_pick_without_an_earlier_release_says_so():
+    with pytest.raises(BerthError, match="no earlier successful release"):
+        pick(H[:1], H[0], None)
