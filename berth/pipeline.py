@@ -247,22 +247,21 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
             remote_path, size = env_stage.ship_env(session, plan.env_path, target.env_file)
             info["detail"] = f"{target.env_file} → {remote_path} (0600, {size} bytes)"
         unchanged = current.get("commit") == plan.commit and current.get("result") == "ok"
+        needs_build = not unchanged
         if target.hooks("pre"):
-            with log.step("build", label) as info:
-                if not unchanged:
+            if needs_build:  # pre-deploy hooks (migrations) run with the new images, before anything restarts
+                with log.step("build", label) as info:
                     deploy_stage.compose_build(session)
-                info["detail"] = "built" if not unchanged else "same commit as the running release: build skipped"
+                    info["detail"] = "built"
+                needs_build = False
             with log.step("pre-hook", label) as info:
                 try:
                     info["detail"] = ", ".join(hooks_stage.run_hooks("pre", target.hooks("pre"), session, release, target.root))
                 except BerthError:
                     _restore_checkout(session, current, plan, target)  # nothing running has changed
                     raise
-            built = True
-        else:
-            built = False
         with log.step("deploy", label) as info:
-            deployed = deploy_stage.compose_up(session, build=not unchanged and not built)
+            deployed = deploy_stage.compose_up(session, build=needs_build)
             info["detail"] = "up" + (", built" if deployed.built else "") + (
                 " (same commit as the running release: build skipped)" if unchanged else "")
         try:
