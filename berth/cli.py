@@ -107,6 +107,11 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
             raise click.BadParameter(f"'{selector}' is not a rule id, area or glob (berth check --list-rules lists them)",
                                      param_hint="--skip")
         skipped.update(ids)
+    from berth.check import oversized_env_file
+
+    too_big = oversized_env_file(obj.project_dir / ".env")  # read before the check, as the settings
+    if too_big is not None:
+        raise too_big
     target = obj.target()
     report = run_checks(target, skip=skipped, offline=offline)
     # the masker comes from the env file the check already parsed (parsing it again is slow on big files)
@@ -274,7 +279,9 @@ def _register_more() -> None:
     from berth.cli_release import COMMANDS
     from berth.k8s.cli import k8s as k8s_group
 
-    for command in [*COMMANDS, k8s_group]:
+    from berth.config_cmd import config as config_command
+
+    for command in [*COMMANDS, k8s_group, config_command]:
         cli.add_command(command)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,6 +386,7 @@ def _all_cases() -> list:
     for path in sorted(Path(__file__).parent.glob("test_rules_*.py")):
         spec = importlib.util.spec_from_file_location(f"_cases_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses in the module need to find it
         spec.loader.exec_module(module)
         cases += list(getattr(module, "CASES", []))
     return cases

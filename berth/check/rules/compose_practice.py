@@ -1,1 +1,577 @@
-"""(being written)"""
+"""Compose best practices: what makes a service survive restarts, deploys and the internet.
+
+Every finding points at the offending key (or, for something missing, at the service's name) in
+the compose file that holds it, so `# berth: ignore[practice.RULE]` can sit right there. Values
+with `${VAR}` are judged after interpolation with the shipped env file, as compose will see them.
+With several compose files, a service is judged on all of its definitions together (an override
+file may add the healthcheck the base file lacks). docs/CHECKS_COMPOSE.md explains each heuristic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from berth.check.findings import Severity, finding, rule
+from berth.check.interpolation import find_references, interpolate
+
+# --------------------------------------------------------------------------- shared model (also used by dockerfile.py)
+
+# container ports of databases, caches and brokers: publishing one to the world is rarely intended
+DATA_PORTS: dict[int, str] = {
+    5432: "PostgreSQL", 3306: "MySQL/MariaDB", 33060: "MySQL X protocol", 6379: "Redis", 6380: "Redis",
+    27017: "MongoDB", 27018: "MongoDB", 27019: "MongoDB", 11211: "memcached", 9200: "Elasticsearch/OpenSearch",
+    9300: "Elasticsearch/OpenSearch", 5984: "CouchDB", 9042: "Cassandra", 7687: "Neo4j", 7474: "Neo4j",
+    8086: "InfluxDB", 26257: "CockroachDB", 1433: "SQL Server", 1521: "Oracle", 5672: "RabbitMQ",
+    15672: "RabbitMQ management", 8123: "ClickHouse", 2379: "etcd", 2181: "ZooKeeper", 9092: "Kafka",
+    4222: "NATS", 28015: "RethinkDB", 8529: "ArangoDB",
+}
+# image names (last path part, without tag) of data services
+DATA_IMAGES = frozenset({
+    "postgres", "postgresql", "postgis", "timescaledb", "timescaledb-ha", "pgvector", "mysql", "mariadb",
+    "percona", "percona-server", "redis", "redis-stack", "redis-stack-server", "valkey", "keydb", "dragonfly",
+    "mongo", "mongodb", "mongodb-community-server", "memcached", "elasticsearch", "opensearch", "couchdb",
+    "cassandra", "scylla", "neo4j", "influxdb", "clickhouse-server", "cockroach", "rabbitmq", "etcd",
+    "zookeeper", "kafka", "nats", "rethinkdb", "arangodb", "mssql-server",
+})
+ANY_INTERFACE = {"", "0.0.0.0", "::", "[::]", "*"}
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+@dataclass
+class Service:
+    """One service across every compose file that defines it (later files override earlier ones)."""
+
+    name: str
+    defs: list[tuple[Any, dict]] = field(default_factory=list)  # (ComposeFile, its mapping), in file order
+
+    @property
+    def cf(self):
+        return self.defs[0][0]
+
+    def has(self, key: str) -> bool:
+        return any(key in d for _, d in self.defs)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for _, d in reversed(self.defs):
+            if key in d:
+                return d[key]
+        return default
+
+    def merged(self, key: str) -> dict:
+        """A mapping-valued key (deploy, healthcheck, build...) merged over the files, as compose does."""
+        def merge(a: dict, b: dict) -> dict:
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+            return out
+
+        result: dict = {}
+        for _, d in self.defs:
+            if isinstance(d.get(key), dict):
+                result = merge(result, d[key])
+        return result
+
+    def defined_in(self, key: str):
+        """The compose file whose value of `key` counts (the last one that sets it)."""
+        for cf, d in reversed(self.defs):
+            if key in d:
+                return cf
+        return self.cf
+
+    def items(self, key: str) -> Iterator[tuple[Any, int | str, Any]]:
+        """(compose file, index or key, item) of a list- or mapping-valued key, across the files."""
+        for cf, d in self.defs:
+            value = d.get(key)
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    yield cf, i, item
+            elif isinstance(value, dict):
+                for k, item in value.items():
+                    yield cf, str(k), item
+            elif isinstance(value, str) and key in ("depends_on", "networks", "volumes", "ports"):
+                yield cf, 0, value
+
+
+def services(ctx) -> list[Service]:
+    """The services compose will start: those with `profiles:` only when COMPOSE_PROFILES activates one."""
+    found: dict[str, Service] = {}
+    for cf in ctx.compose_files:
+        for name, definition in cf.services.items():
+            if isinstance(definition, dict):
+                found.setdefault(str(name), Service(str(name))).defs.append((cf, definition))
+    active = {p.strip() for p in env_values(ctx).get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    out = []
+    for svc in found.values():
+        profiles = svc.get("profiles")
+        if isinstance(profiles, list) and profiles and "*" not in active and not active & {str(p) for p in profiles}:
+            continue
+        out.append(svc)
+    return out
+
+
+def env_values(ctx) -> dict[str, str]:
+    return ctx.app_env.values() if ctx.app_env else {}
+
+
+def resolve(ctx, value: Any) -> Any:
+    """A value as compose sees it after interpolation; None when it cannot be known: a bad template, an
+    unmet ${VAR:?}, or a variable that is not set and has no default (compose.unset-variable reports those,
+    and judging `nginx:` for `nginx:${TAG}` would only add a second, misleading finding)."""
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    env = env_values(ctx)
+    try:
+        if any(r.name not in env and not r.has_default for r in find_references(value)):
+            return None
+        return interpolate(value, env)
+    except ValueError:
+        return None
+
+
+def truthy(ctx, value: Any) -> bool:
+    value = resolve(ctx, value)
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1"))
+
+
+@lru_cache(maxsize=64)
+def _positions(text: str) -> dict[tuple, tuple[int, int]]:
+    """path → (line, col) of every mapping key and sequence item in a YAML text."""
+    import yaml
+
+    out: dict[tuple, tuple[int, int]] = {}
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return out
+
+    def walk(node, path: tuple, depth: int) -> None:
+        if depth > 64:
+            return
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                p = (*path, str(key.value))
+                out.setdefault(p, (key.start_mark.line + 1, key.start_mark.column + 1))
+                walk(value, p, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                p = (*path, i)
+                out.setdefault(p, (item.start_mark.line + 1, item.start_mark.column + 1))
+                walk(item, p, depth + 1)
+
+    if root is not None:
+        walk(root, (), 0)
+    return out
+
+
+def where(cf, *path: str | int) -> tuple[int | None, int | None]:
+    """(line, col) of the key or item at `path` in a compose file, or of its nearest enclosing one."""
+    try:
+        text = cf.path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None, None
+    positions = _positions(text)
+    path = tuple(path)
+    while path:
+        if path in positions:
+            return positions[path]
+        path = path[:-1]
+    return 1, None
+
+
+def at(cf, *path: str | int) -> dict:
+    line, col = where(cf, *path)
+    return {"file": cf.path, "line": line, "col": col}
+
+
+def image_name(ref: str) -> tuple[str, str | None, bool]:
+    """(repository, tag or None, has digest) of an image reference `[registry[:port]/]path[:tag][@digest]`."""
+    ref = ref.strip()
+    digest = "@" in ref
+    ref = ref.split("@", 1)[0]
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1:], digest
+    return ref, None, digest
+
+
+def is_data_image(ref: Any) -> bool:
+    if not isinstance(ref, str) or not ref:
+        return False
+    repo = image_name(ref)[0].lower()
+    return repo.rsplit("/", 1)[-1] in DATA_IMAGES
+
+
+@dataclass(frozen=True)
+class Port:
+    host_ip: str | None
+    published: str | None
+    targets: tuple[int, ...]  # container ports (a range is expanded)
+
+
+def parse_port(item: Any) -> Port | None:
+    """A `ports:` entry (short string, number or long mapping), already interpolated; None if unreadable."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        return Port(None, None, (item,))
+    if isinstance(item, dict):
+        target = _port_range(str(item.get("target", "")))
+        if target is None:
+            return None
+        published = item.get("published")
+        host_ip = item.get("host_ip")
+        return Port(str(host_ip) if host_ip is not None else None,
+                    str(published) if published is not None else None, target)
+    if not isinstance(item, str):
+        return None
+    text = item.strip().split("/", 1)[0]
+    host_ip = None
+    if text.startswith("["):  # [::1]:5432:5432
+        end = text.find("]")
+        if end < 0:
+            return None
+        host_ip, text = text[1:end], text[end + 1:].lstrip(":")
+    parts = text.split(":")
+    if len(parts) > 2:
+        host_ip = host_ip if host_ip is not None else ":".join(parts[:-2])
+        parts = parts[-2:]
+    published = parts[0] if len(parts) == 2 else None
+    target = _port_range(parts[-1])
+    if target is None:
+        return None
+    return Port(host_ip, published, target)
+
+
+def _port_range(text: str) -> tuple[int, ...] | None:
+    text = text.strip()
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", text)
+    if not m:
+        return None
+    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    if hi < lo or hi - lo > 1000:
+        return None
+    return tuple(range(lo, hi + 1))
+
+
+def is_public(port: Port) -> bool:
+    return port.host_ip is None or port.host_ip.strip() in ANY_INTERFACE
+
+
+@dataclass(frozen=True)
+class Mount:
+    kind: str  # "bind", "volume", "tmpfs", ...
+    source: str | None
+    target: str | None
+    read_only: bool
+
+
+def parse_mount(item: Any) -> Mount | None:
+    """A `volumes:` entry (short `SRC:DST[:MODE]` or long mapping), already interpolated."""
+    if isinstance(item, dict):
+        kind = str(item.get("type") or "volume")
+        source = item.get("source")
+        return Mount(kind, str(source) if source is not None else None,
+                     str(item.get("target")) if item.get("target") is not None else None,
+                     item.get("read_only") is True or str(item.get("read_only")).lower() == "true")
+    if not isinstance(item, str):
+        return None
+    parts = item.split(":")
+    if len(parts) == 1:
+        return Mount("volume", None, parts[0], False)  # anonymous volume
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) > 2 else ""
+    kind = "bind" if source.startswith(("/", ".", "~")) or source == "" else "volume"
+    return Mount(kind, source, target, "ro" in mode.split(","))
+
+
+def depends_on(svc: Service) -> Iterator[tuple[Any, int | str, str, dict]]:
+    """(compose file, path key, dependency name, long-syntax options) for each depends_on entry."""
+    for cf, key, item in svc.items("depends_on"):
+        if isinstance(key, int):  # list (short syntax)
+            if isinstance(item, str):
+                yield cf, key, item, {}
+        else:
+            yield cf, key, key, item if isinstance(item, dict) else {}
+
+
+def one_shot_services(all_services: list[Service]) -> set[str]:
+    """Services others wait on with `condition: service_completed_successfully` (migrations, setup jobs)."""
+    out = set()
+    for svc in all_services:
+        for _, _, dep, opts in depends_on(svc):
+            if opts.get("condition") == "service_completed_successfully":
+                out.add(dep)
+    return out
+
+
+def compose_healthcheck(svc: Service) -> str:
+    """'on' (a test is defined), 'off' (disable: true or test NONE), 'inherit' (only interval, retries...:
+    the image's test is used) or 'none' (not mentioned). Override files merge into the base's mapping."""
+    hc = svc.merged("healthcheck")
+    if not hc:
+        return "none"
+    if hc.get("disable") is True or str(hc.get("disable")).lower() == "true":
+        return "off"
+    test = hc.get("test")
+    if isinstance(test, list) and test and str(test[0]).upper() == "NONE":
+        return "off"
+    if test in (None, "", []):
+        # an override that only changes the interval keeps the image's test
+        return "inherit"
+    return "on"
+
+
+def has_healthcheck(ctx, svc: Service) -> bool:
+    """Will the service's containers report health? (compose healthcheck, else its Dockerfile's HEALTHCHECK)"""
+    state = compose_healthcheck(svc)
+    if state == "on":
+        return True
+    if state == "off":
+        return False
+    from berth.check.rules.dockerfile import image_healthcheck
+
+    in_image = image_healthcheck(ctx, svc.name)
+    if in_image is None:  # a pulled image: only a healthcheck: that tunes its test says it has one
+        return state == "inherit"
+    return in_image
+
+
+def network_names(svc: Service) -> set[str]:
+    if svc.has("network_mode"):
+        return set()
+    names = {str(key) if not isinstance(key, int) else str(item) for _, key, item in svc.items("networks")}
+    return names or {"default"}
+
+
+def is_data_service(ctx, svc: Service) -> bool:
+    if is_data_image(resolve(ctx, svc.get("image"))):
+        return True
+    targets = set()
+    for _, _, item in svc.items("ports"):
+        port = parse_port(resolve(ctx, item))
+        if port:
+            targets.update(port.targets)
+    return bool(targets & DATA_PORTS.keys())
+
+
+def _svc_at(svc: Service) -> dict:
+    return at(svc.cf, "services", svc.name)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@rule("practice.healthcheck-missing", Severity.WARNING,
+      "a service has no healthcheck, so berth (and depends_on) can only see that it runs, not that it works",
+      "add a healthcheck: test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:PORT/health\"]")
+def healthcheck_missing(ctx):
+    from berth.check.rules.dockerfile import image_healthcheck
+
+    all_services = services(ctx)
+    one_shot = one_shot_services(all_services)
+    for svc in all_services:
+        if svc.name in one_shot or compose_healthcheck(svc) != "none":
+            continue  # defined, deliberately disabled, or tuning the image's own HEALTHCHECK
+        in_image = image_healthcheck(ctx, svc.name)
+        if in_image is not None:
+            continue  # built here: the Dockerfile has one, or practice/dockerfile.healthcheck-missing says so there
+        yield finding(f"service {svc.name} has no healthcheck", **_svc_at(svc))
+
+
+@rule("practice.restart-missing", Severity.WARNING,
+      "a service has no restart policy, so it stays down after a crash or a server reboot",
+      "add restart: unless-stopped (or restart: always)")
+def restart_missing(ctx):
+    all_services = services(ctx)
+    one_shot = one_shot_services(all_services)
+    for svc in all_services:
+        if svc.name in one_shot or svc.has("restart"):
+            continue
+        if isinstance(svc.merged("deploy").get("restart_policy"), dict):
+            continue
+        yield finding(f"service {svc.name} has no restart policy; after a crash or a reboot it stays down",
+                      **_svc_at(svc))
+
+
+@rule("practice.no-resource-limits", Severity.WARNING,
+      "in production, a service has no memory limit, so one leak can take the whole server down",
+      "add deploy: resources: limits: memory: 512M (and cpus: \"1.0\") sized for the service")
+def no_resource_limits(ctx):
+    if ctx.target.environment != "production":
+        return
+    for svc in services(ctx):
+        resources = svc.merged("deploy").get("resources")
+        limits = resources.get("limits") if isinstance(resources, dict) else None
+        if (isinstance(limits, dict) and limits.get("memory") not in (None, "")) or svc.get("mem_limit") not in (None, ""):
+            continue
+        yield finding(f"service {svc.name} has no memory limit in production", **_svc_at(svc))
+
+
+@rule("practice.image-unpinned", Severity.WARNING,
+      "an image is :latest or has no tag, so a deploy may silently run a different version",
+      "pin the image to a version tag (postgres:16.4) or a digest (@sha256:...)")
+def image_unpinned(ctx):
+    for svc in services(ctx):
+        if svc.has("build") or not svc.has("image"):
+            continue  # a built service's image: names what the build produces
+        raw = svc.get("image")
+        value = resolve(ctx, raw)
+        if not isinstance(value, str) or not value.strip():
+            continue  # unknowable or empty: the compose.* rules report why
+        repo, tag, digest = image_name(value)
+        if digest or (tag and tag != "latest"):
+            continue
+        shown = f"{value!r}" + (f" (from {raw!r})" if raw != value else "")
+        what = "is :latest" if tag == "latest" else "has no tag, so it means :latest"
+        yield finding(f"service {svc.name}: image {shown} {what}", **at(svc.defined_in("image"), "services",
+                                                                         svc.name, "image"))
+
+
+@rule("practice.data-port-public", Severity.ERROR,
+      "a database or cache port is published on every interface of the server (Docker's rules bypass ufw/firewalld)",
+      "bind it to loopback (\"127.0.0.1:5432:5432\"), or drop the ports: entry and reach it over the compose network")
+def data_port_public(ctx):
+    for svc in services(ctx):
+        data_image = is_data_image(resolve(ctx, svc.get("image")))
+        for cf, key, item in svc.items("ports"):
+            port = parse_port(resolve(ctx, item))
+            if port is None or not is_public(port):
+                continue
+            known = [p for p in port.targets if p in DATA_PORTS]
+            if not known and not data_image:
+                continue
+            what = f"{DATA_PORTS[known[0]]} port {known[0]}" if known else f"port {port.targets[0]}"
+            host = f"host port {port.published}" if port.published else "a random host port"
+            yield finding(f"service {svc.name} publishes {what} on all interfaces ({host})",
+                          **at(cf, "services", svc.name, "ports", key))
+        if data_image and str(resolve(ctx, svc.get("network_mode")) or "") == "host":
+            yield finding(f"service {svc.name} is a database on network_mode: host, so it listens on every "
+                          "interface of the server", **at(svc.defined_in("network_mode"), "services", svc.name,
+                                                          "network_mode"),
+                          fix="remove network_mode: host and let other services reach it over the compose network")
+
+
+@rule("practice.backend-network-not-internal", Severity.WARNING,
+      "a network that only connects services to a database is not internal: true, so it has a route to the outside",
+      "add internal: true to that network under the top-level networks:")
+def backend_network_not_internal(ctx):
+    all_services = services(ctx)
+    declared: dict[str, Any] = {}
+    for cf in ctx.compose_files:
+        nets = cf.data.get("networks")
+        if isinstance(nets, dict):
+            for name, spec in nets.items():
+                declared[str(name)] = (cf, spec if isinstance(spec, dict) else {})
+    members = {svc.name: network_names(svc) for svc in all_services}
+    for net, (cf, spec) in declared.items():
+        if truthy(ctx, spec.get("internal")) or spec.get("external") or net == "default":
+            continue
+        on_net = [s for s in all_services if net in members[s.name]]
+        data = [s for s in on_net if is_data_service(ctx, s)]
+        if not data:
+            continue
+        others = [s for s in on_net if s not in data]
+        # internal: true would cut off a service that has no other network, and would stop a database's
+        # published port from working: then the network is not just a backend, leave it alone
+        if any(members[s.name] == {net} for s in others):
+            continue
+        if any(any(True for _ in s.items("ports")) for s in data):
+            continue
+        names = ", ".join(s.name for s in data)
+        yield finding(f"network {net} carries the database traffic of {names} but is not internal: true",
+                      **at(cf, "networks", net))
+
+
+@rule("practice.depends-on-not-healthy", Severity.WARNING,
+      "depends_on waits only for the container to start although the dependency has a healthcheck",
+      "use the long syntax: depends_on: {NAME: {condition: service_healthy}}")
+def depends_on_not_healthy(ctx):
+    by_name = {s.name: s for s in services(ctx)}
+    for svc in by_name.values():
+        for cf, key, dep, opts in depends_on(svc):
+            target = by_name.get(dep)
+            if target is None or opts.get("condition") in ("service_healthy", "service_completed_successfully"):
+                continue
+            if not has_healthcheck(ctx, target):
+                continue
+            how = "condition: service_started" if opts.get("condition") else "the short syntax"
+            yield finding(f"service {svc.name} depends on {dep} with {how}, so it starts before {dep} is healthy",
+                          **at(cf, "services", svc.name, "depends_on", key),
+                          fix=f"depends_on: {{{dep}: {{condition: service_healthy}}}}")
+
+
+@rule("practice.bind-mount-production", Severity.WARNING,
+      "in production, a service mounts a host path: its data lives outside docker's volumes and depends on the "
+      "server's layout",
+      "use a named volume for data (and a config/secret or an image COPY for files); mount read-only (:ro) if it "
+      "must stay a bind")
+def bind_mount_production(ctx):
+    if ctx.target.environment != "production":
+        return
+    for svc in services(ctx):
+        for cf, key, item in svc.items("volumes"):
+            mount = parse_mount(resolve(ctx, item))
+            if mount is None or mount.kind != "bind" or (mount.source or "") in DOCKER_SOCKETS:
+                continue  # the docker socket is practice.privileged's
+            ro = " (read-only)" if mount.read_only else ""
+            yield finding(f"service {svc.name} bind-mounts host path {mount.source}{ro} in production",
+                          **at(cf, "services", svc.name, "volumes", key),
+                          severity=Severity.INFO if mount.read_only else None)
+
+
+@rule("practice.privileged", Severity.WARNING,
+      "a service runs privileged: true or mounts the docker socket: either gives it root on the server",
+      "drop privileged: and add only the capabilities it needs (cap_add); give the docker socket only to a "
+      "trusted proxy, read-only, or use a socket proxy")
+def privileged(ctx):
+    for svc in services(ctx):
+        if truthy(ctx, svc.get("privileged")):
+            yield finding(f"service {svc.name} runs privileged: true (full access to the server's devices and kernel)",
+                          **at(svc.defined_in("privileged"), "services", svc.name, "privileged"))
+        for cf, key, item in svc.items("volumes"):
+            mount = parse_mount(resolve(ctx, item))
+            if mount is not None and (mount.source or "") in DOCKER_SOCKETS:
+                yield finding(f"service {svc.name} mounts the docker socket {mount.source}: whoever controls the "
+                              "container controls the server", **at(cf, "services", svc.name, "volumes", key))
+
+
+@rule("practice.container-name", Severity.WARNING,
+      "container_name on a service that should scale: a second container (scale, or another project with the "
+      "same file on the server) cannot be created",
+      "remove container_name; compose names containers PROJECT-SERVICE-N and services find each other by "
+      "service name")
+def container_name(ctx):
+    for svc in services(ctx):
+        if not svc.has("container_name"):
+            continue
+        loc = at(svc.defined_in("container_name"), "services", svc.name, "container_name")
+        replicas = resolve(ctx, svc.merged("deploy").get("replicas"))
+        scale = resolve(ctx, svc.get("scale"))
+        many = [int(v) for v in (replicas, scale) if str(v).strip().isdigit() and int(v) > 1]
+        if many:
+            yield finding(f"service {svc.name} asks for {max(many)} replicas but has container_name "
+                          f"{svc.get('container_name')!r}: compose cannot start more than one container with a "
+                          "fixed name", **loc, severity=Severity.ERROR)
+            continue
+        if not _stateless_app(ctx, svc):
+            continue
+        yield finding(f"service {svc.name} is a stateless app service but has container_name "
+                      f"{svc.get('container_name')!r}, which blocks scaling it and running a second copy of the "
+                      "project on the same server", **loc)
+
+
+def _stateless_app(ctx, svc: Service) -> bool:
+    """Built from this repository, not a data service, and writes to no volume."""
+    if not svc.has("build") or is_data_service(ctx, svc):
+        return False
+    for _, _, item in svc.items("volumes"):
+        mount = parse_mount(resolve(ctx, item))
+        if mount is not None and mount.kind in ("bind", "volume") and not mount.read_only:
+            return False
+    return True
+

@@ -1,0 +1,40 @@
+"""`berth config`: the resolved compose model and the deployment settings, as the server will see them.
+
+Registered in berth/cli.py; like every command there it imports its modules when it runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("config")
+@click.option("-e", "--environment", "environment",
+              help="Environment to show (the same as berth's global -e; given here it wins).")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="Output format.")
+@click.option("--show-secrets", is_flag=True,
+              help="Print secret values (keys like *_PASSWORD, *_TOKEN, *_KEY, passwords in URLs) instead of ****.")
+@click.pass_obj
+def config(obj, environment, fmt, show_secrets):
+    """Show the compose model compose will run (like `docker compose config`) and the deployment settings.
+
+    Variables are interpolated with the env file berth ships, env_file: contents are merged into
+    environment, compose's defaults are filled in, and the settings under x-berth say where each
+    came from. Secret values are masked unless --show-secrets. Touches no server and needs no docker.
+    """
+    from berth.compose_config import config_document, project_environment, render
+    from berth.config import load_target
+    from berth.secrets import Masker, secret_values
+
+    if environment:
+        target = load_target(obj.project_dir, environment, obj.hosts)
+    else:
+        target = obj.target()
+    origin = "-e" if environment or getattr(obj, "environment", None) else None
+    doc = config_document(target, show_secrets=show_secrets, environment_from=origin)
+    text = render(doc, fmt)
+    if not show_secrets:
+        # belt and braces: no env-file secret may reach the output through a path the model does not know
+        text = Masker(secret_values(project_environment(target)))(text)
+    click.echo(text.rstrip("\n"))
