@@ -277,11 +277,12 @@ def sandbox_status():
 
 def _register_more() -> None:
     from berth.cli_release import COMMANDS
-    from berth.k8s.cli import k8s as k8s_group
-
     from berth.config_cmd import config as config_command
+    from berth.init_cmd import init
+    from berth.k8s.cli import k8s as k8s_group
+    from berth.secrets_cmd import secrets
 
-    for command in [*COMMANDS, k8s_group, config_command]:
+    for command in [*COMMANDS, k8s_group, config_command, secrets, init]:
         cli.add_command(command)
 
 

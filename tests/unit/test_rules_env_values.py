@@ -369,3 +369,14 @@ def test_entropy_threshold_spares_random_hex():
 def test_secret_key_exclusions():
     assert secret_key("SECRET_KEY") and secret_key("DB_PASSWORD") and secret_key("API_TOKEN")
     assert not secret_key("SECRET_KEY_FILE") and not secret_key("PEM_KEY_PATH") and not secret_key("TOKEN_TTL")
+
+
+def test_a_numeric_setting_equal_to_its_example_is_not_a_placeholder(project):
+    from berth.check import run_checks
+    from berth.config import load_target
+
+    project.write(".env.docker.example", "TAG=\nACCESS_TOKEN_EXPIRE_MINUTES=30\nJWT_SECRET=change_me\n")
+    project.commit("example")
+    project.write(".env.docker", "TAG=1.25\nACCESS_TOKEN_EXPIRE_MINUTES=30\nJWT_SECRET=change_me\n")
+    found = [f for f in run_checks(load_target(project.root), offline=True).findings if f.rule == "env.placeholder"]
+    assert [f.line for f in found] == [3]  # the JWT secret, not the number of minutes

@@ -155,6 +155,11 @@ def _secrets_of(f: LoadedEnv):
             yield e, e.key, value
 
 
+def _is_setting(value: str) -> bool:
+    """A number or a boolean (ACCESS_TOKEN_EXPIRE_MINUTES=30): a setting that may well equal its example."""
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?|true|false|yes|no|on|off", value, re.I))
+
+
 @rule("env.placeholder", Severity.ERROR, "a real env file still holds a placeholder or a well-known default secret",
       "put the real value in the env file (the .example keeps the placeholder)")
 def placeholder(ctx):
@@ -166,7 +171,7 @@ def placeholder(ctx):
             kind = placeholder_kind(secret, secret=True)
             example_value = example_values.get(e.key, "")
             example_secret = unquote(url_password(example_value) or "") if what != e.key else example_value
-            if kind is None and secret and secret == example_secret:
+            if kind is None and secret and secret == example_secret and not _is_setting(secret):
                 kind = f"the value from {example.path.name}"
             if kind:
                 reported.add(e.key)
