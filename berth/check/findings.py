@@ -27,15 +27,21 @@ class Finding:
     col: int | None = None
     fix: str | None = None
 
-    def location(self, root: Path | None = None) -> str:
+    def relpath(self, root: Path | None = None) -> str | None:
+        """The file as shown to people: relative to `root` when it is inside it, else as given."""
         if self.file is None:
-            return ""
-        name = str(self.file)
+            return None
         if root is not None:
             try:
-                name = str(self.file.relative_to(root))
+                return self.file.relative_to(root).as_posix()
             except ValueError:
                 pass
+        return str(self.file)
+
+    def location(self, root: Path | None = None) -> str:
+        name = self.relpath(root)
+        if name is None:
+            return ""
         return name + (f":{self.line}" if self.line else "") + (f":{self.col}" if self.line and self.col else "")
 
     def as_dict(self, root: Path | None = None) -> dict:
@@ -43,7 +49,7 @@ class Finding:
             "rule": self.rule,
             "severity": str(self.severity),
             "message": self.message,
-            "file": self.location(root).split(":")[0] or None,
+            "file": self.relpath(root),
             "line": self.line,
             "col": self.col,
             "fix": self.fix,
@@ -95,3 +101,28 @@ def finding(
     fix: str | None = None,
 ) -> Finding:
     return Finding("", severity, message, file, line, col, fix)  # type: ignore[arg-type]
+
+
+def rules_matching(selector: str) -> list[str]:
+    """The registered rule ids a selector names, as `[check] ignore` and `# berth: ignore[...]` use them:
+    an exact id (`git.dirty`), an area (`secrets` → every `secrets.*` rule) or a glob (`compose.*-variable`)."""
+    import fnmatch
+
+    selector = selector.strip()
+    if selector in RULES:
+        return [selector]
+    if any(ch in selector for ch in "*?["):
+        return [r for r in RULES if fnmatch.fnmatchcase(r, selector)]
+    return [r for r in RULES if r.startswith(selector + ".")] if selector else []
+
+
+def selector_matches(selector: str, rule_id: str) -> bool:
+    """Does one selector name this rule id? (The same grammar as rules_matching, without the registry.)"""
+    import fnmatch
+
+    selector = selector.strip()
+    if not selector:
+        return False
+    if any(ch in selector for ch in "*?["):
+        return fnmatch.fnmatchcase(rule_id, selector)
+    return rule_id == selector or rule_id.startswith(selector + ".")

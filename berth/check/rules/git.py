@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+from pathlib import Path
 
 from berth import gitlocal
 from berth.check.findings import Severity, finding, rule
@@ -34,7 +36,7 @@ def no_commit(ctx):
       "git rm --cached FILE, add it to .gitignore, and rotate every secret it held")
 def env_tracked(ctx):
     for rel in sorted(ctx.tracked):
-        if _is_real_env_file(rel):
+        if _is_real_env_file(rel) or rel == ctx.target.env_file:
             yield finding(f"{rel} is committed: its secrets are in the repository for everyone with access",
                           ctx.root / rel, fix=f"git rm --cached {rel} && echo {rel} >> .gitignore; then rotate its secrets")
 
@@ -44,11 +46,80 @@ def env_tracked(ctx):
 def env_not_ignored(ctx):
     if not ctx.is_git_repo:
         return
-    for name in (".env", ctx.target.env_file):
-        if name in ctx.tracked:
-            continue  # reported by git.env-tracked
-        if not gitlocal.is_ignored(ctx.root, name):
+    # .env and the shipped env file always (before they exist, too), and any other real env file beside them
+    names = dict.fromkeys([".env", ctx.target.env_file, *_real_env_files_in(ctx.root)])
+    names = [n for n in names if n not in ctx.tracked]  # tracked ones are reported by git.env-tracked
+    if not names:
+        return
+    # one `git check-ignore` for all of them: it prints the ones that are ignored
+    proc = gitlocal.git(ctx.root, "check-ignore", "--no-index", "--", *names, check=False)  # (-z needs --stdin)
+    ignored = set(proc.stdout.splitlines())
+    for name in names:
+        if name not in ignored:
             yield finding(f"{name} is not ignored by git", ctx.root / ".gitignore", fix=f"echo {name} >> .gitignore")
+
+
+def _real_env_files_in(root: Path) -> list[str]:
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_file() and _is_real_env_file(e.name))
+    except OSError:
+        return []
+
+
+@rule("git.env-in-history", Severity.WARNING, "an env file was committed in the past and is still in git history",
+      "rotate every secret it held (anyone with a clone can read them); then rewrite history "
+      "(git filter-repo --invert-paths --path FILE) and force-push, or accept it with [check] ignore")
+def env_in_history(ctx):
+    if not (ctx.is_git_repo and ctx.head):
+        return
+    for rel, commit in _env_files_in_history(ctx):
+        if rel in ctx.tracked:
+            continue  # still committed: reported by git.env-tracked
+        yield finding(f"{rel} was committed in {commit} and is still in the history of the repository, "
+                      "with whatever secrets it held", ctx.root / rel,
+                      fix=f"rotate the secrets {rel} held; then remove it from history: git filter-repo --invert-paths "
+                          f"--path {rel} (and force-push), or accept it with [check] ignore = [\"git.env-in-history\"]")
+
+
+def _history_args(ctx) -> list[str]:
+    # No pathspec: with glob pathspecs (`**/.env*`) git matches every path of every changed tree and is 2-3x
+    # slower than listing every added path and filtering here (20,000 commits: 0.95 s against 0.37 s).
+    # --relative: paths relative to the project, which may be a subdirectory of the repository.
+    return ["log", "--branches", "--tags", "--remotes", "HEAD", "--no-renames", "--diff-filter=A", "--name-only",
+            "--relative", "--format=%x01%h", "-z"]
+
+
+def prefetch_history(ctx) -> None:
+    from berth.check.rules.secrets_scan import start_git
+
+    start_git(ctx, "history", *_history_args(ctx))
+
+
+def _env_files_in_history(ctx) -> list[tuple[str, str]]:
+    """(path, the commit that first added it) for every real env file added on a branch, tag or remote branch.
+
+    One `git log --diff-filter=A` over the history (every path ever added, once), filtered here; --no-renames
+    so that a renamed env file still counts as added. refs/stash is left out: `git stash --all` stores
+    ignored files, which were never committed.
+    """
+    from berth.check.rules.secrets_scan import finish_git
+
+    proc = finish_git(ctx, "history", *_history_args(ctx))
+    if proc.returncode != 0:
+        return []
+    first: dict[str, str] = {}
+    commit = ""
+    env_file = os.fsencode(ctx.target.env_file)
+    for item in proc.stdout.split(b"\0"):
+        if b"\x01" in item:  # "\x01<hash>\n" heads each commit's NUL-separated paths
+            head, _, item = item.partition(b"\x01")[2].partition(b"\n")
+            commit = head.decode()
+        item = item.strip(b"\n")
+        if item and (b".env" in item or item == env_file):  # cheap test on bytes before decoding
+            rel = os.fsdecode(item)
+            if _is_real_env_file(rel) or rel == ctx.target.env_file:
+                first[rel] = commit  # log runs newest first: the last one seen added it first
+    return sorted(first.items())
 
 
 @rule("git.dirty", Severity.ERROR, "the working tree has uncommitted changes; they would not be deployed",

@@ -1,0 +1,341 @@
+"""The secrets.* rules and git.env-in-history, firing and quiet, on real temporary git repositories.
+
+CASES is collected by test_check_rules.test_every_rule_has_a_firing_and_a_quiet_case and run here.
+Every token is made at test time from a seeded generator, with its prefix split in the source, so this
+file holds nothing that a secret scanner (berth's own, GitHub push protection) would take for a key.
+"""
+
+import base64
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+import berth.check.rules  # noqa: F401  (registers the rules)
+from berth.check import run_checks
+from berth.check.findings import Finding, Severity
+from berth.check.rules.secrets_scan import is_placeholder, scan_text_line, shannon_entropy
+from berth.config import load_target
+
+ALNUM = string.ascii_letters + string.digits
+_rnd = random.Random(20261127)
+
+
+def rand(n: int, chars: str = ALNUM) -> str:
+    return "".join(_rnd.choice(chars) for _ in range(n))
+
+
+# tokens in the formats of gitleaks' default rules; prefixes are joined at run time
+AWS_KEY = "AK" + "IA" + rand(16, string.ascii_uppercase + "234567")
+GITHUB_PAT = "gh" + "p_" + rand(36)
+GITHUB_FINE = "github" + "_pat_" + rand(22) + "_" + rand(59)
+SLACK_BOT = "xo" + "xb-" + rand(12, string.digits) + "-" + rand(13, string.digits) + "-" + rand(24)
+STRIPE_LIVE = "sk" + "_live_" + rand(24)
+STRIPE_RESTRICTED = "rk" + "_live_" + rand(24)
+OPENAI_PROJ = "sk-" + "proj-" + rand(74, ALNUM + "_-") + "T3BlbkFJ" + rand(74, ALNUM + "_-")
+OPENAI_LEGACY = "sk-" + rand(20) + "T3BlbkFJ" + rand(20)
+GENERIC = rand(28)
+PEM_BODY = [base64.b64encode(bytes(_rnd.randrange(256) for _ in range(48))).decode() for _ in range(6)]
+PRIVATE_KEY = "\n".join(["-----BEGIN RSA " + "PRIVATE KEY-----", *PEM_BODY, "-----END RSA " + "PRIVATE KEY-----"]) + "\n"
+PUBLIC_PREFIXES = ["sk-" + "proj-", "github" + "_pat_", "sk" + "_live_", "rk" + "_live_", "xo" + "xb-", "gh" + "p_",
+                   "AK" + "IA", "sk-"]
+ALL_TOKENS = [AWS_KEY, GITHUB_PAT, GITHUB_FINE, SLACK_BOT, STRIPE_LIVE, STRIPE_RESTRICTED, OPENAI_PROJ,
+              OPENAI_LEGACY, GENERIC, *PEM_BODY]
+
+Project = object  # the conftest fixture's type (tests/unit is not a package)
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: str
+    fires: bool
+    name: str
+    setup: Callable[[Project], None]
+    expect: Callable[[Project, list[Finding]], None] | None = None
+
+
+def commit_file(rel: str, text: str, *, untrack_after: bool = False):
+    def setup(p) -> None:
+        p.write(rel, text)
+        p.git("add", "-f", rel)
+        p.git("commit", "-q", "-m", f"add {rel}")
+        if untrack_after:
+            p.git("rm", "-q", "--cached", rel)
+            p.git("commit", "-q", "-m", f"untrack {rel}")
+        p.push()
+    return setup
+
+
+def both(*setups):
+    def setup(p) -> None:
+        for s in setups:
+            s(p)
+    return setup
+
+
+def at(rel: str, line: int, col: int, contains: str = "", count: int = 1):
+    def check(p, found: list[Finding]) -> None:
+        assert len(found) == count, found
+        f = found[0]
+        assert f.file == p.root / rel, f
+        assert (f.line, f.col) == (line, col), f
+        assert contains in f.message, f
+        assert f.fix
+        for token in ALL_TOKENS:
+            assert token not in f.message and token not in (f.fix or ""), "a finding shows the secret"
+    return check
+
+
+def col_of(text: str, needle: str) -> int:
+    line = next(ln for ln in text.splitlines() if needle in ln)
+    return line.index(needle) + 1
+
+
+SETTINGS_PY = f'import os\n\nAWS_ACCESS_KEY_ID = "{AWS_KEY}"\nDEBUG = False\n'
+WORKFLOW = f"env:\n  GH_TOKEN: {GITHUB_FINE}\n"
+README = f"Use the token\n\n    curl -H 'Authorization: token {GITHUB_PAT}' https://api.example.com/\n"
+SLACK_ENV = f"# notifications\nSLACK_BOT_TOKEN={SLACK_BOT}\n"
+BILLING_JS = f"const stripe = require('stripe')('{STRIPE_LIVE}');\n"
+OPENAI_EXAMPLE = f"TAG=\nOPENAI_API_KEY={OPENAI_PROJ}\n"
+JSON_KEY = '{"type": "service_account", "private_key": "-----BEGIN ' + 'PRIVATE KEY-----\\n' + PEM_BODY[0] + PEM_BODY[1] \
+    + '\\n-----END ' + 'PRIVATE KEY-----\\n"}\n'
+GENERIC_YAML = f'database:\n  host: db\n  password: "{GENERIC}"\n'
+
+CASES: list[Case] = [
+    # secrets.private-key
+    Case("secrets.private-key", True, "PEM file committed", commit_file("deploy/id_rsa", PRIVATE_KEY),
+         at("deploy/id_rsa", 1, 1, contains="contains a private key (BEGIN RSA PRIVATE KEY)")),
+    Case("secrets.private-key", True, "key inside a JSON credentials file", commit_file("gcp.json", JSON_KEY),
+         at("gcp.json", 1, col_of(JSON_KEY, "-----BEGIN"))),
+    Case("secrets.private-key", False, "code that only names the header",
+         commit_file("keys.py", 'def is_key(text):\n    return text.startswith("-----BEGIN RSA ' + 'PRIVATE KEY-----")\n')),
+    Case("secrets.private-key", False, "key file that git does not track",
+         lambda p: p.write("id_rsa", PRIVATE_KEY)),
+    # secrets.aws-access-key
+    Case("secrets.aws-access-key", True, "access key id in settings.py", commit_file("app/settings.py", SETTINGS_PY),
+         at("app/settings.py", 3, col_of(SETTINGS_PY, AWS_KEY), contains="an AWS access key id (AKIA…, 20 characters)")),
+    Case("secrets.aws-access-key", False, "AWS's documented example key",
+         commit_file("docs/aws.md", "aws_access_key_id = AKIA" + "IOSFODNN7EXAMPLE\n")),
+    Case("secrets.aws-access-key", False, "low entropy", commit_file("docs/aws.md", "key = AKIA" + "X" * 16 + "\n")),
+    # secrets.github-token
+    Case("secrets.github-token", True, "classic PAT in a README", commit_file("README.md", README),
+         at("README.md", 3, col_of(README, GITHUB_PAT), contains="a GitHub token (ghp_…")),
+    Case("secrets.github-token", True, "fine-grained PAT in a workflow", commit_file(".github/ci.yml", WORKFLOW),
+         at(".github/ci.yml", 2, col_of(WORKFLOW, GITHUB_FINE), contains="(github_pat_…")),
+    Case("secrets.github-token", False, "placeholder", commit_file("README.md", "GH_TOKEN=gh" + "p_" + "x" * 36 + "\n")),
+    # secrets.slack-token
+    Case("secrets.slack-token", True, "bot token in a committed env example", commit_file("slack.env.example", SLACK_ENV),
+         at("slack.env.example", 2, col_of(SLACK_ENV, SLACK_BOT), contains="a Slack token (xoxb-…")),
+    Case("secrets.slack-token", False, "placeholder", commit_file("slack.env.example",
+                                                                   "SLACK_BOT_TOKEN=xo" + "xb-xxxxxxxxxx-xxxxxxxxxxxx\n")),
+    # secrets.stripe-key
+    Case("secrets.stripe-key", True, "live secret key in JS", commit_file("web/billing.js", BILLING_JS),
+         at("web/billing.js", 1, col_of(BILLING_JS, STRIPE_LIVE), contains="a Stripe live key (sk_live_…")),
+    Case("secrets.stripe-key", True, "restricted key",
+         commit_file("config.yml", f"stripe:\n  key: {STRIPE_RESTRICTED}\n"), at("config.yml", 2, 8)),
+    Case("secrets.stripe-key", False, "test mode key", commit_file("web/billing.js", "x = 'sk" + "_test_" + rand(24) + "'\n")),
+    # secrets.openai-key
+    Case("secrets.openai-key", True, "project key in the committed example",
+         commit_file(".env.docker.example", OPENAI_EXAMPLE),
+         at(".env.docker.example", 2, 16, contains="an OpenAI API key (sk-proj-…")),
+    Case("secrets.openai-key", True, "legacy key in Python",
+         commit_file("bot.py", f'openai.api_key = "{OPENAI_LEGACY}"\n'), at("bot.py", 1, 19, contains="(sk-…")),
+    Case("secrets.openai-key", False, "the example app's placeholder",
+         commit_file(".env.docker.example", "TAG=\nOPENAI_API_KEY=sk-your-key-here\n")),
+    # secrets.generic-token
+    Case("secrets.generic-token", True, "random password in YAML", commit_file("config/app.yml", GENERIC_YAML),
+         lambda p, found: (at("config/app.yml", 3, col_of(GENERIC_YAML, GENERIC), contains="password is assigned")(p, found),
+                           _assert(found[0].severity == Severity.WARNING))),
+    Case("secrets.generic-token", True, "hex secret key in a tracked example",
+         commit_file(".env.docker.example", "TAG=\nSECRET_KEY=" + rand(64, "0123456789abcdef") + "\n"),
+         at(".env.docker.example", 2, 12, contains="SECRET_KEY is assigned")),
+    Case("secrets.generic-token", False, "placeholders, references and paths", commit_file(".env.docker.example", (
+        "TAG=\nSECRET_KEY=change_this_to_a_long_random_string\nDB_PASSWORD=${DB_PASSWORD}\n"
+        "PASSWORD_FILE=/run/secrets/db_password_2024\nAPI_TOKEN=your-token-here-1234\nAUTH_KEY_ID=" + rand(20) + "\n"))),
+    Case("secrets.generic-token", False, "real env file is ignored by git, so it is not scanned",
+         lambda p: p.write(".env.docker", "TAG=1\nSECRET_KEY=" + rand(40) + "\n")),
+    # git.env-in-history
+    Case("git.env-in-history", True, "committed, then untracked",
+         commit_file(".env.docker", "TAG=1\nSECRET_KEY=x\n", untrack_after=True),
+         lambda p, found: (at(".env.docker", None, None, contains="was committed in")(p, found),
+                           _assert(p.git("rev-parse", "--short", "HEAD~1") in found[0].message),
+                           _assert(found[0].severity == Severity.WARNING))),
+    Case("git.env-in-history", True, "env file in a subdirectory, on another branch only", lambda p: (
+        p.git("checkout", "-q", "-b", "old"),
+        p.write("deploy/production.env", "A=1\n"),
+        p.git("add", "-f", "deploy/production.env"),
+        p.git("commit", "-q", "-m", "production settings"),
+        p.git("checkout", "-q", "main")),
+         at("deploy/production.env", None, None)),
+    Case("git.env-in-history", False, "only examples were ever committed", lambda p: None),
+    Case("git.env-in-history", False, "still tracked: git.env-tracked reports it",
+         commit_file(".env.docker", "TAG=1\n")),
+]
+
+
+def _assert(condition: bool) -> None:
+    assert condition
+
+
+def _case_id(case: Case) -> str:
+    return f"{case.rule}:{'fires' if case.fires else 'quiet'}:{case.name}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_rule(project, case: Case):
+    case.setup(project)
+    report = run_checks(load_target(project.root), offline=True)
+    found = [f for f in report.findings if f.rule == case.rule]
+    if case.fires:
+        assert found, f"{case.rule} did not fire; all findings: {report.findings}"
+        if case.expect:
+            case.expect(project, found)
+    else:
+        assert found == [], found
+
+
+# --------------------------------------------------------------------------- the scan itself
+
+
+def test_findings_never_contain_a_secret(project):
+    for i, text in enumerate([SETTINGS_PY, WORKFLOW, README, SLACK_ENV, BILLING_JS, OPENAI_EXAMPLE, JSON_KEY,
+                              GENERIC_YAML, PRIVATE_KEY]):
+        project.write(f"leaks/f{i}.txt", text)
+    project.commit("leaks")
+    report = run_checks(load_target(project.root), offline=True)
+    secrets = [f for f in report.findings if f.rule.startswith("secrets.")]
+    assert len(secrets) >= 9
+    shown = "\n".join(f"{f.message} {f.fix}" for f in secrets)
+    for token in ALL_TOKENS:
+        public = next((len(p) for p in PUBLIC_PREFIXES if token.startswith(p)), 0)  # sk-proj-, ghp_: not secret
+        secret = token[public:]
+        for start in range(0, len(secret) - 6):
+            assert secret[start:start + 6] not in shown, "six characters of a secret are shown"
+
+
+def test_one_git_grep_for_the_whole_scan(project, monkeypatch):
+    import subprocess as sp
+
+    greps = []
+    real_popen = sp.Popen
+
+    class CountingPopen(real_popen):
+        def __init__(self, argv, *a, **kw):
+            if list(argv[:1]) == ["git"] and "grep" in argv:
+                greps.append(argv)
+            super().__init__(argv, *a, **kw)
+
+    monkeypatch.setattr(sp, "Popen", CountingPopen)
+    commit_file("a.py", f'KEY = "{GITHUB_PAT}"\n')(project)
+    report = run_checks(load_target(project.root), offline=True)
+    assert [f.rule for f in report.findings if f.rule.startswith("secrets.")] == ["secrets.github-token"]
+    assert len(greps) == 1
+
+
+def test_prefetched_git_commands_are_not_left_running(project, monkeypatch):
+    from berth.check.rules import secrets_scan
+
+    started = []
+    real_start = secrets_scan.start_git
+
+    def start(ctx, key, *args):
+        real_start(ctx, key, *args)
+        started.append(ctx.__dict__["_berth_git_jobs"][key][1])
+
+    monkeypatch.setattr(secrets_scan, "start_git", start)
+    monkeypatch.setattr(secrets_scan, "_report", lambda ctx, rule_id: iter(()))  # nothing collects the grep
+    report = run_checks(load_target(project.root), offline=True)
+    assert report.findings == ()
+    assert len(started) == 2  # the grep and the history log
+    assert all(proc.returncode is not None for proc in started)  # ended and reaped, not left running
+
+
+def test_binary_and_big_files_are_skipped(project):
+    project.write("blob.bin", b"\x00\x01" + f"KEY={GITHUB_PAT}".encode() + b"\x00" * 100)
+    project.write("big.txt", f"KEY={GITHUB_PAT}\n" + "x" * (1024 * 1024 + 10) + "\n")
+    project.write("small.txt", f"KEY={GITHUB_PAT}\n")
+    project.commit("files")
+    found = [f for f in run_checks(load_target(project.root), offline=True).findings if f.rule == "secrets.github-token"]
+    assert [f.file.name for f in found] == ["small.txt"]
+
+
+def test_crlf_bom_and_latin1_files(project):
+    project.write("crlf.env.example", f"A=1\r\nTOKEN={GITHUB_PAT}\r\n".encode())
+    project.write("bom.txt", ("\ufeff" + f"TOKEN={GITHUB_PAT}\n").encode())
+    project.write("latin1.txt", b"caf\xe9 = 1\nTOKEN=" + GITHUB_PAT.encode() + b"\n")
+    project.commit("encodings")
+    found = sorted((f.file.name, f.line, f.col) for f in run_checks(load_target(project.root), offline=True).findings
+                   if f.rule == "secrets.github-token")
+    assert found == [("bom.txt", 1, 7), ("crlf.env.example", 2, 7), ("latin1.txt", 2, 7)]
+
+
+def test_file_names_with_spaces_and_unicode(project):
+    project.write("docs/my notes ü.md", f"token: {GITHUB_PAT}\n")
+    project.commit("notes")
+    found = [f for f in run_checks(load_target(project.root), offline=True).findings if f.rule == "secrets.github-token"]
+    assert [(f.file, f.line) for f in found] == [(project.root / "docs/my notes ü.md", 1)]
+
+
+def test_project_in_a_subdirectory_of_the_repository(tmp_path, git_env, new_repo, run_git):
+    repo = new_repo(tmp_path / "mono")
+    app = repo / "services" / "app"
+    app.mkdir(parents=True)
+    (app / "docker-compose.yml").write_text("services:\n  web:\n    image: nginx\n")
+    (app / ".env").write_text("ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\n")
+    (app / ".env.docker").write_text("A=1\n")
+    (app / "settings.py").write_text(f"KEY = '{GITHUB_PAT}'\n")
+    (repo / "other.py").write_text(f"KEY = '{GITHUB_PAT}'\n")  # outside the project: not its business
+    (repo / ".gitignore").write_text(".env\n")
+    run_git(repo, "add", "-A")
+    run_git(repo, "commit", "-q", "-m", "one")
+    run_git(repo, "rm", "-q", "--cached", "services/app/.env.docker")
+    run_git(repo, "commit", "-q", "-m", "two")
+    report = run_checks(load_target(app), offline=True)
+    assert [(f.rule, f.file) for f in report.findings if f.rule.startswith("secrets.")] \
+        == [("secrets.github-token", app / "settings.py")]
+    assert [f.file for f in report.findings if f.rule == "git.env-in-history"] == [app / ".env.docker"]
+
+
+def test_not_a_git_repository_scans_nothing(project):
+    import shutil
+
+    project.write("a.py", f'KEY = "{GITHUB_PAT}"\n')
+    shutil.rmtree(project.root / ".git")
+    report = run_checks(load_target(project.root), offline=True)
+    assert not [f for f in report.findings if f.rule.startswith("secrets.")]
+    assert [f.rule for f in report.findings if f.rule == "git.not-a-repo"]
+
+
+@pytest.mark.parametrize("value, placeholder", [
+    ("sk-your-key-here", True), ("change_me", True), ("xxxxxxxxxxxxxxxx", True), ("<your token>", True),
+    ("AKIAIOSFODNN7EXAMPLE", True), ("REDACTED", True), ("0000000000", True), (GENERIC, False), (GITHUB_PAT, False),
+])
+def test_placeholders(value, placeholder):
+    assert is_placeholder(value) is placeholder
+
+
+def test_entropy_matches_gitleaks_definition():
+    assert shannon_entropy("") == 0
+    assert shannon_entropy("aaaa") == 0
+    assert shannon_entropy("ab") == 1
+    assert abs(shannon_entropy("0123456789abcdef") - 4.0) < 1e-9
+
+
+def test_generic_detector_on_many_shapes():
+    def rules(line: str) -> list[str]:
+        return [h.rule for h in scan_text_line("f", 1, line, lambda: None)]
+
+    token = rand(30)
+    assert rules(f"DB_PASSWORD={token}") == ["secrets.generic-token"]
+    assert rules(f'"clientSecret": "{token}",') == ["secrets.generic-token"]
+    assert rules(f"export AUTH_TOKEN='{token}'") == ["secrets.generic-token"]
+    assert rules(f"api_key := \"{token}\"") == ["secrets.generic-token"]
+    assert rules(f"OPENAI_API_KEY={OPENAI_PROJ}") == ["secrets.openai-key"]  # the known format wins, once
+    assert rules("password = os.environ['DB_PASSWORD_2024_X']") == []
+    assert rules("SECRET_KEY = get_random_secret_key()") == []
+    assert rules(f"tokenUrl: https://{token}.example.com/") == []
+    assert rules(f"session_key_name = {token}") == []
+    assert rules(f"MONKEY={token}") == []  # not a secret-looking name
+    assert rules(f"x = '{token}'" + " " * 20_000 + "password = 'x'") == []  # long minified lines: not scanned
