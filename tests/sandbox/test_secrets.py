@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import threading
 
 from tests.sandbox.conftest import SECRET
 
 DB_PASSWORD = "pw-Zq8x7c6v5b4n"
+
+
+def leaks(text: str) -> bool:
+    # a bool, so a failing assert shows no text (pytest would print a secret it found)
+    return SECRET in text or DB_PASSWORD in text
 
 
 def sample_process_list(stop: threading.Event, samples: list[str]) -> None:
@@ -33,13 +39,19 @@ def test_secret_never_in_process_list_output_or_release_record(app):
     # the sampler saw the deploy itself (so it could have seen a leak) ...
     assert "ControlPath=" in seen and len(samples) > 20
     # ... and never the secret
-    assert SECRET not in seen and DB_PASSWORD not in seen
+    leaked = leaks(seen)
+    assert not leaked, "a secret appeared in the process list"
     assert "$ " in out and "docker compose" in out  # -v shows the remote commands
-    assert SECRET not in out and DB_PASSWORD not in out
-    for path in app.state_dir.rglob("*"):
-        if path.is_file():
-            text = path.read_text()
-            assert SECRET not in text and DB_PASSWORD not in text, path
+    leaked = leaks(out)
+    assert not leaked, "a secret appeared in berth's output"
+    records = [p for p in app.state_dir.rglob("*") if p.is_file() and p.suffix != ".env"]
+    assert {p.name for p in records} >= {"current.json", "history.jsonl", "audit.jsonl"}
+    for path in records:
+        leaked = leaks(path.read_text())
+        assert not leaked, f"a secret appeared in {path}"
+    # the env copy kept for rollbacks is as private as the deployed env file
+    for path in app.state_dir.rglob("*.env"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     record = (app.state_dir / "current.json").read_text()
     assert "sha256:" in record  # the env file is identified by checksum only
 
@@ -54,6 +66,8 @@ def test_secret_printed_by_the_app_is_masked_in_berth_output(app):
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "web: booting with SECRET_KEY=****" in out  # the log line is shown, its secret is not
-    assert SECRET not in out and DB_PASSWORD not in out
+    leaked = leaks(out)
+    assert not leaked, "a secret appeared in berth's output"
     logs = app.berth("logs", "web")
-    assert "SECRET_KEY=****" in logs.stdout and SECRET not in logs.stdout + logs.stderr
+    leaked = leaks(logs.stdout + logs.stderr)
+    assert "SECRET_KEY=****" in logs.stdout and not leaked
