@@ -261,9 +261,14 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
                     _restore_checkout(session, current, plan, target)  # nothing running has changed
                     raise
         with log.step("deploy", label) as info:
-            deployed = deploy_stage.compose_up(session, build=needs_build)
-            info["detail"] = "up" + (", built" if deployed.built else "") + (
-                " (same commit as the running release: build skipped)" if unchanged else "")
+            if unchanged and current.get("env_checksum") == plan.env_checksum and _running_as_recorded(
+                    verify_stage.container_states(session), plan.services, current):
+                # same commit, same env file, every container up on the recorded image: compose has nothing to do
+                info["detail"] = "nothing changed since the running release: build and up skipped"
+            else:
+                deployed = deploy_stage.compose_up(session, build=needs_build)
+                info["detail"] = "up" + (", built" if deployed.built else "") + (
+                    " (same commit as the running release: build skipped)" if unchanged else "")
         try:
             with log.step("verify", label) as info:
                 verified = verify_stage.verify(session, plan.services, target.health_urls, plan.timeout)
@@ -318,6 +323,16 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
             except BerthError:
                 if release["result"] == "ok":
                     raise
+
+
+def _running_as_recorded(containers, services: list[str], current: dict) -> bool:
+    images = current.get("images") or {}
+    by_service = {c.service: c for c in containers}
+    return bool(images) and all(
+        s in by_service and by_service[s].ready and by_service[s].status == "running"
+        and images.get(s, {}).get("id") == by_service[s].image_id
+        for s in services
+    )
 
 
 class VerifyFailed(BerthError):

@@ -51,6 +51,11 @@ def keep_and_prune(session: HostSession, release: dict, history: list[dict], kee
 
     kept = kept_releases([*history, release], keep)
     ids = [r["id"] for r in kept]
+    previous = kept[-2] if len(kept) > 1 else {}
+    if previous.get("images") == release.get("images") and previous.get("commit") == release.get("commit"):
+        # a redeploy of the running release: its images are tagged already; only this env copy is new
+        session.conn.run(release_commands.prune_env_copies(session.state_dir, ids), timeout=60)
+        return
     parts = [
         compose_engine.keep_images(release.get("images") or {}, session.compose.project, release["id"]),
         compose_engine.prune_kept_images(session.compose.project, ids),

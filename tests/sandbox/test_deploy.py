@@ -58,8 +58,15 @@ def test_noop_redeploy_restarts_nothing(app):
     assert set(before) == {"web", "worker"}
     result = app.berth("deploy")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "build skipped" in result.stdout and "already at" in result.stdout
+    assert "nothing changed since the running release" in result.stdout and "already at" in result.stdout
     assert app.server.containers(app.name) == before  # same containers, same start times
+    # a container stopped by hand is not "nothing changed": the next deploy starts it again
+    app.server.docker("stop", f"{app.name}-worker-1")
+    result = app.berth("deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nothing changed" not in result.stdout
+    assert app.server.containers(app.name)["web"] == before["web"]
+    assert app.server.containers(app.name)["worker"][0] == before["worker"][0]  # same container, started again
 
 
 def test_env_values_arrive_byte_identical_in_the_container(app):
