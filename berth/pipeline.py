@@ -58,11 +58,12 @@ def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset())
     return report
 
 
-def confirm(target: Target, opts: DeployOptions, log: StepLog, action: str = "deploy") -> None:
+def confirm(target: Target, yes: bool, log: StepLog, action: str = "deploy to", where: str | None = None) -> None:
+    """Production (or confirm = true) needs the environment's name typed, or --yes; no terminal → refuse."""
     if not target.confirm:
         return
     with log.step("confirm") as info:
-        if opts.yes:
+        if yes:
             info["detail"] = "--yes given"
             return
         if not sys.stdin.isatty():
@@ -70,8 +71,8 @@ def confirm(target: Target, opts: DeployOptions, log: StepLog, action: str = "de
                 f"{action} to {target.environment} needs confirmation, and there is no terminal to ask on",
                 fix=f"run it in a terminal and type '{target.environment}', or pass --yes (for CI)",
             )
-        hosts = ", ".join(h.label for h in target.hosts)
-        sys.stderr.write(f"You are about to {action} to {target.environment.upper()} ({hosts}).\n"
+        where = where or ", ".join(h.label for h in target.hosts)
+        sys.stderr.write(f"You are about to {action} {target.environment.upper()} ({where}).\n"
                          f"Type the environment name to continue: ")
         sys.stderr.flush()
         answer = sys.stdin.readline().strip()
@@ -149,7 +150,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     outcome["commit"] = ctx.head
     subject = gitlocal.head_subject(target.root)
     printer.line(f"  deploying {ctx.head[:7]} \"{subject}\" to {target.environment}")
-    confirm(target, opts, log)
+    confirm(target, opts.yes, log)
     if opts.push:
         push_if_needed(target, report, log)
     env_path = target.root / target.env_file

@@ -98,7 +98,7 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     outcome.update({"ok": False, "environment": target.environment, "hosts": [], "steps": log.steps})
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}", fix="set SERVER_IP or hosts in berth.toml")
-    confirm(target, opts, log, action="roll back")
+    confirm(target, opts.yes, log, action="roll back")
     who = gitlocal.user_identity(target.root)
     remote_url = gitlocal.remote_url(target.root, target.get("remote", "origin")) or ""
     services = _services(target)

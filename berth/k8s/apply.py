@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from berth.config import Target
 from berth.engines.kubernetes import RELEASE_CONFIGMAP, Invocation, Kubectl, parse_release, parse_workloads
 from berth.errors import BerthError
 from berth.k8s.settings import K8sSettings
+from berth.pipeline import confirm
 
 
 @dataclass(frozen=True)
@@ -62,28 +62,6 @@ def run_kubectl(inv: Invocation) -> Result:
         raise BerthError(f"kubectl did not finish within {int(inv.timeout)}s: {inv.describe()}",
                          fix="check that the cluster is reachable (kubectl get nodes)") from None
     return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
-
-
-def confirm(target: Target, yes: bool, log, action: str, where: str) -> None:
-    """As `berth deploy` asks: production (or confirm = true) needs the environment's name typed, or --yes."""
-    if not target.confirm:
-        return
-    with log.step("confirm") as info:
-        if yes:
-            info["detail"] = "--yes given"
-            return
-        if not sys.stdin.isatty():
-            raise BerthError(
-                f"{action} to {target.environment} needs confirmation, and there is no terminal to ask on",
-                fix=f"run it in a terminal and type '{target.environment}', or pass --yes (for CI)",
-            )
-        sys.stderr.write(f"You are about to {action} {target.environment.upper()} ({where}).\n"
-                         f"Type the environment name to continue: ")
-        sys.stderr.flush()
-        answer = sys.stdin.readline().strip()
-        if answer != target.environment:
-            raise BerthError(f"confirmation did not match ('{answer}' is not '{target.environment}'); nothing was done")
-        info["detail"] = "confirmed"
 
 
 class _Session:
