@@ -343,7 +343,9 @@ def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path, compose_v1: bool 
         ["nsenter", netns, "dockerd",
          "--data-root", str(d / "docker"), "--exec-root", str(run_dir / "exec"),
          "-H", h.docker_host, "--pidfile", str(d / "dockerd.pid"),
-         "--bip", f"172.30.{i}.1/24", "--group", h.user, "--cgroup-parent", f"/{h.name}"],
+         "--bip", f"172.30.{i}.1/24", "--group", h.user, "--cgroup-parent", f"/{h.name}",
+         # room for many compose projects (the defaults give about 30 networks)
+         "--default-address-pool", f"base=10.{100 + i}.0.0/16,size=24"],
         stdout=dockerd_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     if compose_v1:

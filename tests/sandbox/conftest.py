@@ -180,3 +180,6 @@ def app(sandbox, tmp_path, request) -> App:
     ids = server.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={name}").split()
     if ids:
         server.docker("rm", "-f", *ids, check=False)
+    networks = server.docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={name}").split()
+    if networks:
+        server.docker("network", "rm", *networks, check=False)

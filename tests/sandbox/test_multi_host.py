@@ -52,3 +52,6 @@ hosts = ["h1", "h2"]
         ids = servers[1].docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={app.name}").split()
         if ids:
             servers[1].docker("rm", "-f", *ids, check=False)
+        nets = servers[1].docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={app.name}").split()
+        if nets:
+            servers[1].docker("network", "rm", *nets, check=False)
