@@ -370,20 +370,26 @@ def _host_findings(f: LoadedEnv, e: EnvEntry, parts, services: dict[str, dict], 
                       fix=f"use the service name as the host: {images[0]}")
 
 
+def _app_url(ctx, key: str, scheme: str):
+    """(file, its values, the entry, the split URL) for a URL setting of the app env file, or None."""
+    f = next((x for x in _real(ctx) if x.role == "app"), None)
+    if f is None:
+        return None
+    e = f.env.entry(key)
+    if e is None or not e.value or not re.match(scheme, e.value):
+        return None
+    parts = _split_url(e.value)
+    return None if parts is None else (f, f.env.values(), e, parts)
+
+
 @rule("env.database-url-mismatch", Severity.ERROR,
       "DATABASE_URL does not agree with POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB or the compose services",
       "make DATABASE_URL use the same user, password, database and service host as the postgres settings")
 def database_url_mismatch(ctx):
-    f = next((x for x in _real(ctx) if x.role == "app"), None)
-    if f is None:
+    found = _app_url(ctx, "DATABASE_URL", r"(?i)postgres(ql)?(\+\w+)?://")
+    if found is None:
         return
-    values = f.env.values()
-    e = f.env.entry("DATABASE_URL")
-    if e is None or not e.value or not re.match(r"(?i)postgres(ql)?(\+\w+)?://", e.value):
-        return
-    parts = _split_url(e.value)
-    if parts is None:
-        return
+    f, values, e, parts = found
     services = _services(ctx)
     pg_services = _image_services(services, "postgres", "postgis", "timescale")
     expected = {k: values[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB") if k in values}
@@ -410,16 +416,10 @@ def database_url_mismatch(ctx):
 @rule("env.redis-url-mismatch", Severity.ERROR, "REDIS_URL's password does not agree with REDIS_PASSWORD",
       "put REDIS_PASSWORD into REDIS_URL (redis://:PASSWORD@redis:6379/0), percent-encoded")
 def redis_url_mismatch(ctx):
-    f = next((x for x in _real(ctx) if x.role == "app"), None)
-    if f is None:
+    found = _app_url(ctx, "REDIS_URL", r"(?i)rediss?://")
+    if found is None:
         return
-    values = f.env.values()
-    e = f.env.entry("REDIS_URL")
-    if e is None or not e.value or not re.match(r"(?i)rediss?://", e.value):
-        return
-    parts = _split_url(e.value)
-    if parts is None:
-        return
+    f, values, e, parts = found
     if "REDIS_PASSWORD" in values:
         expected = values["REDIS_PASSWORD"]
         password = unquote(parts.password) if parts.password is not None else ""
