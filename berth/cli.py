@@ -214,6 +214,29 @@ def status(obj: Ctx, trust_new_host, as_json):
 
 
 @cli.command()
+@click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: every check of every host.")
+@click.pass_obj
+def doctor(obj: Ctx, trust_new_host, as_json):
+    """Find out why a deploy is unhealthy: each failed check says the likely cause and the fix.
+
+    Read-only. Checks SSH and the key file, the docker daemon and compose, the checkout and its
+    git remote, the env file, every container (running, healthy, crash loops with their last log
+    lines, the variables compose gives it), Postgres and Redis reached from the app's container,
+    disk and memory, published ports and the health URLs. Exit code 1 when a check fails.
+    """
+    from berth.doctor import render, run_doctor
+    from berth.pipeline import debug_hook
+
+    target = obj.target()
+    printer = _printer(obj)
+    rows = run_doctor(target, trust_new_host, on_command=debug_hook(printer))
+    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render(rows, verbose=obj.verbose)), nl=False)
+    if not all(r["ok"] for r in rows):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("services", nargs=-1)
 @click.option("-n", "--tail", default=100, show_default=True, help="Lines from the end of each log.")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")

@@ -299,6 +299,7 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
             with log.step("post-hook", label) as info:
                 info["detail"] = ", ".join(hooks_stage.run_hooks("post", target.hooks("post"), session, release, target.root))
         release["images"] = {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers if c.image_id}
+        release["containers"] = {c.service: c.id for c in verified.containers}
         release["result"] = "ok"
         host_out["ok"] = True
     except BerthError as exc:
@@ -328,10 +329,13 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
 
 def _running_as_recorded(containers, services: list[str], current: dict) -> bool:
     images = current.get("images") or {}
+    # a container recreated by hand (docker compose up on the server) may carry another environment
+    recorded = current.get("containers")
     by_service = {c.service: c for c in containers}
     return bool(images) and all(
         s in by_service and by_service[s].ready and by_service[s].status == "running"
         and images.get(s, {}).get("id") == by_service[s].image_id
+        and (recorded is None or recorded.get(s) == by_service[s].id)
         for s in services
     )
 

@@ -337,17 +337,7 @@ def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path, compose_v1: bool 
                 ["ip", "link", "set", "lo", "up"], ["ip", "route", "add", "default", "via", h.gateway]):
         _run(["ip", "netns", "exec", h.name, *cmd])
     netns = f"--net=/var/run/netns/{h.name}"
-    # docker engine (nsenter, not `ip netns exec`, which remounts /sys and breaks cgroups)
-    dockerd_log = open(d / "dockerd.log", "ab")
-    subprocess.Popen(
-        ["nsenter", netns, "dockerd",
-         "--data-root", str(d / "docker"), "--exec-root", str(run_dir / "exec"),
-         "-H", h.docker_host, "--pidfile", str(d / "dockerd.pid"),
-         "--bip", f"172.30.{i}.1/24", "--group", h.user, "--cgroup-parent", f"/{h.name}",
-         # room for many compose projects (the defaults give about 30 networks)
-         "--default-address-pool", f"base=10.{100 + i}.0.0/16,size=24"],
-        stdout=dockerd_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    _start_engine(h)
     if compose_v1:
         (d / "bin").mkdir()
         _write(d / "bin" / "docker", NO_COMPOSE_V2_WRAPPER, 0o755)
@@ -375,6 +365,39 @@ def _start_host(h: SandboxHost, pubkey: str, remote_dir: Path, compose_v1: bool 
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     _run(["nsenter", netns, "/usr/sbin/sshd", "-f", str(d / "sshd_config"), "-E", str(h.sshd_log)])
     return host_key.with_suffix(".pub").read_text().split()[:2]
+
+
+def _start_engine(h: SandboxHost) -> None:
+    """The host's docker engine (nsenter, not `ip netns exec`, which remounts /sys and breaks cgroups)."""
+    d, run_dir = Path(h.dir), RUN / f"h{h.index}"
+    dockerd_log = open(d / "dockerd.log", "ab")
+    subprocess.Popen(
+        ["nsenter", f"--net=/var/run/netns/{h.name}", "dockerd",
+         "--data-root", str(d / "docker"), "--exec-root", str(run_dir / "exec"),
+         "-H", h.docker_host, "--pidfile", str(d / "dockerd.pid"),
+         "--bip", f"172.30.{h.index}.1/24", "--group", h.user, "--cgroup-parent", f"/{h.name}",
+         # room for many compose projects (the defaults give about 30 networks)
+         "--default-address-pool", f"base=10.{100 + h.index}.0.0/16,size=24"],
+        stdout=dockerd_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def stop_engine(h: SandboxHost, seconds: float = 60) -> None:
+    """Stop a host's docker engine the way `systemctl stop docker` does (SIGTERM, containers stop)."""
+    try:
+        pid = int((Path(h.dir) / "dockerd.pid").read_text().strip())
+    except (OSError, ValueError):
+        return
+    _kill([pid], signal.SIGTERM)
+    if not _wait_gone([pid], seconds):
+        _kill([pid])
+        _wait_gone([pid], 10)
+
+
+def start_engine(h: SandboxHost) -> None:
+    """Start a stopped engine again; containers with a restart policy come back."""
+    _start_engine(h)
+    _wait_engine(h)
 
 
 def _wait_engine(h: SandboxHost, seconds: float = 60) -> None:
