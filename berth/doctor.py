@@ -254,6 +254,8 @@ def check_repo(f: HostFacts, target: Target) -> list[Finding]:
         out = [Finding("repo.cloned", FAIL, f"{app} exists but is not a git checkout",
                        cause="the code was copied there (rsync/scp) instead of cloned, so berth cannot check out commits",
                        fix=f"move it away on the server (mv {app} {app}.old), then berth deploy clones it")]
+    elif present != "yes":
+        return [Finding("repo.cloned", SKIP, f"could not read {app} on the server")]
     else:
         out = [Finding("repo.cloned", OK, f"{app} at {f.repo.get('head', '')[:7] or '?'} from {f.repo.get('origin') or '?'}")]
         dirty = int(f.repo.get("dirty", "0") or 0)
@@ -369,7 +371,13 @@ def check_services(f: HostFacts, exp: Expected, probe: Probe, target: Target) ->
                                    fix=f"fix the error in the log, commit and berth deploy — or berth rollback to the "
                                    f"last good release; watch it with berth logs {service}",
                                    details=logs))
-            elif s.status in ("exited", "dead", "created"):
+            elif s.status == "created":
+                out.append(Finding("service.stopped", FAIL, f"{service} ({s.name}) was created but never started",
+                                   cause="compose stopped before starting it: a dependency never became healthy, or "
+                                   "its port was already taken",
+                                   fix=f"berth deploy shows the error (or on the server: cd {app} && {compose} up -d "
+                                   f"{service})", details=logs))
+            elif s.status in ("exited", "dead"):
                 stopped_by_hand = s.exit_code in (0, 137, 143)
                 out.append(Finding("service.stopped", FAIL, f"{service} ({s.name}) is not running: {s.describe()}",
                                    cause=("it was stopped (docker stop / compose stop) or killed"
@@ -398,7 +406,7 @@ def _check_container_env(service: str, containers: list[Container], exp: Expecte
     wanted = exp.services.get(service, {}).get("env", [])
     out = []
     for c in containers:
-        if not c.env_names and c.state.status != "running":
+        if not c.env_names:  # no details for this container (gone between two commands): nothing to compare
             continue
         missing = [n for n in wanted if n not in c.env_names]
         if not missing:
@@ -450,7 +458,8 @@ def _backing_finding(service, c: Container, kind, var, word, host, port, extra, 
         return Finding(check_id, SKIP, f"{var} is not set inside {service}", cause="see service.env")
     if word == "notool":
         return Finding(check_id, SKIP, f"cannot probe {where} from {service}: the image has neither python nor nc")
-    target_containers = running.get(host, [])
+    host_containers = running.get(host, [])
+    target_containers = [t for t in host_containers if t.state.status == "running"]
     if host in ("localhost", "127.0.0.1", "::1"):
         cause = (f"{var} points at {host}, which inside a container is the container itself, not the server or "
                  f"the {what} service")
@@ -462,7 +471,8 @@ def _backing_finding(service, c: Container, kind, var, word, host, port, extra, 
             fix = (f"add the {what} service to docker-compose.yml, or set {var} to the database's real host name "
                    "(a managed database: check that the server's DNS resolves it)")
         elif not target_containers:
-            cause = f"no container answers to the name {host}: the {host} service is not running"
+            states = ", ".join(t.state.describe() for t in host_containers) or "no container"
+            cause = f"no container answers to the name {host}: the {host} service is not running ({states})"
             fix = f"start it: berth deploy (or on the server: docker compose up -d {host})"
         else:
             theirs = sorted({n for t in target_containers for n in t.networks})
@@ -528,6 +538,13 @@ def published_ports(f: HostFacts) -> dict[int, str]:
     return {port: c.state.service for c in f.containers for port, _ in c.ports}
 
 
+def _app_port(ports: dict[int, str], exp: Expected) -> int | None:
+    """The published port a health URL most likely meant: a service the app's URLs do not point at."""
+    backing = {host for host, _ in exp.url_hosts.values()}
+    candidates = sorted(p for p, s in ports.items() if s not in backing) or sorted(ports)
+    return candidates[0] if candidates else None
+
+
 def check_ports(f: HostFacts, probe: Probe) -> list[Finding]:
     out = []
     for c in f.containers:
@@ -561,7 +578,7 @@ def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str]) 
         local = (parts.hostname or "") in ("localhost", "127.0.0.1", "::1")
         listing = ", ".join(f"{p} ({s})" for p, s in sorted(ports.items())) or "none"
         if local and port not in ports:
-            right = next(iter(sorted(ports)), None)
+            right = _app_port(ports, exp)
             cause = f"no container publishes port {port}; published ports: {listing}"
             fix = (f"set HEALTH_URL in .env (or health_urls in berth.toml) to "
                    f"{parts.scheme}://{parts.hostname}:{right}{parts.path or '/'}" if right else

@@ -55,7 +55,9 @@ def probe_url_on_server_command(url: str) -> str:
     """A URL on the server's own loopback is fetched on the server: curl, else busybox/GNU wget."""
     u = quote(url)
     return (
-        f"if command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 5 -w '%{{http_code}}' {u} || echo 'error: no answer';"
+        f"if command -v curl >/dev/null 2>&1; then code=$(curl -s -o /dev/null -m 5 -w '%{{http_code}}' {u}); rc=$?;"
+        f" if [ $rc = 0 ]; then echo \"$code\"; elif [ $rc = 7 ]; then echo 'error: connection refused';"
+        f" elif [ $rc = 28 ]; then echo 'error: timed out'; else echo \"error: no answer (curl exit $rc)\"; fi;"
         f" elif command -v wget >/dev/null 2>&1; then if wget -q -T 5 -O /dev/null {u}; then echo 200; else echo 'error: wget failed'; fi;"
         " else echo 'error: neither curl nor wget on the server'; fi"
     )

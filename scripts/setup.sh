@@ -12,6 +12,7 @@ command -v dockerd >/dev/null || need_apt+=(docker.io)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 # (grep without -q: an early exit would SIGPIPE busybox and fail the pipeline under pipefail)
 { [ -x /bin/busybox ] && busybox --list 2>/dev/null | grep -x httpd >/dev/null; } || need_apt+=(busybox-static)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)  # the sandbox's python/postgres/redis stand-in images
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v iptables >/dev/null || need_apt+=(iptables)
 command -v nsenter >/dev/null || need_apt+=(util-linux)

@@ -60,7 +60,7 @@ def gather(app_dir: str, env_file: str, project: str, remote_url: str | None, en
         f" elif [ -e {app} ]; then echo present=not-a-repo; url={remote}; else echo present=no; url={remote}; fi",
         'if [ -n "$url" ]; then if out=$(GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND="ssh -o BatchMode=yes -o ConnectTimeout=10"'
         ' timeout 30 git ls-remote "$url" HEAD 2>&1); then echo remote=ok;'
-        ' else printf "remote_error=%s\\n" "$(printf "%s" "$out" | tail -n 1)"; fi; fi',
+        " else printf \"remote_error=%s\\n\" \"$(printf \"%s\" \"$out\" | grep -v '^$' | head -n 4 | tr '\\n' ' ' | cut -c1-500)\"; fi; fi",
         f"echo {SECTION}envfile",
         f"if [ -f {env_path} ]; then printf 'mode=%s\\n' \"$(stat -c %a {env_path})\";"
         f" printf 'sha256=%s\\n' \"$(sha256sum < {env_path} | cut -d' ' -f1)\";"
