@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from berth import __version__
+from berth.cli_options import target_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -61,6 +62,7 @@ MAX_SHOWN_PER_FILE = 100  # check's text output: a 10 MB junk file must not prin
 
 
 @cli.command()
+@target_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
               show_default=True,
               help="text: file:line:col lines for people; json; sarif (SARIF 2.1.0, for code scanning); "
@@ -147,6 +149,7 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
 
 
 @cli.command()
+@target_options
 @click.option("--push", is_flag=True, help="Push HEAD to the git remote first if it is not there yet.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
 @click.option("--trust-new-host", is_flag=True,
@@ -187,6 +190,7 @@ def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_ro
 
 
 @cli.command()
+@target_options
 @click.pass_obj
 def plan(obj: Ctx):
     """Show what deploy would do — settings, checks, and the exact remote commands — touching nothing."""
@@ -198,6 +202,7 @@ def plan(obj: Ctx):
 
 
 @cli.command()
+@target_options
 @click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -214,6 +219,7 @@ def status(obj: Ctx, trust_new_host, as_json):
 
 
 @cli.command()
+@target_options
 @click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: every check of every host.")
 @click.pass_obj
@@ -237,6 +243,7 @@ def doctor(obj: Ctx, trust_new_host, as_json):
 
 
 @cli.command()
+@target_options
 @click.argument("services", nargs=-1)
 @click.option("-n", "--tail", default=100, show_default=True, help="Lines from the end of each log.")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new lines.")

@@ -7,8 +7,11 @@ import sys
 
 import click
 
+from berth.cli_options import target_options
+
 
 @click.command()
+@target_options
 @click.argument("release", required=False)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation (production asks otherwise).")
 @click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
@@ -58,6 +61,7 @@ def _each_session(obj, trust_new_host):
 
 
 @click.command()
+@target_options
 @click.option("-n", "--limit", default=20, show_default=True)
 @click.option("--trust-new-host", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -87,6 +91,7 @@ def releases(obj, limit, trust_new_host, as_json):
 
 
 @click.command()
+@target_options
 @click.option("-n", "--limit", default=50, show_default=True)
 @click.option("--trust-new-host", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -116,6 +121,7 @@ def lock():
 
 
 @lock.command("status")
+@target_options
 @click.option("--trust-new-host", is_flag=True)
 @click.pass_obj
 def lock_status(obj, trust_new_host):
@@ -135,6 +141,7 @@ def lock_status(obj, trust_new_host):
 
 
 @lock.command("acquire")
+@target_options
 @click.option("-m", "--message", required=True, help="Why (shown to anyone who tries to deploy).")
 @click.option("--trust-new-host", is_flag=True)
 @click.pass_obj
@@ -153,6 +160,7 @@ def lock_acquire(obj, message, trust_new_host):
 
 
 @lock.command("release")
+@target_options
 @click.option("--force", is_flag=True, help="Release whoever holds it (check first that no deploy is running).")
 @click.option("--trust-new-host", is_flag=True)
 @click.pass_obj

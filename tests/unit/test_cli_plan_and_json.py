@@ -46,3 +46,17 @@ def test_deploy_json_reports_a_check_failure_as_one_document(project, sub_env):
     assert "nothing was sent to any server" in outcome["error"]
     assert [s["step"] for s in outcome["steps"]] == ["check"] and outcome["steps"][0]["ok"] is False
     assert outcome["hosts"] == []
+
+
+def test_environment_and_host_work_after_the_command_name_too(project, sub_env):
+    """`berth plan -e production --host h` means what `berth -e production --host h plan` means."""
+    project.write(".env", project.DOTENV.replace("ENVIRONMENT=staging", "ENVIRONMENT=production"))
+    before = berth(project, sub_env, "-e", "production", "--host", "198.51.100.7", "plan")
+    after = berth(project, sub_env, "plan", "-e", "production", "--host", "198.51.100.7")
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert "hosts        198.51.100.7  ← --host" in after.stdout
+    assert before.stdout == after.stdout
+    # and a wrong one is refused the same way from either place
+    wrong = berth(project, sub_env, "doctor", "-e", "staging")
+    assert wrong.returncode != 0 and "-e staging was asked for" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
