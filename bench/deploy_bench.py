@@ -11,6 +11,7 @@ Measures (median of --runs):
   berth check          on the example app
   rollback             berth rollback to the previous release (kept images: no build), next to a
                        changed-commit deploy
+  doctor               berth doctor on the healthy example app, and its SSH logins
 Targets (issue #2): changed-commit within 1 s of plain; no-op <= 2 s; 1 SSH connection per host
 per deploy; --version <= 150 ms. Results are printed and written to bench/results/deploy.json.
 
@@ -168,6 +169,12 @@ def main() -> None:
         results["berth_version_ms"] = round(statistics.median(version) * 1000, 1)
         check = [timed(lambda: sh([*BERTH, "check", "--offline"], repo)) for _ in range(5)]
         results["berth_check_example_ms"] = round(statistics.median(check) * 1000, 1)
+        # doctor on the healthy app: one login, the gather round trip, the probes (the example's
+        # DATABASE_URL names a db service the example does not run, so doctor exits 1 by design)
+        n0 = logins()
+        doctor = [timed(lambda: sh([*BERTH, "doctor"], repo, check=False)) for _ in range(args.runs)]
+        results["berth_doctor_s"] = med(doctor)
+        results["ssh_connections_per_doctor"] = (logins() - n0) / args.runs
         results["runs"] = args.runs
 
         targets = {
