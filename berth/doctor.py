@@ -562,7 +562,9 @@ def check_ports(f: HostFacts, probe: Probe) -> list[Finding]:
     return out
 
 
-def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str]) -> list[Finding]:
+def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str],
+                      server_names: frozenset[str] = frozenset()) -> list[Finding]:
+    """`server_names`: how the URL may name the server itself (its address), besides localhost."""
     out = []
     ports = published_ports(f)
     for url in exp.health_urls:
@@ -575,7 +577,7 @@ def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str]) 
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             port = None
-        local = (parts.hostname or "") in ("localhost", "127.0.0.1", "::1")
+        local = (parts.hostname or "") in {"localhost", "127.0.0.1", "::1", *server_names}
         listing = ", ".join(f"{p} ({s})" for p, s in sorted(ports.items())) or "none"
         if local and port not in ports:
             right = _app_port(ports, exp)
@@ -615,18 +617,12 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         findings.append(Finding("ssh.connect", FAIL, f"cannot log in to {host.label}",
                                 cause=exc.what + (f" ({exc.where})" if exc.where else ""), fix=exc.fix or ""))
         findings.append(Finding("doctor.skipped", SKIP, "the server checks need an SSH connection"))
-        return findings
+        return [mask_finding(x, masker) for x in findings]
     try:
         findings.append(Finding("ssh.connect", OK, f"logged in as {host.user or 'your ssh user'} in {seconds:.1f}s"))
-        remote_url = None
-        if target.get("remote"):
-            from berth import gitlocal
+        from berth import gitlocal
 
-            remote_url = gitlocal.remote_url(target.root, target.get("remote"))
-        else:
-            from berth import gitlocal
-
-            remote_url = gitlocal.remote_url(target.root, "origin")
+        remote_url = gitlocal.remote_url(target.root, target.get("remote") or "origin")
         script = cmd.gather(target.app_dir, target.env_file, target.project, remote_url, exp.env_names,
                             state_dir_rel(target.project))
         result = conn.run(script, timeout=120)
@@ -655,7 +651,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         else:
             findings.append(Finding("doctor.skipped", SKIP, "container checks skipped: the docker daemon does not answer"))
         findings += check_resources(facts)
-        findings += check_health_urls(facts, exp, fetch)
+        findings += check_health_urls(facts, exp, fetch, frozenset({host.address}))
     finally:
         conn.close()
     return [mask_finding(x, masker) for x in findings]

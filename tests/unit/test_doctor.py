@@ -1191,3 +1191,11 @@ def test_expected_from_reads_names_ports_and_backing_urls_without_values(tmp_pat
     assert exp.health_urls == ("http://localhost:8080/health",)
     assert PASSWORD not in repr(exp)
 
+
+
+def test_health_url_naming_the_server_address_gets_the_port_hint():
+    f = host_facts([box("web", ports=((8080, "8080/tcp"),))])
+    exp = d.Expected(health_urls=("http://203.0.113.5:8081/health",))
+    x = d.check_health_urls(f, exp, lambda url: "error: connection refused", frozenset({"203.0.113.5"}))[0]
+    assert x.status == "fail" and "no container publishes port 8081" in x.cause
+    assert "http://203.0.113.5:8080/health" in x.fix
