@@ -11,6 +11,7 @@ Every value remembers where it came from (`Setting.origin`) so checks can point 
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ _TOP_LEVEL_KEYS = {"defaults", "environments", "check", "kubernetes"}
 @dataclass(frozen=True)
 class Setting:
     value: Any
-    origin: str  # "berth.toml [environments.prod]", ".env:3", "--host", "default"
+    origin: str  # "berth.toml:7 [environments.prod] user", ".env:3", "--host", "default"
     file: Path | None = None
     line: int | None = None
 
@@ -158,7 +159,7 @@ def _split_list(value: str) -> list[str]:
     return [v.strip() for v in re.split(r"[,\s]+", value) if v.strip()]
 
 
-def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
+def _coerce(name: str, kind: str, value: Any, origin: str, line: int | None = None) -> Any:
     """Type-check a berth.toml value; .env values are strings and are converted leniently."""
     if kind == "commands":  # one shell command or a list of them; never split
         kind, value = "list", [value] if isinstance(value, str) else value
@@ -173,7 +174,7 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
     if not ok:
         want = {"str": "a string", "int": "a whole number", "bool": "true or false", "list": "a list of strings"}[kind]
         raise UsageError(
-            f"berth.toml: '{name}' must be {want}, not {value!r}",
+            f"berth.toml{f':{line}' if line else ''}: '{name}' must be {want}, not {value!r}",
             where=origin,
             fix=f"write it as {name} = " + {"str": '"..."', "int": "22", "bool": "true", "list": '["..."]'}[kind],
         )
@@ -181,42 +182,54 @@ def _coerce(name: str, kind: str, value: Any, origin: str) -> Any:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    return _load_toml(path)[0]
+
+
+def _load_toml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """berth.toml, checked, and the line of each of its keys (see toml_key_lines)."""
     import tomllib
 
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode()  # as tomllib.load does
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"berth.toml is not valid TOML: {exc}", where=str(path), fix="fix the syntax at that line") from None
     except UnicodeDecodeError:
         raise UsageError("berth.toml is not UTF-8 text", where=str(path), fix="save it as UTF-8") from None
     except OSError as exc:
         raise UsageError(f"cannot read berth.toml: {exc.strerror}", where=str(path)) from None
+    lines = toml_key_lines(text)
+
+    def at(*key: str) -> str:
+        line = lines.get(key)
+        return f"{path}:{line}" if line else str(path)
+
     for key in data:
         if key not in _TOP_LEVEL_KEYS:
             raise UsageError(
                 f"berth.toml: unknown section '{key}'{_did_you_mean(key, _TOP_LEVEL_KEYS)}",
-                where=str(path),
+                where=at(key),
                 fix="use [defaults] and [environments.NAME]; see docs/CONFIG.md",
             )
     for key in _TOP_LEVEL_KEYS:
         if key in data and not isinstance(data[key], dict):  # noqa: SIM102
             example = "[defaults]" if key == "defaults" else "[environments.staging]"
             raise UsageError(f"berth.toml: '{key}' must be a table of sections, not {data[key]!r}",
-                             where=str(path), fix=f"write it as {example} followed by its keys")
-    sections = [("defaults", data.get("defaults", {}))]  # [check]/[kubernetes] are validated by their features
-    sections += [(f"environments.{n}", s) for n, s in data.get("environments", {}).items()]
-    for name, section in sections:
+                             where=at(key), fix=f"write it as {example} followed by its keys")
+    sections = [(("defaults",), data.get("defaults", {}))]  # [check]/[kubernetes] are validated by their features
+    sections += [(("environments", n), s) for n, s in data.get("environments", {}).items()]
+    for table, section in sections:
+        name = ".".join(table)
         if not isinstance(section, dict):
-            raise UsageError(f"berth.toml: [{name}] must be a table", where=str(path))
+            raise UsageError(f"berth.toml: [{name}] must be a table", where=at(*table))
         for key in section:
             if key not in _SETTINGS:
                 raise UsageError(
                     f"berth.toml: unknown key '{key}' in [{name}]{_did_you_mean(key, _SETTINGS)}",
-                    where=str(path),
+                    where=at(*table, key),
                     fix="see docs/CONFIG.md for the keys berth reads",
                 )
-    return data
+    return data, lines
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -238,7 +251,7 @@ def load_target(root: Path, environment: str | None = None, hosts: tuple[str, ..
     if not root.is_dir():
         raise UsageError(f"project directory {root} does not exist", fix="pass -C with your app's repo")
     toml_path = root / "berth.toml"
-    toml = _read_toml(toml_path) if toml_path.exists() else None
+    toml, toml_lines = _load_toml(toml_path) if toml_path.exists() else (None, {})
     env_path = root / ".env"
     dotenv = read_env_file(env_path) if env_path.exists() else None
     dotenv_values = dotenv.values() if dotenv else {}
@@ -279,13 +292,229 @@ def load_target(root: Path, environment: str | None = None, hosts: tuple[str, ..
                 line = dotenv.line_of(env_key)
                 settings[name] = Setting(value, f".env:{line}", env_path, line)
     if toml is not None:
-        for section_name in ("defaults", f"environments.{chosen}"):
-            head, _, env_name = section_name.partition(".")
-            section = toml.get(head, {}) if not env_name else toml.get("environments", {}).get(env_name, {})
+        for table in (("defaults",), ("environments", chosen)):
+            section = toml.get("defaults", {}) if len(table) == 1 else toml.get("environments", {}).get(chosen, {})
             for name, value in section.items():
-                origin = f"berth.toml [{section_name}] {name}"
-                settings[name] = Setting(_coerce(name, _SETTINGS[name][1], value, origin), origin, toml_path)
+                line = toml_lines.get((*table, name))
+                where = f"[{'.'.join(table)}] {name}"
+                value = _coerce(name, _SETTINGS[name][1], value, f"berth.toml {where}", line)
+                settings[name] = Setting(value, f"berth.toml:{line} {where}" if line else f"berth.toml {where}",
+                                         toml_path, line)
     if hosts:
         settings["hosts"] = Setting(list(hosts), "--host")
     defined = tuple(dict.fromkeys([*KNOWN_ENVIRONMENTS, *toml_envs]))
     return Target(root, chosen, settings, dotenv, toml is not None, defined)
+
+
+# --------------------------------------------------------------------------- where keys are in berth.toml
+#
+# tomllib parses the values but keeps no positions; this scanner finds, for a file tomllib has already
+# accepted, the line of every key: {("environments", "prod", "user"): 7, ("defaults",): 1, ...}. It only
+# has to tell keys from values: strings (all four kinds, multi-line too), arrays and inline tables (which
+# may span lines), comments, table headers with dotted or quoted names, and arrays of tables (whose
+# elements get their index in the path). A table's path maps to its header line (or to the first dotted
+# key that creates it). It never raises: an unexpected character ends the scan with what was found.
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_SCALAR = re.compile(r"[^,\]}#\r\n]+")
+_TOML_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b", '"': '"', "\\": "\\"}
+
+
+class _TomlLines:
+    def __init__(self, text: str) -> None:
+        self.s = text.removeprefix("\ufeff")
+        self.i = 0
+        self.newlines = [m.start() for m in re.finditer("\n", self.s)]
+        self.lines: dict[tuple, int] = {}
+        self.arrays: dict[tuple, int] = {}  # array-of-tables path → index of its last element
+
+    def line_at(self, index: int) -> int:
+        return bisect.bisect_left(self.newlines, index) + 1
+
+    def scan(self) -> dict[tuple, int]:
+        try:
+            self._document()
+        except (IndexError, ValueError, RecursionError):
+            pass  # not TOML after all: the lines found so far
+        return self.lines
+
+    # ---- layout
+
+    def _spaces(self) -> None:
+        while self.i < len(self.s) and self.s[self.i] in " \t":
+            self.i += 1
+
+    def _blank(self) -> None:
+        """Whitespace, newlines and comments."""
+        s = self.s
+        while self.i < len(s):
+            c = s[self.i]
+            if c in " \t\r\n":
+                self.i += 1
+            elif c == "#":
+                end = s.find("\n", self.i)
+                self.i = len(s) if end < 0 else end
+            else:
+                return
+
+    def _expect(self, token: str) -> None:
+        if not self.s.startswith(token, self.i):
+            raise ValueError(f"expected {token!r} at {self.i}")
+        self.i += len(token)
+
+    # ---- structure
+
+    def _document(self) -> None:
+        prefix: tuple = ()
+        while True:
+            self._blank()
+            if self.i >= len(self.s):
+                return
+            start = self.i
+            if self.s.startswith("[[", self.i):
+                self.i += 2
+                path = self._resolve(self._key())
+                self._expect("]]")
+                index = self.arrays.get(path, -1) + 1
+                self.arrays[path] = index
+                for n in range(1, len(path) + 1):
+                    self.lines.setdefault(path[:n], self.line_at(start))
+                prefix = (*path, index)
+                self.lines[prefix] = self.line_at(start)
+            elif self.s[self.i] == "[":
+                self.i += 1
+                prefix = self._resolve(self._key())
+                self._expect("]")
+                for n in range(1, len(prefix)):  # [a.b] also creates a
+                    self.lines.setdefault(prefix[:n], self.line_at(start))
+                self.lines[prefix] = self.line_at(start)
+            else:
+                self._keyval(prefix)
+
+    def _resolve(self, parts: list[str]) -> tuple:
+        """A header's path, with the current element's index after each array of tables it goes through."""
+        out: list = []
+        for n, part in enumerate(parts):
+            out.append(part)
+            if n < len(parts) - 1 and tuple(out) in self.arrays:
+                out.append(self.arrays[tuple(out)])
+        return tuple(out)
+
+    def _keyval(self, prefix: tuple) -> None:
+        line = self.line_at(self.i)
+        parts = self._key()
+        for n in range(1, len(parts)):  # a.b.c = 1 also creates the tables a and a.b
+            self.lines.setdefault((*prefix, *parts[:n]), line)
+        path = (*prefix, *parts)
+        self.lines[path] = line
+        self._spaces()
+        self._expect("=")
+        self._spaces()
+        self._value(path)
+
+    def _key(self) -> list[str]:
+        parts = []
+        while True:
+            self._spaces()
+            c = self.s[self.i]
+            if c == '"':
+                parts.append(self._basic_string())
+            elif c == "'":
+                end = self.s.index("'", self.i + 1)
+                parts.append(self.s[self.i + 1:end])
+                self.i = end + 1
+            else:
+                m = _BARE_KEY.match(self.s, self.i)
+                if not m:
+                    raise ValueError(f"no key at {self.i}")
+                parts.append(m.group())
+                self.i = m.end()
+            self._spaces()
+            if self.i < len(self.s) and self.s[self.i] == ".":
+                self.i += 1
+                continue
+            return parts
+
+    # ---- values: only skipped, except for the keys of inline tables
+
+    def _value(self, path: tuple) -> None:
+        s = self.s
+        c = s[self.i]
+        if s.startswith(('"""', "'''"), self.i):
+            self._multiline_string(s[self.i])
+        elif c == '"':
+            self._basic_string()
+        elif c == "'":
+            self.i = s.index("'", self.i + 1) + 1
+        elif c == "{":
+            self.i += 1
+            while True:
+                self._blank()
+                if s[self.i] == "}":
+                    self.i += 1
+                    return
+                self._keyval(path)
+                self._blank()
+                if s[self.i] == ",":
+                    self.i += 1
+        elif c == "[":
+            self.i += 1
+            index = 0
+            while True:
+                self._blank()
+                if s[self.i] == "]":
+                    self.i += 1
+                    return
+                self._value((*path, index))
+                index += 1
+                self._blank()
+                if s[self.i] == ",":
+                    self.i += 1
+        else:  # number, boolean, date/time: up to the next delimiter
+            m = _TOML_SCALAR.match(s, self.i)
+            if not m:
+                raise ValueError(f"no value at {self.i}")
+            self.i = m.end()
+
+    def _basic_string(self) -> str:
+        s, out = self.s, []
+        self.i += 1
+        while True:
+            c = s[self.i]
+            if c == '"':
+                self.i += 1
+                return "".join(out)
+            if c == "\\":
+                e = s[self.i + 1]
+                if e in "uUx":
+                    width = {"u": 4, "U": 8, "x": 2}[e]
+                    out.append(chr(int(s[self.i + 2:self.i + 2 + width], 16)))
+                    self.i += 2 + width
+                    continue
+                out.append(_TOML_ESCAPES.get(e, e))
+                self.i += 2
+                continue
+            if c == "\n":
+                raise ValueError("newline in a string")
+            out.append(c)
+            self.i += 1
+
+    def _multiline_string(self, quote: str) -> None:
+        s, delim = self.s, quote * 3
+        self.i += 3
+        while True:
+            if quote == '"' and s[self.i] == "\\":
+                self.i += 2
+                continue
+            if s.startswith(delim, self.i):
+                self.i += 3
+                for _ in range(2):  # """a"""" ends with a quote in the string
+                    if self.i < len(s) and s[self.i] == quote:
+                        self.i += 1
+                return
+            self.i += 1
+
+
+def toml_key_lines(text: str) -> dict[tuple, int]:
+    """The 1-based line of each key and table of a TOML document tomllib accepts, by path."""
+    return _TomlLines(text).scan()

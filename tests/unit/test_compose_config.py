@@ -142,9 +142,9 @@ def test_environment_flag_and_berth_toml_origins(tmp_path):
     s = doc["x-berth"]
     assert s["environment"] == {"value": "production", "from": "-e"}
     assert s["hosts"] == {"value": ["203.0.113.20", "203.0.113.21"],
-                          "from": "berth.toml [environments.production] hosts"}
-    assert s["user"]["from"] == "berth.toml [defaults] user"
-    assert s["project"] == {"value": "shop-prod", "from": "berth.toml [environments.production] project"}
+                          "from": "berth.toml:6 [environments.production] hosts"}
+    assert s["user"]["from"] == "berth.toml:2 [defaults] user"
+    assert s["project"] == {"value": "shop-prod", "from": "berth.toml:8 [environments.production] project"}
     assert s["confirm"] == {"value": True, "from": "default"}
     assert doc["name"] == "shop-prod"
     assert doc["networks"]["default"]["name"] == "shop-prod_default"

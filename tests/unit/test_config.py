@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from berth.config import DEFAULT_VERIFY_TIMEOUT, Host, load_target
 from berth.errors import UsageError
@@ -58,7 +61,7 @@ def test_toml_defaults_override_dotenv(root):
     assert t.hosts[0].user == "defaultsuser"
     assert t.hosts[0].port == 2222
     assert t.hosts[0].address == "10.0.0.1"  # not in berth.toml: still from .env
-    assert t.where("user") == "berth.toml [defaults] user"
+    assert t.where("user") == "berth.toml:2 [defaults] user"
     assert t.where("hosts") == ".env:3"
 
 
@@ -78,8 +81,9 @@ hosts = ["10.0.0.9", "10.0.0.10"]
     assert {h.user for h in t.hosts} == {"staginguser"}
     assert {h.port for h in t.hosts} == {2200}  # only .env sets it
     assert t.app_dir == "/srv/defaults"
-    assert t.where("user") == "berth.toml [environments.staging] user"
-    assert t.settings["user"].file == root / "berth.toml"
+    assert t.where("user") == "berth.toml:6 [environments.staging] user"
+    assert (t.settings["user"].file, t.settings["user"].line) == (root / "berth.toml", 6)
+    assert t.settings["app_dir"].line == 3
 
 
 def test_host_flag_overrides_everything(root):
@@ -191,7 +195,7 @@ def test_unknown_toml_key_names_the_key_and_suggests(root, toml, key, suggestion
         load_target(root)
     assert f"'{key}'" in info.value.what
     assert f"did you mean '{suggestion}'" in info.value.what
-    assert info.value.where == str(root / "berth.toml")
+    assert info.value.where == f"{root / 'berth.toml'}:{2 if key != 'default' else 1}"
 
 
 def test_unknown_toml_key_without_close_match_has_no_suggestion(root):
@@ -218,6 +222,7 @@ def test_wrong_type_in_toml(root, line, key, want):
     with pytest.raises(UsageError) as info:
         load_target(root)
     assert f"'{key}' must be {want}" in info.value.what
+    assert info.value.what.startswith("berth.toml:2: ")
     assert info.value.where == f"berth.toml [environments.staging] {key}"
     assert info.value.exit_code == 2
 
@@ -376,3 +381,235 @@ def test_last_assignment_in_dotenv_wins(root):
     t = load_target(root)
     assert [h.address for h in t.hosts] == ["2.2.2.2"]
     assert t.settings["hosts"].line == 3
+
+
+# --------------------------------------------------------------------------- berth.toml settings know their line
+
+
+TOML_WITH_EVERYTHING = '''\
+# user = "a comment, not a key"
+[defaults]  # [environments.staging] in a comment
+user = "defaultsuser"
+health_urls = [
+  "http://x/h",  # a comment ] inside the array
+  "http://y/h,}",
+]
+
+[environments . "staging"]
+app_dir = """/srv/
+user = "inside a multi-line string"
+"""
+"user" = 'staginguser'
+  hosts = ["10.0.0.9"]   # indented
+
+[environments.production]
+user = "productionuser"
+pre_deploy = [
+  "make migrate",
+]
+
+[environments]
+qa = { user = "qauser", hosts = ["10.0.0.7",
+  "10.0.0.8"] }
+dev.user = "devuser"
+'''
+
+
+@pytest.mark.parametrize(
+    "environment, lines",
+    [
+        ("staging", {"user": 13, "hosts": 14, "app_dir": 10, "health_urls": 4}),
+        ("production", {"user": 17, "pre_deploy": 18, "health_urls": 4}),
+        ("qa", {"user": 23, "hosts": 23, "health_urls": 4}),
+        ("dev", {"user": 25, "health_urls": 4}),
+    ],
+)
+def test_toml_settings_carry_the_line_of_their_key_in_the_right_table(root, environment, lines):
+    write(root, "berth.toml", TOML_WITH_EVERYTHING)
+    t = load_target(root, environment)
+    assert t.get("user") == f"{environment}user"
+    for name, line in lines.items():
+        s = t.settings[name]
+        assert (s.file, s.line) == (root / "berth.toml", line), name
+        table = "defaults" if name == "health_urls" else f"environments.{environment}"
+        assert t.where(name) == f"berth.toml:{line} [{table}] {name}"
+
+
+def test_toml_defaults_line_when_environment_does_not_set_it(root):
+    write(root, ".env", DOTENV)
+    write(root, "berth.toml", '[environments.production]\nuser = "p"\n\n[defaults]\nuser = "d"\nport = 2222\n')
+    t = load_target(root)  # staging, from .env
+    assert t.where("user") == "berth.toml:5 [defaults] user"
+    assert t.where("port") == "berth.toml:6 [defaults] port"
+    assert t.where("hosts") == ".env:3"  # .env settings keep their format
+    assert load_target(root, "production").where("user") == "berth.toml:2 [environments.production] user"
+
+
+def test_toml_with_crlf_line_endings(root):
+    (root / "berth.toml").write_bytes(b'[defaults]\r\nbranch = "main"\r\n\r\n[environments.staging]\r\n'
+                                      b'hosts = [\r\n  "h",\r\n]\r\nuser = "u"\r\n')
+    t = load_target(root)
+    assert (t.settings["branch"].line, t.settings["hosts"].line, t.settings["user"].line) == (2, 5, 8)
+
+
+def test_unknown_toml_key_where_names_its_line(root):
+    write(root, "berth.toml", '[defaults]\nuser = "x"\n\n[environments.staging]\nuser = "y"\nprot = 22\n')
+    with pytest.raises(UsageError) as info:
+        load_target(root)
+    assert info.value.where == f"{root / 'berth.toml'}:6"
+
+
+def test_a_toml_setting_finding_points_at_its_line(root):
+    """The settings rules report a berth.toml setting at berth.toml:LINE, as they do .env:LINE."""
+    from types import SimpleNamespace
+
+    from berth.check.rules.settings import health_urls_valid, hosts_present, port_valid
+
+    write(root, "berth.toml", '[defaults]\nport = 22\n\n[environments.staging]\nport = 70000\nhosts = []\n'
+                              'health_urls = [\n  "ftp://x/",\n]\n')
+    ctx = SimpleNamespace(target=load_target(root), dotenv_path=root / ".env")
+    at = [(f.file, f.line) for rule in (port_valid, hosts_present, health_urls_valid) for f in rule(ctx)]
+    assert at == [(root / "berth.toml", 5), (root / "berth.toml", 6), (root / "berth.toml", 7)]
+
+
+# --------------------------------------------------------------------------- the key-line scanner itself
+
+
+def test_toml_key_lines_paths():
+    from berth.config import toml_key_lines
+
+    text = '''\
+top = 1
+a.b."c.d" = 'x'
+[t]
+"q \\" \\u00e9" = "v"
+'lit' = 1979-05-27 07:32:00Z
+inline = { k = 1, nested = { deep = [1, 2] } }
+[[arr]]
+x = 1
+[arr.sub]
+y = 2
+[[arr]]
+x = """a""""
+[t.after]
+z = '''+"'''it'''''"+'''
+'''
+    lines = toml_key_lines(text)
+    assert lines[("top",)] == 1
+    assert lines[("a", "b", "c.d")] == 2 and lines[("a",)] == 2
+    assert lines[("t",)] == 3
+    assert lines[("t", 'q " é')] == 4
+    assert lines[("t", "lit")] == 5
+    assert lines[("t", "inline", "nested", "deep")] == 6
+    assert lines[("arr", 0, "x")] == 8 and lines[("arr", 0, "sub", "y")] == 10 and lines[("arr", 1, "x")] == 12
+    assert lines[("t", "after", "z")] == 14
+
+
+@pytest.mark.parametrize("text", ["[a\nb = 1", 'a = "unterminated', "a = [1,", "= 1", "a = \"\\uZZZZ\"", "[" * 5000])
+def test_toml_key_lines_never_raises(text):
+    from berth.config import toml_key_lines
+
+    assert isinstance(toml_key_lines(text), dict)
+
+
+# A document written in a random mix of TOML styles, noting the line each key lands on; tomllib must accept
+# it and the scanner must find every key on that line.
+
+_KEY_TEXT = st.text(alphabet="ab_-1.é \"'#=[]{}\\\t", max_size=4)
+_STR_TEXT = st.text(alphabet="ab é\"'#=[]{},\\\n\t", max_size=12)
+_LEAF = st.one_of(st.integers(), st.booleans(), _STR_TEXT, st.lists(st.one_of(st.integers(), _STR_TEXT), max_size=3))
+_TREE = st.recursive(_LEAF, lambda children: st.dictionaries(_KEY_TEXT, children, max_size=4), max_leaves=12)
+_COMMENTS = ("", "  # x = 1 [t] {", "\t#", " # \"'\"")
+
+
+class _Writer:
+    def __init__(self, draw):
+        self.draw = draw
+        self.text = ""
+        self.expected: dict[tuple, int] = {}
+
+    def emit(self, s: str) -> None:
+        self.text += s
+
+    def here(self) -> int:
+        return self.text.count("\n") + 1
+
+    def key(self, k: str) -> str:
+        if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k):
+            return k
+        if "'" not in k and "\t" not in k and self.draw(st.booleans()):
+            return f"'{k}'"
+        return json.dumps(k, ensure_ascii=self.draw(st.booleans()))
+
+    def string(self, v: str) -> str:
+        style = self.draw(st.sampled_from(["basic", "literal", "multi", "multiliteral"]))
+        if style == "literal" and not set(v) & set("'\n"):
+            return f"'{v}'"
+        if style == "multiliteral" and "'''" not in v and not v.endswith("'"):
+            return f"'''{v}'''"
+        if style == "multi":
+            return '"""' + v.replace("\\", "\\\\").replace('"', '\\"') + '"""'
+        return json.dumps(v, ensure_ascii=False)
+
+    def value(self, v, path: tuple) -> None:
+        if isinstance(v, dict):
+            self.emit("{ ")
+            for n, (k, item) in enumerate(v.items()):
+                self.emit(", " if n else "")
+                self.expected[(*path, k)] = self.here()
+                self.emit(f"{self.key(k)} = ")
+                self.value(item, (*path, k))
+            self.emit(" }")
+        elif isinstance(v, list):
+            sep = self.draw(st.sampled_from([", ", ",\n  ", ",  # ] x = 1\n"]))
+            self.emit("[")
+            for n, item in enumerate(v):
+                self.emit(sep if n else "")
+                self.value(item, path)
+            self.emit(self.draw(st.sampled_from(["]", ",\n]", "\n]"])) if v else "]")
+        elif isinstance(v, str):
+            self.emit(self.string(v))
+        else:
+            self.emit(json.dumps(v))
+
+    def table(self, path: tuple, table: dict, dotted: tuple = ()) -> list:
+        """Write the keys of `table` (under `dotted` keys); return the sub-tables left for a [header]."""
+        later = []
+        for k, v in table.items():
+            if isinstance(v, dict):
+                style = self.draw(st.sampled_from(["header", "dotted", "inline"] if v else ["header", "inline"]))
+                if style == "header" and not dotted:
+                    later.append((k, v))
+                    continue
+                if style == "dotted":
+                    self.expected[(*path, *dotted, k)] = self.here()
+                    later += [((k, *sub), w) for sub, w in self.table(path, v, (*dotted, k))]
+                    continue
+            self.expected[(*path, *dotted, k)] = self.here()
+            self.emit(self.draw(st.sampled_from(["", "  "])) + ".".join(self.key(p) for p in (*dotted, k)))
+            self.emit(self.draw(st.sampled_from([" = ", "=", " =\t"])))
+            self.value(v, (*path, *dotted, k))
+            self.emit(self.draw(st.sampled_from(_COMMENTS)) + "\n")
+        return [((k,), v) if isinstance(k, str) else (k, v) for k, v in later]
+
+    def document(self, path: tuple, table: dict) -> None:
+        for sub, v in self.table(path, table):
+            self.emit(self.draw(st.sampled_from(["\n", ""])))
+            self.expected[(*path, *sub)] = self.here()
+            header = " . ".join(self.key(p) for p in (*path, *sub))
+            self.emit(f"[{header}]" + self.draw(st.sampled_from(_COMMENTS)) + "\n")
+            self.document((*path, *sub), v)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEY_TEXT, _TREE, max_size=5), st.data())
+def test_property_toml_key_lines_finds_every_key_on_its_line(tree, data):
+    import tomllib
+
+    from berth.config import toml_key_lines
+
+    w = _Writer(data.draw)
+    w.document((), tree)
+    tomllib.loads(w.text)  # the writer wrote valid TOML
+    found = toml_key_lines(w.text)
+    assert {k: found.get(k) for k in w.expected} == w.expected, w.text

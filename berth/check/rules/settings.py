@@ -26,8 +26,11 @@ def environment_allowed(ctx):
       "set SERVER_IP in .env, or hosts = [...] for this environment in berth.toml")
 def hosts_present(ctx):
     if not ctx.target.hosts:
-        yield finding(f"no host is configured for the {ctx.target.environment} environment",
-                      ctx.dotenv_path if ctx.dotenv_path.exists() else None)
+        s = ctx.target.settings.get("hosts")
+        # `hosts = []` in berth.toml is the line to fix; otherwise .env is where SERVER_IP would go
+        file, line = (s.file, s.line) if s and s.file and s.file.name == "berth.toml" else (
+            ctx.dotenv_path if ctx.dotenv_path.exists() else None, None)
+        yield finding(f"no host is configured for the {ctx.target.environment} environment", file, line)
 
 
 @rule("settings.port", Severity.ERROR, "SERVER_PORT is not a port number", "use a whole number from 1 to 65535")
