@@ -6,30 +6,19 @@ where it stays quiet, or `test_every_rule_has_a_firing_and_a_quiet_case` fails.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import berth.check.rules  # noqa: F401  (registers the rules)
-from berth.check import run_checks
-from berth.check.findings import RULES, Finding, Severity
-from berth.config import load_target
+pytest.register_assert_rewrite("rule_cases")
 
-Project = object  # the conftest fixture's type (tests/unit is not a package, so it cannot be imported)
-
-
-
-def run(project: Project, environment: str | None = None, hosts: tuple[str, ...] = (), **kw):
-    return run_checks(load_target(project.root, environment, hosts), **kw)
-
-
-def of_rule(findings, rule_id: str) -> list[Finding]:
-    return [f for f in findings if f.rule == rule_id]
+import rule_cases  # noqa: E402  (the shared case harness, tests/unit/rule_cases.py)
+from berth.check.findings import RULES, Finding, Severity  # noqa: E402
+from rule_cases import Case, Project, noop, of_rule, rule_test, run  # noqa: E402
 
 
 def pos(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
@@ -65,36 +54,11 @@ def key_file(project: Project, mode: int) -> Path:
 
 
 # --------------------------------------------------------------------------- the table
+# Case, the runner and the test over the table are shared with the test_rules_*.py tables (rule_cases.py).
 
 
-@dataclass(frozen=True)
-class Case:
-    rule: str
-    fires: bool
-    name: str
-    setup: Callable[[Project], None]
-    expect: Callable[[Project, list[Finding]], None] | None = None
-    environment: str | None = None
-    hosts: tuple[str, ...] = ()
-    bug: str | None = None  # a known berth bug: the case is a strict xfail until it is fixed
-
-
-def noop(p: Project) -> None:
-    pass
-
-
-def expect_at(rel: str | None, line: int | None = None, col: int | None = None, count: int = 1,
-              contains: str = "", severity: Severity | None = None):
-    def check(p: Project, found: list[Finding]) -> None:
-        assert len(found) == count, found
-        f = found[0]
-        assert f.file == (p.root / rel if rel is not None else None), f
-        assert (f.line, f.col) == (line, col), f
-        assert contains in f.message, f
-        assert f.fix, f
-        if severity is not None:
-            assert f.severity == severity
-    return check
+# count findings, the first at (rel, line, col) with a fix, its message containing `contains`
+expect_at = functools.partial(rule_cases.expect_at, fix_required=True)
 
 
 def expect_compose_pos(needle: str, contains: str = "", nth: int = 0):
@@ -332,7 +296,7 @@ CASES: list[Case] = [
     Case("settings.port", True, "too big", lambda p: dotenv(p, "SERVER_PORT=65536\n"), expect_at(".env", 4)),
     Case("settings.port", True, "from berth.toml",
          lambda p: p.write("berth.toml", "[environments.staging]\nport = 70000\n"),
-         expect_at("berth.toml", contains="70000")),
+         expect_at("berth.toml", 2, contains="70000")),
     Case("settings.port", False, "valid port", lambda p: dotenv(p, "SERVER_PORT=65535\n")),
     # settings.host
     Case("settings.host", True, "option-like host",
@@ -371,10 +335,6 @@ def _assert(condition: bool) -> None:
     assert condition
 
 
-def _case_id(case: Case) -> str:
-    return f"{case.rule}:{'fires' if case.fires else 'quiet'}:{case.name}"
-
-
 # --------------------------------------------------------------------------- the tests
 
 
@@ -386,7 +346,7 @@ def _all_cases() -> list:
     for path in sorted(Path(__file__).parent.glob("test_rules_*.py")):
         spec = importlib.util.spec_from_file_location(f"_cases_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses in the module need to find it
+        sys.modules[spec.name] = module  # registered while it runs, as an import would be
         spec.loader.exec_module(module)
         cases += list(getattr(module, "CASES", []))
     return cases
@@ -409,24 +369,8 @@ def test_clean_project_has_no_findings(project):
     assert report.rules_run == len(RULES)
 
 
-def _params():
-    for case in CASES:
-        marks = [pytest.mark.xfail(reason=case.bug, strict=True)] if case.bug else []
-        yield pytest.param(case, id=_case_id(case), marks=marks)
-
-
-@pytest.mark.parametrize("case", list(_params()))
-def test_rule(project, case: Case):
-    case.setup(project)
-    report = run(project, case.environment, case.hosts)
-    found = of_rule(report.findings, case.rule)
-    if case.fires:
-        assert found, f"{case.rule} did not fire; all findings: {report.findings}"
-        assert all(f.severity is not None and f.fix for f in found)
-        if case.expect:
-            case.expect(project, found)
-    else:
-        assert found == [], found
+# each case on a fresh project: its rule fires (every finding with a severity and a fix) or stays quiet
+test_rule = rule_test(CASES)
 
 
 # --------------------------------------------------------------------------- run_checks itself

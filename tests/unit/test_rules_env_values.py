@@ -1,27 +1,28 @@
 """The env.* value rules (berth/check/rules/env_values.py), firing and quiet, on real projects.
 
-CASES is collected by test_check_rules.test_every_rule_has_a_firing_and_a_quiet_case and run here.
-Secrets are generated at test time from a seeded generator. (No `from __future__ import annotations`:
-test_check_rules loads this module without registering it in sys.modules.)
+CASES is collected by test_check_rules.test_every_rule_has_a_firing_and_a_quiet_case and run here,
+with the harness in rule_cases.py. Secrets are generated at test time from a seeded generator.
 """
 
 import random
 import shutil
 import string
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import berth.check.rules  # noqa: F401  (registers the rules)
-from berth.check import run_checks
-from berth.check.findings import Finding, Severity
-from berth.check.rules.env_values import MIN_ENTROPY_BITS_PER_CHAR, entropy, placeholder_kind, secret_key
-from berth.config import load_target
-from berth.secrets import MIN_MASKED_LENGTH, url_password
+pytest.register_assert_rewrite("rule_cases")
 
-Project = object  # the conftest fixture's type (tests/unit is not a package)
+import berth.check.rules  # noqa: E402,F401  (registers the rules)
+from berth.check import run_checks  # noqa: E402
+from berth.check.findings import Severity  # noqa: E402
+from berth.check.rules.env_values import (  # noqa: E402
+    MIN_ENTROPY_BITS_PER_CHAR, entropy, placeholder_kind, secret_key)
+from berth.config import load_target  # noqa: E402
+from berth.secrets import MIN_MASKED_LENGTH, url_password  # noqa: E402
+from rule_cases import Case, both, noop, rule_test  # noqa: E402
+from rule_cases import expect_at as at  # noqa: E402  (count findings, the first at rel, line, col)
+
 _rnd = random.Random(4242)
 
 
@@ -33,19 +34,6 @@ STRONG = rand(40)
 STRONG_2 = rand(32)
 DB_PW = rand(24)
 HEX32 = rand(32, "0123456789abcdef")
-
-
-@dataclass(frozen=True)
-class Case:
-    rule: str
-    fires: bool
-    name: str
-    setup: Callable[[Project], None]
-    expect: Callable[[Project, list[Finding]], None] | None = None
-
-
-def noop(p) -> None:
-    pass
 
 
 def app_env(text: str, example: str | None = None):
@@ -67,27 +55,6 @@ def production(*setups):
 
 def compose(text: str):
     return lambda p: p.write("docker-compose.yml", text)
-
-
-def both(*setups):
-    def setup(p) -> None:
-        for s in setups:
-            s(p)
-    return setup
-
-
-def at(rel: str, line: int | None, col: int | None = None, contains: str = "", count: int = 1,
-       severity: Severity | None = None, absent: str = ""):
-    def check(p, found: list[Finding]) -> None:
-        assert len(found) == count, found
-        f = found[0]
-        assert f.file == p.root / rel, f
-        assert (f.line, f.col) == (line, col), f
-        assert contains in f.message, f
-        assert not absent or absent not in f.message + (f.fix or ""), f
-        if severity is not None:
-            assert f.severity == severity, f
-    return check
 
 
 WITH_DB = """\
@@ -239,22 +206,7 @@ CASES: list[Case] = [
 ]
 
 
-def _case_id(case: Case) -> str:
-    return f"{case.rule}:{'fires' if case.fires else 'quiet'}:{case.name}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_rule(project, case: Case):
-    case.setup(project)
-    report = run_checks(load_target(project.root))
-    found = [f for f in report.findings if f.rule == case.rule]
-    if case.fires:
-        assert found, f"{case.rule} did not fire; all findings: {report.findings}"
-        assert all(f.severity is not None and f.fix for f in found)
-        if case.expect:
-            case.expect(project, found)
-    else:
-        assert found == [], found
+test_rule = rule_test(CASES)  # online; every finding of a firing case needs a severity and a fix
 
 
 # --------------------------------------------------------------------------- no secret in any message

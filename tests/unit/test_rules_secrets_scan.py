@@ -1,23 +1,25 @@
 """The secrets.* rules and git.env-in-history, firing and quiet, on real temporary git repositories.
 
-CASES is collected by test_check_rules.test_every_rule_has_a_firing_and_a_quiet_case and run here.
-Every token is made at test time from a seeded generator, with its prefix split in the source, so this
+CASES is collected by test_check_rules.test_every_rule_has_a_firing_and_a_quiet_case and run here,
+with the harness in rule_cases.py. Every token is made at test time from a seeded generator, with its prefix split in the source, so this
 file holds nothing that a secret scanner (berth's own, GitHub push protection) would take for a key.
 """
 
 import base64
 import random
 import string
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
-import berth.check.rules  # noqa: F401  (registers the rules)
-from berth.check import run_checks
-from berth.check.findings import Finding, Severity
-from berth.check.rules.secrets_scan import is_placeholder, scan_text_line, shannon_entropy
-from berth.config import load_target
+pytest.register_assert_rewrite("rule_cases")
+
+import berth.check.rules  # noqa: E402,F401  (registers the rules)
+import rule_cases  # noqa: E402  (the shared case harness, tests/unit/rule_cases.py)
+from berth.check import run_checks  # noqa: E402
+from berth.check.findings import Severity  # noqa: E402
+from berth.check.rules.secrets_scan import is_placeholder, scan_text_line, shannon_entropy  # noqa: E402
+from berth.config import load_target  # noqa: E402
+from rule_cases import Case, rule_test  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 _rnd = random.Random(20261127)
@@ -44,18 +46,6 @@ PUBLIC_PREFIXES = ["sk-" + "proj-", "github" + "_pat_", "sk" + "_live_", "rk" + 
 ALL_TOKENS = [AWS_KEY, GITHUB_PAT, GITHUB_FINE, SLACK_BOT, STRIPE_LIVE, STRIPE_RESTRICTED, OPENAI_PROJ,
               OPENAI_LEGACY, GENERIC, *PEM_BODY]
 
-Project = object  # the conftest fixture's type (tests/unit is not a package)
-
-
-@dataclass(frozen=True)
-class Case:
-    rule: str
-    fires: bool
-    name: str
-    setup: Callable[[Project], None]
-    expect: Callable[[Project, list[Finding]], None] | None = None
-
-
 def commit_file(rel: str, text: str, *, untrack_after: bool = False):
     def setup(p) -> None:
         p.write(rel, text)
@@ -68,24 +58,10 @@ def commit_file(rel: str, text: str, *, untrack_after: bool = False):
     return setup
 
 
-def both(*setups):
-    def setup(p) -> None:
-        for s in setups:
-            s(p)
-    return setup
-
-
 def at(rel: str, line: int, col: int, contains: str = "", count: int = 1):
-    def check(p, found: list[Finding]) -> None:
-        assert len(found) == count, found
-        f = found[0]
-        assert f.file == p.root / rel, f
-        assert (f.line, f.col) == (line, col), f
-        assert contains in f.message, f
-        assert f.fix
-        for token in ALL_TOKENS:
-            assert token not in f.message and token not in (f.fix or ""), "a finding shows the secret"
-    return check
+    """count findings, the first at rel, line, col with a fix, showing none of the tokens."""
+    return rule_cases.expect_at(rel, line, col, contains=contains, count=count, fix_required=True,
+                                hidden=ALL_TOKENS)
 
 
 def col_of(text: str, needle: str) -> int:
@@ -179,21 +155,8 @@ def _assert(condition: bool) -> None:
     assert condition
 
 
-def _case_id(case: Case) -> str:
-    return f"{case.rule}:{'fires' if case.fires else 'quiet'}:{case.name}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_rule(project, case: Case):
-    case.setup(project)
-    report = run_checks(load_target(project.root), offline=True)
-    found = [f for f in report.findings if f.rule == case.rule]
-    if case.fires:
-        assert found, f"{case.rule} did not fire; all findings: {report.findings}"
-        if case.expect:
-            case.expect(project, found)
-    else:
-        assert found == [], found
+# offline; a firing case's expect (at) looks at the first finding's fix, the others' are not required
+test_rule = rule_test(CASES, offline=True, fix_required=False)
 
 
 # --------------------------------------------------------------------------- the scan itself
