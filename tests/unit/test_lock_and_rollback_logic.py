@@ -101,3 +101,19 @@ def test_pick_by_id_or_commit_prefix():
 def test_pick_without_an_earlier_release_says_so():
     with pytest.raises(BerthError, match="no earlier successful release"):
         pick(H[:1], H[0], None)
+
+
+def test_noop_deploy_only_when_the_recorded_containers_still_run():
+    """A container recreated by hand (same image, maybe another environment) makes the deploy run compose."""
+    from berth.engines.compose import ContainerState
+    from berth.pipeline import _running_as_recorded
+
+    def running(cid: str) -> ContainerState:
+        return ContainerState("web", "app-web-1", cid, "running", "healthy", 0, 0, "", "unless-stopped", "app-web",
+                              "sha256:img")
+
+    current = {"images": {"web": {"name": "app-web", "id": "sha256:img"}}, "containers": {"web": "c1"}}
+    assert _running_as_recorded([running("c1")], ["web"], current)
+    assert not _running_as_recorded([running("c2")], ["web"], current)
+    # releases recorded before container ids were kept still count as running
+    assert _running_as_recorded([running("c2")], ["web"], {"images": current["images"]})
