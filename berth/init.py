@@ -724,6 +724,7 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
         "| see what would happen | `berth plan` |",
         "| what runs, and is it healthy | `berth status` |",
         "| read logs (secrets masked) | `berth logs` / `berth logs -f " + stack.service + "` |",
+        "| something is wrong: why, and the fix | `berth doctor` (`-e production` for production) |",
         "| roll back to the previous good release | `berth rollback` (`berth releases` lists them) |",
         "| who deployed what | `berth audit` |",
         "| new secret | `berth secrets rotate NAME`, then `berth deploy` |",
