@@ -187,3 +187,34 @@ def test_doctor_names_a_database_cut_off_from_the_app(shop):
         server.docker("network", "connect", "--alias", "db", network, db)
     proc = berth(root, "doctor", "--json", check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_doctor_names_a_wrong_redis_password(shop):
+    """The app's REDIS_URL edited on the server and the app recreated by hand: Redis refuses it."""
+    root, server, project = shop
+    home = Path(server.host.dir) / "home" / project
+    env_file = home / ".env.docker"
+    original = env_file.read_bytes()
+    good = env_values(root / ".env.docker")["REDIS_PASSWORD"]
+    env_file.write_text(original.decode().replace(f"redis://:{good}@", "redis://:not-the-password@"))
+    compose = ["docker", "compose", "--project-name", project, "--file", f"{home}/docker-compose.yml",
+               "--env-file", f"{home}/.env.docker"]
+    env = {**os.environ, "DOCKER_HOST": server.host.docker_host}
+    try:
+        subprocess.run([*compose, "up", "-d", "--no-deps", "app"], cwd=home, env=env, check=True,
+                       capture_output=True, timeout=180)
+        proc = berth(root, "doctor", "--json", check=False)
+        assert proc.returncode == 1
+        assert good not in proc.stdout and "not-the-password" not in proc.stdout
+        checks = json.loads(proc.stdout)[0]["checks"]
+        [finding] = [c for c in checks if c["id"] == "redis.ping"]
+        assert finding["status"] == "fail"
+        assert "Redis refused the credentials in REDIS_URL" in finding["cause"]
+        assert "REDIS_PASSWORD" in finding["fix"]
+        # the server's env file no longer matches the one berth shipped
+        assert [c for c in checks if c["id"] == "env.file"][0]["status"] == "warn"
+        assert [c for c in checks if c["id"] == "db.reachable"][0]["status"] == "ok"
+    finally:
+        env_file.write_bytes(original)
+        subprocess.run([*compose, "up", "-d", "--no-deps", "app"], cwd=home, env=env, check=True,
+                       capture_output=True, timeout=180)
