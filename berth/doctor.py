@@ -350,55 +350,55 @@ def check_services(f: HostFacts, exp: Expected, probe: Probe, target: Target) ->
                                fix=f"berth deploy (or on the server: cd {app} && {compose} up -d {service})"))
             continue
         for c in containers:
-            s = c.state
-            looping = s.status == "restarting" or (s.status == "running" and s.restarts >= CRASH_LOOP_RESTARTS
-                                                   and _seconds_since(s.started_at) < RECENT_START_SECONDS)
-            if s.ready and not looping:
-                out.append(Finding("service.running", WARN if s.restarts >= CRASH_LOOP_RESTARTS else OK,
-                                   f"{service} ({s.name}) {s.describe()}",
-                                   cause="it crashed and was restarted; it runs now" if s.restarts else "",
-                                   fix=f"berth logs {service} shows what happened" if s.restarts else ""))
-                continue
-            logs = probe(cmd.logs_tail(s.id, LOG_LINES)).rstrip()
-            if looping:
-                # a running container's exit code is reset: known only between two restarts
-                code = f", last exit code {s.exit_code}" if s.status == "restarting" else ""
-                why = f" ({_exit_meaning(s.exit_code)})" if s.status == "restarting" else ""
-                out.append(Finding("service.crashloop", FAIL,
-                                   f"{service} is crash-looping: restarted {s.restarts} times{code}",
-                                   cause=f"its main process exits soon after it starts{why}; "
-                                   "the last log lines below say why",
-                                   fix=f"fix the error in the log, commit and berth deploy — or berth rollback to the "
-                                   f"last good release; watch it with berth logs {service}",
-                                   details=logs))
-            elif s.status == "created":
-                out.append(Finding("service.stopped", FAIL, f"{service} ({s.name}) was created but never started",
-                                   cause="compose stopped before starting it: a dependency never became healthy, or "
-                                   "its port was already taken",
-                                   fix=f"berth deploy shows the error (or on the server: cd {app} && {compose} up -d "
-                                   f"{service})", details=logs))
-            elif s.status in ("exited", "dead"):
-                stopped_by_hand = s.exit_code in (0, 137, 143)
-                out.append(Finding("service.stopped", FAIL, f"{service} ({s.name}) is not running: {s.describe()}",
-                                   cause=("it was stopped (docker stop / compose stop) or killed"
-                                          if stopped_by_hand else f"it crashed: {_exit_meaning(s.exit_code)}")
-                                   + ("" if s.restart_policy in ("always", "unless-stopped") or stopped_by_hand
-                                      else f"; restart policy '{s.restart_policy or 'no'}' does not bring it back"),
-                                   fix=f"start it: berth deploy (or on the server: cd {app} && {compose} up -d {service})"
-                                   + ("" if stopped_by_hand else "; the log lines below say why it exited"),
-                                   details=logs))
-            elif s.health == "unhealthy":
-                out.append(Finding("service.health", FAIL, f"{service} is running but its healthcheck fails",
-                                   cause="the healthcheck command fails inside the container: the app is not answering "
-                                   "where the healthcheck looks, or a dependency is down",
-                                   fix=f"read the log below and berth logs {service}; check the healthcheck's URL and "
-                                   "port match what the app listens on", details=logs))
-            else:
-                out.append(Finding("service.health", WARN, f"{service} is {s.describe()}",
-                                   cause="it is still starting", fix="wait for its healthcheck, then run doctor again",
-                                   details=logs))
+            out.append(_container_finding(service, c.state, probe, app, compose))
         out += _check_container_env(service, containers, exp, f, target)
     return out
+
+
+def _container_finding(service: str, s: ContainerState, probe: Probe, app: str, compose: str) -> Finding:
+    """One container's state as a finding; a failing one carries its last log lines."""
+    looping = s.status == "restarting" or (s.status == "running" and s.restarts >= CRASH_LOOP_RESTARTS
+                                           and _seconds_since(s.started_at) < RECENT_START_SECONDS)
+    if s.ready and not looping:
+        return Finding("service.running", WARN if s.restarts >= CRASH_LOOP_RESTARTS else OK,
+                       f"{service} ({s.name}) {s.describe()}",
+                       cause="it crashed and was restarted; it runs now" if s.restarts else "",
+                       fix=f"berth logs {service} shows what happened" if s.restarts else "")
+    logs = probe(cmd.logs_tail(s.id, LOG_LINES)).rstrip()
+    start_it = f"berth deploy (or on the server: cd {app} && {compose} up -d {service})"
+    if looping:
+        # a running container's exit code is reset: known only between two restarts
+        code = f", last exit code {s.exit_code}" if s.status == "restarting" else ""
+        why = f" ({_exit_meaning(s.exit_code)})" if s.status == "restarting" else ""
+        return Finding("service.crashloop", FAIL, f"{service} is crash-looping: restarted {s.restarts} times{code}",
+                       cause=f"its main process exits soon after it starts{why}; the last log lines below say why",
+                       fix="fix the error in the log, commit and berth deploy — or berth rollback to the last good "
+                       f"release; watch it with berth logs {service}",
+                       details=logs)
+    if s.status == "created":
+        return Finding("service.stopped", FAIL, f"{service} ({s.name}) was created but never started",
+                       cause="compose stopped before starting it: a dependency never became healthy, or its port "
+                       "was already taken",
+                       fix=f"{start_it}; the deploy's output says which", details=logs)
+    if s.status in ("exited", "dead"):
+        by_hand = s.exit_code in (0, 137, 143)
+        restarts = s.restart_policy in ("always", "unless-stopped")
+        cause = "it was stopped (docker stop / compose stop) or killed" if by_hand else \
+            f"it crashed: {_exit_meaning(s.exit_code)}"
+        if not by_hand and not restarts:
+            cause += f"; restart policy '{s.restart_policy or 'no'}' does not bring it back"
+        return Finding("service.stopped", FAIL, f"{service} ({s.name}) is not running: {s.describe()}",
+                       cause=cause,
+                       fix=f"start it: {start_it}" + ("" if by_hand else "; the log lines below say why it exited"),
+                       details=logs)
+    if s.health == "unhealthy":
+        return Finding("service.health", FAIL, f"{service} is running but its healthcheck fails",
+                       cause="the healthcheck command fails inside the container: the app is not answering where "
+                       "the healthcheck looks, or a dependency is down",
+                       fix=f"read the log below and berth logs {service}; check the healthcheck's URL and port "
+                       "match what the app listens on", details=logs)
+    return Finding("service.health", WARN, f"{service} is {s.describe()}", cause="it is still starting",
+                   fix="wait for its healthcheck, then run doctor again", details=logs)
 
 
 def _check_container_env(service: str, containers: list[Container], exp: Expected, f: HostFacts,

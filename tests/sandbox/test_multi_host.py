@@ -48,6 +48,15 @@ hosts = ["h1", "h2"]
         rows = json.loads(status.stdout)
         assert status.returncode == 0, status.stdout + status.stderr
         assert [r["host"] for r in rows] == ["h1", "h2"] and all(r["healthy"] for r in rows)
+
+        # doctor goes through the same ssh config aliases, one report per host; h2 has only Compose v1
+        doctor = json.loads(app.berth("doctor", "--json").stdout)
+        assert [r["host"] for r in doctor] == ["h1", "h2"]
+        for row, variant in zip(doctor, ("ok", "warn")):
+            checks = {c["id"]: c for c in row["checks"]}
+            assert checks["docker.compose"]["status"] == variant, checks["docker.compose"]
+            assert checks["health.url"]["status"] == "ok" and checks["service.env"]["status"] == "ok"
+            assert {c["summary"].split()[0] for c in row["checks"] if c["id"] == "service.running"} == {"web", "worker"}
     finally:
         ids = servers[1].docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={app.name}").split()
         if ids:
