@@ -215,6 +215,8 @@ def status(obj: Ctx, trust_new_host, as_json):
     rows = collect_status(target, trust_new_host, printer)
     click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render_status(rows)))
     if not all(r.get("healthy") for r in rows):
+        if not as_json:
+            click.echo("not healthy: `berth doctor` says why and how to fix it", err=True)
         sys.exit(1)
 
 

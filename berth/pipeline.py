@@ -350,7 +350,8 @@ def _verify_failure(label: str, verified, printer: StepPrinter) -> VerifyFailed:
         details += f"\n--- last log lines of {service} ---\n{text or '(no output)'}"
     return VerifyFailed(
         f"verify failed on {label}: " + "; ".join(verified.problems),
-        fix="read the service's log lines below; `berth logs SERVICE` shows more, `berth status` the state of every service",
+        fix="read the service's log lines below; `berth doctor` names the likely cause (crash loop, missing variable, "
+            "unreachable database, wrong health URL port), `berth logs SERVICE` shows more",
         details=printer.mask(details),
     )
 
