@@ -91,7 +91,8 @@ class ContainerState:
         return self.status in ("exited", "dead") and not self.ready and self.restart_policy in ("", "no")
 
     def describe(self) -> str:
-        health = f" ({self.health})" if self.health else ""
+        # a stopped container keeps its last health status; it means nothing once it is not running
+        health = f" ({self.health})" if self.health and self.status in ("running", "restarting") else ""
         extra = f", exit code {self.exit_code}" if self.status in ("exited", "restarting") else ""
         extra += f", restarted {self.restarts}x" if self.restarts else ""
         return f"{self.status}{health}{extra}"
