@@ -83,6 +83,7 @@ class HostFacts:
     memory: dict[str, int]
     current: dict | None
     app_dir: str
+    lock: dict | None = None  # the deploy lock's owner, when it is held
 
     @property
     def docker_ok(self) -> bool:
@@ -192,7 +193,14 @@ def parse_gather(stdout: str, app_dir: str) -> HostFacts:
             current = json.loads(raw)
         except ValueError:
             current = None
+    lock = None
+    raw_lock = "\n".join(sections.get("lock", [])).strip()
+    if raw_lock:
+        from berth.lock import parse_owner
+
+        lock = parse_owner(raw_lock)
     return HostFacts(
+        lock=lock,
         facts=cmd.key_values(sections.get("facts", [])),
         repo=cmd.key_values(sections.get("repo", [])),
         envfile=cmd.key_values(sections.get("envfile", [])),
@@ -326,6 +334,26 @@ def _seconds_since(stamp: str) -> float:
     except ValueError:
         return float("inf")
     return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+def check_lock(f: HostFacts) -> list[Finding]:
+    if f.lock is None:
+        return [Finding("deploy.lock", OK, "no deploy holds the lock")]
+    from berth.lock import describe, stale_reason
+
+    holder = describe(f.lock)
+    if f.lock.get("command") == "manual lock":
+        return [Finding("deploy.lock", WARN, f"deploys are locked by hand: {holder}",
+                        cause="someone locked deploys on purpose (berth lock acquire), e.g. for maintenance",
+                        fix="berth lock release when the work is done")]
+    stale = stale_reason(f.lock)
+    if stale:
+        return [Finding("deploy.lock", FAIL, f"a stale deploy lock blocks deploys: {holder}",
+                        cause=f"the deploy that took it ended without releasing it: {stale}",
+                        fix="make sure no deploy is running, then berth lock release --force")]
+    return [Finding("deploy.lock", WARN, f"a deploy is running: {holder}",
+                    cause="another deploy or rollback holds the lock right now; what doctor sees may be mid-change",
+                    fix="wait for it (berth deploy --lock-wait SECONDS), then run doctor again")]
 
 
 def _exit_meaning(code: int) -> str:
@@ -639,6 +667,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
 
         findings.append(check_docker(facts))
         findings.append(check_compose(facts))
+        findings += check_lock(facts)
         findings += check_repo(facts, target)
         findings += check_env_file(facts, exp, target)
         if exp.problem:

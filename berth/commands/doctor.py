@@ -78,7 +78,11 @@ def gather(app_dir: str, env_file: str, project: str, remote_url: str | None, en
         f"echo {SECTION}memory",
         "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null",
         f"echo {SECTION}current",
-        f"cat \"$HOME\"/{quote(state_rel + '/current.json')} 2>/dev/null",
+        # (each JSON file may lack a final newline: echo one, so the next section marker starts a line)
+        f"cat \"$HOME\"/{quote(state_rel + '/current.json')} 2>/dev/null; echo",
+        f"echo {SECTION}lock",
+        f"if [ -d \"$HOME\"/{quote(state_rel + '/lock')} ]; then"
+        f" cat \"$HOME\"/{quote(state_rel + '/lock/owner.json')} 2>/dev/null || echo '{{}}'; echo; fi",
         f"echo {SECTION}end",
     ]) + "\n"
 

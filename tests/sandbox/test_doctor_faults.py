@@ -178,3 +178,15 @@ def test_docker_daemon_stopped(app):
         if not failed(by_id, "service.stopped") and not failed(by_id, "health.url"):
             break
     assert fail_ids(by_id) == {"db.reachable"}
+
+
+def test_stale_lock_left_by_a_killed_deploy(app):
+    deploy(app)
+    app.commit("version 2", web__VERSION="2\n")
+    killed = app.berth("deploy", "--push", env={"BERTH_FAILPOINT": "env:kill"})
+    assert killed.returncode == -9
+    _, by_id, out = doctor(app)
+    [finding] = failed(by_id, "deploy.lock")
+    assert "a stale deploy lock blocks deploys" in finding["summary"]
+    assert "on this machine is gone" in finding["cause"]
+    assert finding["fix"].endswith("berth lock release --force")

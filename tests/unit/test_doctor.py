@@ -730,7 +730,7 @@ def test_gather_is_valid_sh_without_set_e(app_dir):
     assert check.returncode == 0, check.stderr
     assert "set -e" not in script
     assert [line[5:] for line in script.splitlines() if line.startswith("echo @@")] == [
-        "@@facts", "@@repo", "@@envfile", "@@containers", "@@details", "@@disk", "@@memory", "@@current", "@@end"]
+        "@@facts", "@@repo", "@@envfile", "@@containers", "@@details", "@@disk", "@@memory", "@@current", "@@lock", "@@end"]
 
 
 def test_gather_with_no_names_and_no_remote_is_valid_sh():
@@ -799,11 +799,15 @@ def test_gather_run_here_docker_down_dirty_repo_drift_env_mode(tmp_path, sub_env
     env_file.chmod(0o644)
     home = tmp_path / "home"
     (home / ".berth/shop").mkdir(parents=True)
-    (home / ".berth/shop/current.json").write_text('{"commit": "%s"}\n' % ("9" * 40))
+    # as berth writes them: JSON without a final newline
+    (home / ".berth/shop/current.json").write_text('{"commit": "%s"}' % ("9" * 40))
+    (home / ".berth/shop/lock").mkdir()
+    (home / ".berth/shop/lock/owner.json").write_text('{"who": "ana", "command": "deploy"}')
 
     f, proc = gather_here(tmp_path, sub_env, app, {"docker": DOCKER_DOWN},
                           env_names=("DATABASE_URL", "SECRET_KEY", "MISSING_ONE"))
     assert PASSWORD not in proc.stdout + proc.stderr  # only a checksum and names leave the env file
+    assert f.current == {"commit": "9" * 40} and f.lock == {"who": "ana", "command": "deploy"}
     assert not (tmp_path / "PWNED").exists()
     assert f.facts["home"] == str(home) and f.facts["docker_client"] == "yes" and "docker" not in f.facts
     assert "Cannot connect to the Docker daemon" in f.facts["docker_error"]
@@ -1199,3 +1203,30 @@ def test_health_url_naming_the_server_address_gets_the_port_hint():
     x = d.check_health_urls(f, exp, lambda url: "error: connection refused", frozenset({"203.0.113.5"}))[0]
     assert x.status == "fail" and "no container publishes port 8081" in x.cause
     assert "http://203.0.113.5:8080/health" in x.fix
+
+
+def test_lock_free_held_manual_and_stale():
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert one(d.check_lock(host_facts()), "deploy.lock").status == "ok"
+    running = host_facts()
+    running.lock = {"who": "ana", "machine": "elsewhere", "pid": 4242, "command": "deploy", "since": now}
+    x = one(d.check_lock(running), "deploy.lock")
+    assert x.status == "warn" and "a deploy is running: ana" in x.summary and "--lock-wait" in x.fix
+    manual = host_facts()
+    manual.lock = {"who": "ana", "machine": "elsewhere", "pid": None, "command": "manual lock",
+                   "since": "2020-01-01T00:00:00Z", "message": "db maintenance"}
+    x = one(d.check_lock(manual), "deploy.lock")
+    assert x.status == "warn" and "locked by hand" in x.summary and "db maintenance" in x.summary
+    stale = host_facts()
+    stale.lock = {"who": "ana", "machine": "elsewhere", "pid": 4242, "command": "deploy",
+                  "since": "2020-01-01T00:00:00Z"}
+    x = one(d.check_lock(stale), "deploy.lock")
+    assert x.status == "fail" and "h old" in x.cause and x.fix.endswith("berth lock release --force")
+
+
+def test_parse_gather_reads_the_lock_owner():
+    out = "@@facts\ndocker=27.3.1\n@@lock\n{\"who\": \"ana\", \"command\": \"deploy\"}\n@@end\n"
+    assert d.parse_gather(out, "~/app").lock == {"who": "ana", "command": "deploy"}
+    assert d.parse_gather("@@facts\n@@lock\n@@end\n", "~/app").lock is None
