@@ -607,7 +607,14 @@ def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str],
             port = None
         local = (parts.hostname or "") in {"localhost", "127.0.0.1", "::1", *server_names}
         listing = ", ".join(f"{p} ({s})" for p, s in sorted(ports.items())) or "none"
-        if local and port not in ports:
+        declared = {p: name for name, spec in exp.services.items() for p in spec.get("ports", [])}
+        if local and not f.docker_ok:
+            cause = "the docker daemon does not answer, so no container serves it"
+            fix = "start docker first (see docker.daemon); containers with a restart policy come back with it"
+        elif local and port not in ports and port in declared:
+            cause = f"{declared[port]} should publish port {port}, but its container is not running"
+            fix = f"see the service checks above; berth deploy starts {declared[port]}"
+        elif local and port not in ports:
             right = _app_port(ports, exp)
             cause = f"no container publishes port {port}; published ports: {listing}"
             fix = (f"set HEALTH_URL in .env (or health_urls in berth.toml) to "

@@ -170,6 +170,8 @@ def test_docker_daemon_stopped(app):
         assert "Cannot connect to the Docker daemon" in finding["details"]
         assert any(f["status"] == "skip" and "docker daemon" in f["summary"] for f in by_id["doctor.skipped"])
         assert by_id["repo.cloned"][0]["status"] == "ok"  # what does not need docker is still checked
+        # the health URLs fail because of docker, and doctor says so rather than blaming the port
+        assert all("docker daemon does not answer" in f["cause"] for f in failed(by_id, "health.url"))
     finally:
         sb.start_engine(app.server.host)
     # restart: unless-stopped brings the app back with the engine

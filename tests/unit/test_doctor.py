@@ -1230,3 +1230,16 @@ def test_parse_gather_reads_the_lock_owner():
     out = "@@facts\ndocker=27.3.1\n@@lock\n{\"who\": \"ana\", \"command\": \"deploy\"}\n@@end\n"
     assert d.parse_gather(out, "~/app").lock == {"who": "ana", "command": "deploy"}
     assert d.parse_gather("@@facts\n@@lock\n@@end\n", "~/app").lock is None
+
+
+def test_health_url_when_docker_is_down_blames_docker_not_the_port():
+    f = host_facts([], facts={"docker_error": "Cannot connect to the Docker daemon", "docker_client": "yes"})
+    x = d.check_health_urls(f, d.Expected(health_urls=("http://localhost:8080/health",)),
+                            lambda url: "error: connection refused")[0]
+    assert x.status == "fail" and "docker daemon does not answer" in x.cause and "publish" not in x.fix
+
+
+def test_health_url_port_declared_by_a_service_that_is_not_running():
+    exp = d.Expected(health_urls=("http://localhost:8080/health",), services={"web": {"env": [], "ports": [8080]}})
+    x = d.check_health_urls(host_facts([]), exp, lambda url: "error: connection refused")[0]
+    assert "web should publish port 8080, but its container is not running" in x.cause
