@@ -373,9 +373,10 @@ def check_services(f: HostFacts, exp: Expected, probe: Probe, target: Target) ->
                                fix="berth deploy removes it (compose --remove-orphans); its volumes stay"))
             continue
         if not containers:
+            by_hand = f" (or on the server: cd {app} && {compose} up -d {service})" if f.repo.get("present") == "yes" else ""
             out.append(Finding("service.running", FAIL, f"{service} has no container",
                                cause="it was never deployed here, or its container was removed (docker rm / compose down)",
-                               fix=f"berth deploy (or on the server: cd {app} && {compose} up -d {service})"))
+                               fix=f"berth deploy{by_hand}"))
             continue
         for c in containers:
             out.append(_container_finding(service, c.state, probe, app, compose))
