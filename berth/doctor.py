@@ -575,19 +575,21 @@ def _app_port(ports: dict[int, str], exp: Expected) -> int | None:
 
 
 def check_ports(f: HostFacts, probe: Probe) -> list[Finding]:
+    published = [(c, port, inner) for c in f.containers if c.state.status == "running" for port, inner in c.ports]
+    if not published:
+        return []
+    answers = cmd.split_parallel(probe(cmd.in_parallel([cmd.port_answers(port) for _, port, _ in published])),
+                                 len(published))
     out = []
-    for c in f.containers:
-        if c.state.status != "running":
-            continue
-        for port, inner in c.ports:
-            if probe(cmd.port_answers(port)).strip().endswith("open"):
-                out.append(Finding("ports.published", OK, f"{c.state.service}: port {port} → {inner} answers"))
-            else:
-                out.append(Finding("ports.published", FAIL, f"{c.state.service} publishes {port} → {inner}, but nothing "
-                                   "answers on it",
-                                   cause=f"the app inside listens on another port than {inner.split('/')[0]}, or on "
-                                   "127.0.0.1 instead of 0.0.0.0",
-                                   fix="make the app listen on 0.0.0.0 at the container port the `ports:` entry names"))
+    for (c, port, inner), answer in zip(published, answers):
+        if answer.strip().endswith("open"):
+            out.append(Finding("ports.published", OK, f"{c.state.service}: port {port} → {inner} answers"))
+        else:
+            out.append(Finding("ports.published", FAIL, f"{c.state.service} publishes {port} → {inner}, but nothing "
+                               "answers on it",
+                               cause=f"the app inside listens on another port than {inner.split('/')[0]}, or on "
+                               "127.0.0.1 instead of 0.0.0.0",
+                               fix="make the app listen on 0.0.0.0 at the container port the `ports:` entry names"))
     return out
 
 
@@ -643,7 +645,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
     from berth.commands.release import state_dir_rel
     from berth.pipeline import ssh_options
     from berth.transport.ssh import SSHConnection, SSHError
-    from berth.verify import probe_url_on_server_command, _probe_url_from_here, LOCAL_HOSTS
+    from berth.verify import probe_url
 
     findings = [check_key_file(host)]
     conn = SSHConnection(host, ssh_options(target, trust_new_host), on_command=on_command)
@@ -668,11 +670,6 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
             r = conn.run(command, timeout=60)
             return r.out + r.err
 
-        def fetch(url: str) -> str:
-            if (urlsplit(url).hostname or "") in LOCAL_HOSTS:
-                return probe(probe_url_on_server_command(url)).strip()
-            return _probe_url_from_here(url, 5)
-
         findings.append(check_docker(facts))
         findings.append(check_compose(facts))
         findings += check_lock(facts)
@@ -688,7 +685,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         else:
             findings.append(Finding("doctor.skipped", SKIP, "container checks skipped: the docker daemon does not answer"))
         findings += check_resources(facts)
-        findings += check_health_urls(facts, exp, fetch, frozenset({host.address}))
+        findings += check_health_urls(facts, exp, lambda url: probe_url(conn, url), frozenset({host.address}))
     finally:
         conn.close()
     return [mask_finding(x, masker) for x in findings]

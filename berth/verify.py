@@ -63,9 +63,10 @@ def probe_url_on_server_command(url: str) -> str:
     )
 
 
-def probe_url(session: HostSession, url: str, timeout: float = 5) -> str:
+def probe_url(conn, url: str, timeout: float = 5) -> str:
+    """A localhost URL is fetched on the server over `conn`; any other from here."""
     if (urlsplit(url).hostname or "") in LOCAL_HOSTS:
-        return session.conn.run(probe_url_on_server_command(url), timeout=timeout + 10).out.strip()
+        return conn.run(probe_url_on_server_command(url), timeout=timeout + 10).out.strip()
     return _probe_url_from_here(url, timeout)
 
 
@@ -89,7 +90,7 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
     results: dict[str, str] = {}
     for url in urls:
         while True:
-            status = probe_url(session, url)
+            status = probe_url(session.conn, url)
             if status.isdigit() and 200 <= int(status) < 300:
                 results[url] = status
                 break

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.check.context import CheckContext
-from berth.check.findings import RULES, Finding, Severity, rules_matching, selector_matches
+from berth.check.findings import RULES, Finding, FindingCounts, Severity, rules_matching, selector_matches
 from berth.config import Target
 from berth.errors import UsageError
 
@@ -48,22 +48,12 @@ class CheckConfig:
 
 
 @dataclass(frozen=True)
-class CheckReport:
+class CheckReport(FindingCounts):
     findings: tuple[Finding, ...]
     rules_run: int
     context: CheckContext
     suppressed: tuple[Finding, ...] = ()
     config: CheckConfig = field(default_factory=CheckConfig)
-
-    def at_least(self, severity: Severity) -> list[Finding]:
-        return [f for f in self.findings if f.severity >= severity]
-
-    @property
-    def errors(self) -> list[Finding]:
-        return self.at_least(Severity.ERROR)
-
-    def counts(self) -> dict[str, int]:
-        return {str(s): sum(f.severity == s for f in self.findings) for s in Severity}
 
 
 def run_checks(target: Target, *, skip: set[str] = frozenset(), offline: bool = False) -> CheckReport:

@@ -56,6 +56,22 @@ class Finding:
         }
 
 
+class FindingCounts:
+    """What a report of findings answers; mixed into berth check's and berth k8s check's reports."""
+
+    findings: tuple[Finding, ...]
+
+    def at_least(self, severity: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= severity]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return self.at_least(Severity.ERROR)
+
+    def counts(self) -> dict[str, int]:
+        return {str(s): sum(f.severity == s for f in self.findings) for s in Severity}
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str

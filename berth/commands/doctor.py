@@ -10,6 +10,7 @@ which of the local file's names the server's copy has.
 
 from __future__ import annotations
 
+from berth.commands.host import COMPOSE_VERSION
 from berth.commands.shell import quote
 from berth.engines.compose import INSPECT_FORMAT
 
@@ -49,8 +50,7 @@ def gather(app_dir: str, env_file: str, project: str, remote_url: str | None, en
         ' else printf "docker_error=%s\\n" "$(printf "%s" "$v" | tail -n 1)";'
         ' if command -v docker >/dev/null 2>&1; then echo docker_client=yes; fi; fi',
         'printf "docker_host=%s\\n" "${DOCKER_HOST:-unix:///var/run/docker.sock}"',
-        'if v=$(docker compose version --short 2>/dev/null); then printf "compose=v2 %s\\n" "$v";'
-        ' elif command -v docker-compose >/dev/null 2>&1; then printf "compose=v1 %s\\n" "$(docker-compose version --short)"; fi',
+        COMPOSE_VERSION,
         f"echo {SECTION}repo",
         f"if [ -d {app}/.git ]; then echo present=yes;"
         f" printf 'head=%s\\n' \"$(git -C {app} rev-parse HEAD 2>/dev/null)\";"

@@ -5,6 +5,11 @@ from __future__ import annotations
 from berth.commands.shell import quote, script
 
 FACTS_SEPARATOR = "---berth-current---"
+# prints compose=v2 VERSION or compose=v1 VERSION (nothing without compose); berth doctor asks it too
+COMPOSE_VERSION = (
+    'if v=$(docker compose version --short 2>/dev/null); then printf "compose=v2 %s\\n" "$v";'
+    ' elif command -v docker-compose >/dev/null 2>&1; then printf "compose=v1 %s\\n" "$(docker-compose version --short)"; fi'
+)
 
 
 def facts(state_dir_rel: str) -> str:
@@ -21,8 +26,7 @@ def facts(state_dir_rel: str) -> str:
         # the engine and compose answer in parallel: each costs ~100 ms of process start-up
         'tmp=$(mktemp -d)',
         '(docker version --format "{{.Server.Version}}" > "$tmp/docker" 2>&1; echo $? > "$tmp/docker.rc") &',
-        'if v=$(docker compose version --short 2>/dev/null); then printf "compose=v2 %s\\n" "$v";'
-        ' elif command -v docker-compose >/dev/null 2>&1; then printf "compose=v1 %s\\n" "$(docker-compose version --short)"; fi',
+        COMPOSE_VERSION,
         "wait",
         'if [ "$(cat "$tmp/docker.rc")" = 0 ]; then printf "docker=%s\\n" "$(cat "$tmp/docker")";'
         ' else printf "docker_error=%s\\n" "$(tail -n 1 "$tmp/docker")"; fi',

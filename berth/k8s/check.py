@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from berth.check.findings import Finding, Severity
+from berth.check.findings import Finding, FindingCounts, Severity
 from berth.k8s.manifests import Doc
 from berth.secrets import is_secret_key, url_password
 
@@ -232,23 +232,22 @@ def names_valid(ms: ManifestSet):
 @k8s_rule("k8s.liveness-probe", Severity.WARNING, "a long-running container has no liveness probe",
           "add a livenessProbe (berth k8s render makes one from the compose healthcheck)")
 def liveness(ms: ManifestSet):
-    for tpl in ms.templates():
-        if tpl.doc.kind not in LONG_RUNNING:
-            continue
-        for path, c in tpl.main_containers():
-            if not c.get("livenessProbe"):
-                yield _finding(tpl.doc, f"container {c.get('name')} has no livenessProbe", *path)
+    yield from _missing_probe(ms, "livenessProbe")
 
 
 @k8s_rule("k8s.readiness-probe", Severity.WARNING, "a long-running container has no readiness probe",
           "add a readinessProbe (ready_path in [kubernetes.services.NAME] renders an HTTP one)")
 def readiness(ms: ManifestSet):
+    yield from _missing_probe(ms, "readinessProbe")
+
+
+def _missing_probe(ms: ManifestSet, probe: str):
     for tpl in ms.templates():
         if tpl.doc.kind not in LONG_RUNNING:
             continue
         for path, c in tpl.main_containers():
-            if not c.get("readinessProbe"):
-                yield _finding(tpl.doc, f"container {c.get('name')} has no readinessProbe", *path)
+            if not c.get(probe):
+                yield _finding(tpl.doc, f"container {c.get('name')} has no {probe}", *path)
 
 
 @k8s_rule("k8s.resources", Severity.WARNING, "a container has no CPU/memory requests or no memory limit",
@@ -449,21 +448,11 @@ def run_as_non_root(ms: ManifestSet):
 
 
 @dataclass(frozen=True)
-class K8sReport:
+class K8sReport(FindingCounts):
     findings: tuple[Finding, ...]
     documents: int
     versions: tuple[str, ...]
     rules_run: int
-
-    def at_least(self, severity: Severity) -> list[Finding]:
-        return [f for f in self.findings if f.severity >= severity]
-
-    @property
-    def errors(self) -> list[Finding]:
-        return self.at_least(Severity.ERROR)
-
-    def counts(self) -> dict[str, int]:
-        return {str(s): sum(f.severity == s for f in self.findings) for s in Severity}
 
 
 def check_docs(docs: list[Doc], versions: tuple[str, ...]) -> K8sReport:

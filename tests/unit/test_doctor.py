@@ -87,8 +87,8 @@ class FakeProbe:
         self.commands.append(command)
         if command.startswith("docker logs"):
             return self.logs
-        if "/dev/tcp/127.0.0.1/" in command:
-            return self.port_state + "\n"
+        if "/dev/tcp/127.0.0.1/" in command:  # all published ports in one parallel command
+            return "".join(f"{i}\t{self.port_state}\n" for i in range(command.count("/dev/tcp/127.0.0.1/")))
         return self.answer(command) if callable(self.answer) else (self.answer or "")
 
 
