@@ -164,10 +164,9 @@ def _local_path(root: Path, value: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def setting_kind(name: str) -> str | None:
-    """"str", "int", "bool", "list" or "commands" for a berth setting; None for an unknown name."""
-    entry = _SETTINGS.get(name)
-    return entry[1] if entry else None
+def setting_spec(name: str) -> tuple[str | None, str] | None:
+    """(its .env key or None, its kind: "str", "int", "bool", "list" or "commands") of a berth.toml setting."""
+    return _SETTINGS.get(name)
 
 
 def bool_setting(value: Any) -> bool | None:
