@@ -142,7 +142,8 @@ def host_key_problem(host: Host, opts: SSHOptions, resolved: dict[str, list[str]
     for name in files or ["none"]:
         why = _cannot_hold_keys(name)
         if why:
-            return SSHError(f"the known_hosts file {name} {why}, {consequence}", where=where, fix=fix)
+            shown = "" if name.lower() == "none" else f" {name}"
+            return SSHError(f"the known_hosts file{shown} {why}, {consequence}", where=where, fix=fix)
     why = _cannot_store_keys(files[0])
     if why:
         return SSHError(f"ssh could not save the host key of {host.label}: {files[0]} {why}, {consequence}",
@@ -152,7 +153,7 @@ def host_key_problem(host: Host, opts: SSHOptions, resolved: dict[str, list[str]
 
 def _cannot_hold_keys(name: str) -> str | None:
     if name.lower() == "none":
-        return "is `none` (no file)"
+        return "is `none` (no file at all)"
     real = os.path.realpath(name)
     try:
         mode = os.stat(real).st_mode

@@ -519,3 +519,11 @@ def test_a_config_ssh_cannot_read_is_one_paragraph(tmp_path, ssh_calls):
     conn = SSHConnection(_closed_local_host(), SSHOptions(ssh_config=config, connect_timeout=5))
     err = assert_refused_before_connecting(conn, ssh_calls, "ssh cannot read its configuration")
     assert err.where == str(config)
+
+
+@needs_ssh
+def test_known_hosts_none_with_trust_new_host_is_refused(tmp_path, ssh_calls):
+    config = ssh_config(tmp_path, "Host *\n  UserKnownHostsFile none\n")
+    conn = SSHConnection(_closed_local_host(), SSHOptions(trust_new_host=True, ssh_config=config, connect_timeout=5))
+    err = assert_refused_before_connecting(conn, ssh_calls, "the known_hosts file is `none` (no file at all)")
+    assert err.where == str(config)

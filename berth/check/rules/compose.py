@@ -222,7 +222,8 @@ def _build_paths(ctx, cf, svc_at, name, build, project_dir, entry):
 
 def file_problem(ctx, needed: NeededFile) -> str | None:
     """Why the server will not have this path: outside the project, or not tracked by git."""
-    rel = ctx.repo_path(needed.base / needed.written)
+    written = needed.written
+    rel = ctx.repo_path(written if written.startswith("~") else needed.base / written)  # compose expands ~ too
     if rel is None:
         return "is outside the project directory"
     if ctx.is_git_repo and not ctx.tracks(rel):
