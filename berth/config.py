@@ -42,12 +42,15 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "project": (None, "str"),
     "ssh_config": ("SSH_CONFIG", "str"),
     "known_hosts": ("SSH_KNOWN_HOSTS", "str"),
+    "forward_agent": ("SSH_FORWARD_AGENT", "bool"),
     "verify_timeout": ("VERIFY_TIMEOUT", "int"),
     "keep_releases": (None, "int"),
     "pre_deploy": (None, "commands"),
     "post_deploy": (None, "commands"),
 }
 DEFAULT_KEEP_RELEASES = 5
+# how a "bool" setting may be written in .env (berth.toml has real booleans)
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 # [check] and [kubernetes] belong to their own features, which validate them (see toml_section)
 _TOP_LEVEL_KEYS = {"defaults", "environments", "check", "kubernetes"}
 
@@ -127,6 +130,12 @@ class Target:
         return bool(self.get("confirm", self.environment == "production"))
 
     @property
+    def forward_agent(self) -> bool:
+        """Forward the ssh agent to the servers (off unless asked for; a word that is not a boolean is
+        settings.boolean's error, and off meanwhile)."""
+        return bool_setting(self.get("forward_agent", False)) is True
+
+    @property
     def health_urls(self) -> tuple[str, ...]:
         return tuple(self.get("health_urls", []))
 
@@ -153,6 +162,18 @@ class Target:
 def _local_path(root: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else root / p
+
+
+def setting_spec(name: str) -> tuple[str | None, str] | None:
+    """(its .env key or None, its kind: "str", "int", "bool", "list" or "commands") of a berth.toml setting."""
+    return _SETTINGS.get(name)
+
+
+def bool_setting(value: Any) -> bool | None:
+    """A bool setting's value: berth.toml's true/false, or a .env word (BOOL_WORDS); None if it is neither."""
+    if isinstance(value, bool):
+        return value
+    return BOOL_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
 
 
 def _split_list(value: str) -> list[str]:

@@ -105,6 +105,8 @@ def ssh_options(target: Target, trust_new_host: bool = False) -> SSHOptions:
         ssh_config=target.local_path("ssh_config"),
         known_hosts=target.local_path("known_hosts"),
         batch=not sys.stdin.isatty(),
+        forward_agent=target.forward_agent,
+        known_hosts_origin=target.where("known_hosts") if target.get("known_hosts") else None,
     )
 
 

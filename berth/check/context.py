@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +56,32 @@ class CheckContext:
     @cached_property
     def tracked(self) -> set[str]:
         return set(gitlocal.tracked_files(self.root)) if self.is_git_repo else set()
+
+    def repo_path(self, path: Path | str) -> str | None:
+        """`path` (absolute, or relative to the project directory) as a path inside the project, or None when
+        it leads outside it (`..`, an absolute path elsewhere, `~`, a symlink out): the server gets only the
+        git checkout (and the shipped env file)."""
+        try:
+            path = Path(path).expanduser()
+        except RuntimeError:  # ~user of an unknown user: somewhere in a home directory, not here
+            return None
+        lexical = Path(os.path.normpath(self.root / path))
+        try:
+            rel = lexical.relative_to(self.root)
+        except ValueError:
+            return None
+        real_root = Path(os.path.realpath(self.root))
+        real = Path(os.path.realpath(lexical))
+        if real != real_root and not real.is_relative_to(real_root):
+            return None
+        return rel.as_posix()
+
+    def tracks(self, rel: str) -> bool:
+        """Does git track this file, or some file under this directory ("." is the whole project)?"""
+        if rel in self.tracked:
+            return True
+        prefix = "" if rel == "." else rel.rstrip("/") + "/"
+        return any(t.startswith(prefix) for t in self.tracked)
 
     @cached_property
     def head(self) -> str | None:

@@ -6,12 +6,19 @@ host and every command runs over it (~10 ms each instead of a new handshake).
 
 Host keys are always verified: StrictHostKeyChecking=yes refuses unknown hosts, and
 `trust_new_host` (accept-new) only adds keys of hosts never seen; a changed key is refused either way.
+Before the master connection opens, `ssh -G` shows the configuration ssh resolved for the host, and
+berth refuses a config that would quietly undo that (see `host_key_problem`).
+
+Agent, X11 and port forwarding are off: every server berth deploys to could use a forwarded agent to
+log in elsewhere as you. `forward_agent` opts back in to the agent.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
+import stat
 import subprocess
 import sys
 import tempfile
@@ -32,6 +39,8 @@ class SSHOptions:
     known_hosts: Path | None = None
     connect_timeout: int = 10
     batch: bool = True  # no password/passphrase prompts (set False only with a terminal)
+    forward_agent: bool = False  # berth.toml forward_agent / SSH_FORWARD_AGENT
+    known_hosts_origin: str | None = None  # where known_hosts was set, for errors ("berth.toml:3 [defaults] ...")
 
 
 class SSHError(BerthError):
@@ -52,11 +61,15 @@ def base_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
         "-o", f"ConnectTimeout={opts.connect_timeout}",
         "-o", "ServerAliveInterval=15",
         "-o", "ServerAliveCountMax=4",
+        # the command line wins over any config file: no forwarding unless the user opts in to the agent
+        "-o", f"ForwardAgent={'yes' if opts.forward_agent else 'no'}",
+        "-o", "ForwardX11=no",
+        "-o", "ClearAllForwardings=yes",
     ]
     if opts.batch:
         argv += ["-o", "BatchMode=yes"]
     if opts.known_hosts:
-        argv += ["-o", f"UserKnownHostsFile={opts.known_hosts}"]
+        argv += ["-o", f"UserKnownHostsFile={config_path_word(opts.known_hosts, opts.known_hosts_origin)}"]
     if host.key_path:
         argv += ["-i", str(host.key_path), "-o", "IdentitiesOnly=yes"]
     if host.port:
@@ -64,6 +77,108 @@ def base_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
     if host.user:
         argv += ["-l", host.user]
     return argv
+
+
+def config_path_word(path: Path, origin: str | None = None) -> str:
+    """A file name as ONE word of an ssh config value (`-o KEY=VALUE` is parsed like a config line).
+
+    ssh splits such values on whitespace and expands %x tokens and ${VAR} in file names. Inside double
+    quotes \\ and \" are its only escapes; %% is a literal %. ${ has no escape, so it is refused.
+    """
+    text = str(path)
+    if "${" in text:
+        raise SSHError(f"the path {text!r} contains '${{', which ssh would expand as an environment variable",
+                       where=origin, fix="rename the file or its directory, or use another path")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
+def config_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
+    # -G: print the configuration ssh would use for this host and exit, without connecting
+    return [*base_argv(host, opts, control_path), "-G", host.address]
+
+
+def parse_config_dump(text: str) -> dict[str, list[str]]:
+    """`ssh -G` output: lowercase keyword → its values (one per line; identityfile and a few more repeat)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key:
+            out.setdefault(key.lower(), []).append(value)
+    return out
+
+
+def host_key_problem(host: Host, opts: SSHOptions, resolved: dict[str, list[str]]) -> SSHError | None:
+    """Why the configuration ssh resolved would not verify host keys as berth promises, or None.
+
+    berth passes StrictHostKeyChecking itself (the command line wins), so that is only a guard. The
+    known_hosts files come from berth's own setting or from the ssh config: with accept-new
+    (--trust-new-host) a file that can never hold a key (/dev/null, `none`, a device, a directory,
+    one ssh cannot write) makes every connection a first connection, and any key is accepted.
+    """
+    expected = "accept-new" if opts.trust_new_host else "true"
+    strict = (resolved.get("stricthostkeychecking") or [""])[0].strip()
+    config_where = str(opts.ssh_config) if opts.ssh_config else "~/.ssh/config or /etc/ssh/ssh_config"
+    if strict != expected:
+        return SSHError(
+            f"ssh resolves StrictHostKeyChecking to {strict or 'nothing'!r} for {host.label}, not {expected!r}, "
+            "so it would not verify the host key as berth requires",
+            where=config_where, fix=f"remove StrictHostKeyChecking for this host from {config_where}")
+    if not opts.trust_new_host:
+        return None  # ssh never writes a key: a missing or empty file only refuses unknown hosts
+    value = (resolved.get("userknownhostsfile") or [""])[0].strip()
+    ours = opts.known_hosts is not None and value == str(opts.known_hosts)
+    # ssh -G joins the files with spaces: berth's own setting is known to be one file; a config file's
+    # are split as ssh would have split an unquoted value
+    files = [value] if ours else value.split()
+    where = (opts.known_hosts_origin or str(opts.known_hosts)) if ours else config_where
+    if ours:
+        fix = ("point SSH_KNOWN_HOSTS in .env (known_hosts in berth.toml) at a known_hosts file you can write, "
+               "or remove it to use ~/.ssh/known_hosts")
+    else:
+        fix = (f"remove that UserKnownHostsFile line from {config_where}, or set SSH_KNOWN_HOSTS in .env "
+               "(known_hosts in berth.toml) to a real known_hosts file, which berth passes first so it wins")
+    consequence = (f"so with --trust-new-host every connection to {host.label} would accept whatever key it is "
+                   "shown, a man-in-the-middle's too")
+    for name in files or ["none"]:
+        why = _cannot_hold_keys(name)
+        if why:
+            shown = "" if name.lower() == "none" else f" {name}"
+            return SSHError(f"the known_hosts file{shown} {why}, {consequence}", where=where, fix=fix)
+    why = _cannot_store_keys(files[0])
+    if why:
+        return SSHError(f"ssh could not save the host key of {host.label}: {files[0]} {why}, {consequence}",
+                        where=where, fix=fix)
+    return None
+
+
+def _cannot_hold_keys(name: str) -> str | None:
+    if name.lower() == "none":
+        return "is `none` (no file at all)"
+    real = os.path.realpath(name)
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return None  # not there yet: ssh creates it (see _cannot_store_keys)
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a directory" if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a named pipe" if stat.S_ISFIFO(mode) else "not a regular file")
+    via = f" (it leads to {real})" if real != os.path.abspath(name) else ""
+    return f"is {kind}{via} and can never hold a key"
+
+
+def _cannot_store_keys(name: str) -> str | None:
+    """Why accept-new could not add a key to this file (ssh then only logs it and connects anyway)."""
+    real = Path(os.path.realpath(name))
+    if real.exists():
+        return None if os.access(real, os.W_OK) else "is not writable"
+    parent = real.parent
+    if parent.is_dir():
+        return None if os.access(parent, os.W_OK | os.X_OK) else f"cannot be created in {parent}"
+    home_ssh = Path(os.path.realpath(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh"))
+    if parent == home_ssh:
+        return None  # ssh creates ~/.ssh when it adds the first key
+    return f"is in a directory that does not exist ({parent})"
 
 
 def master_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
@@ -140,6 +255,14 @@ class SSHConnection:
         # short dir: unix socket paths are limited to ~108 bytes
         self._dir = tempfile.mkdtemp(prefix="berth-ssh-")
         self.control_path = Path(self._dir) / "cm"
+        try:
+            problem = host_key_problem(self.host, self.opts, self.resolved_config())
+        except BaseException:
+            self._cleanup_dir()
+            raise
+        if problem is not None:
+            self._cleanup_dir()
+            raise problem
         argv = master_argv(self.host, self.opts, self.control_path)
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.opts.connect_timeout + 30)
         self.connections_opened += 1
@@ -147,6 +270,28 @@ class SSHConnection:
             self._cleanup_dir()
             raise explain_ssh_failure(self.host, proc.stderr.decode("utf-8", "replace"), self.opts)
         return time.monotonic() - started
+
+    def resolved_config(self) -> dict[str, list[str]]:
+        """What ssh would use for this host (`ssh -G`, ~10 ms, no connection). It evaluates `Match exec`
+        as the real connection does, so it runs nothing that connecting would not run."""
+        argv = config_argv(self.host, self.opts, self.control_path or Path("/nonexistent/cm"))
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=self.opts.connect_timeout + 30)
+        except FileNotFoundError:
+            raise SSHError("the ssh client is not installed", fix="install OpenSSH (apt-get install openssh-client)") from None
+        except subprocess.TimeoutExpired:
+            raise SSHError(f"ssh did not finish reading its configuration for {self.host.label} within "
+                           f"{self.opts.connect_timeout + 30}s (a Match exec command that hangs?)",
+                           where=str(self.opts.ssh_config) if self.opts.ssh_config else "~/.ssh/config",
+                           fix=f"run `ssh -G {self.host.address}` by hand to see where it stops") from None
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            raise SSHError(f"ssh cannot read its configuration for {self.host.label}: "
+                           f"{err.splitlines()[0] if err else 'no output from ssh'}",
+                           where=str(self.opts.ssh_config) if self.opts.ssh_config else "~/.ssh/config",
+                           fix=f"fix that line; `ssh -G {self.host.address}` shows the same error")
+        return parse_config_dump(proc.stdout.decode("utf-8", "replace"))
 
     def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = False) -> Result:
         if self.control_path is None:

@@ -174,3 +174,20 @@ def test_a_junk_file_with_thousands_of_bad_lines_is_summarised(project, check):
     assert any(re.match(r"\.env\.docker: … \d+ more findings not shown \[", ln) for ln in lines)
     doc = json.loads(check(project, "--format", "json")[0].stdout)
     assert sum(f["file"] == ".env.docker" for f in doc["findings"]) > 100  # json keeps them all
+
+
+def test_include_outside_the_repo_is_a_located_error(project, check):
+    # review 13: the server gets only the git checkout (and .env.docker), so an include of a file outside the
+    # repo passed berth check and then failed (or read whatever is at that path) on the server
+    (project.root.parent / "shared").mkdir()
+    (project.root.parent / "shared" / "worker.yml").write_text("services:\n  worker:\n    image: busybox:1.36\n")
+    project.write("docker-compose.yml", COMPOSE_OK.decode().replace("services:\n", "include:\n  - ../shared/worker.yml\n"
+                                                                     "services:\n", 1))
+    project.commit("include a shared file")
+    project.push()
+    proc, _ = check(project)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    located = [ln for ln in proc.stdout.splitlines() if ln.startswith("docker-compose.yml:2:5: error: ")]
+    assert located and located[0].endswith("[compose.outside-repo]"), proc.stdout
+    assert "include ../shared/worker.yml is outside the project directory" in located[0]
+    assert "the server receives only the git checkout plus .env.docker" in located[0]

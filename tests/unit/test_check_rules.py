@@ -175,10 +175,10 @@ CASES: list[Case] = [
     # compose.env-file-not-shipped
     Case("compose.env-file-not-shipped", True, "untracked file",
          lambda p: compose(p, ENV_FILE_SERVICE.format(entry="./secrets.env")),
-         expect_at("docker-compose.yml", 4, contains="env_file ./secrets.env")),
+         expect_at("docker-compose.yml", 4, 5, contains="env_file ./secrets.env is not tracked by git")),
     Case("compose.env-file-not-shipped", True, "list with untracked",
          lambda p: compose(p, ENV_FILE_SERVICE.format(entry="\n      - .env.docker\n      - other.env")),
-         expect_at("docker-compose.yml", 5, contains="other.env")),
+         expect_at("docker-compose.yml", 6, 9, contains="other.env")),
     Case("compose.env-file-not-shipped", False, "the shipped env file",
          lambda p: compose(p, ENV_FILE_SERVICE.format(entry="./.env.docker"))),
     Case("compose.env-file-not-shipped", False, "committed file",

@@ -138,6 +138,21 @@ CASES: list[Case] = [
     case("practice.restart-missing", True, "no restart", "services:\n  web:\n    image: nginx:1.25\n",
          at=(2, 3), contains="service web has no restart policy"),
     case("practice.restart-missing", False, "restart set", WEB),
+    # the review's false positive: restart: comes from the service extended
+    case("practice.restart-missing", False, "restart through extends",
+         "services:\n  base:\n    image: nginx:1.25\n    restart: unless-stopped\n"
+         "  web:\n    extends:\n      service: base\n"),
+    case("practice.restart-missing", False, "restart through a chain of extends, short form",
+         "services:\n  base:\n    image: nginx:1.25\n    restart: always\n"
+         "  mid:\n    extends: base\n  web:\n    extends:\n      service: mid\n"),
+    case("practice.restart-missing", False, "restart through extends.file",
+         "services:\n  web:\n    extends:\n      file: common.yml\n      service: base\n",
+         files={"common.yml": "services:\n  base:\n    image: nginx:1.25\n    restart: always\n"}),
+    case("practice.restart-missing", True, "extends a service without restart", "services:\n  base:\n"
+         "    image: nginx:1.25\n    restart: \"no\"\n  web:\n    extends:\n      service: other\n"
+         "  other:\n    image: nginx:1.25\n", at=(5, 3), count=2, contains="service web has no restart policy"),
+    case("practice.restart-missing", True, "an extends cycle ends", "services:\n  a:\n    extends: b\n"
+         "  b:\n    extends: a\n", at=(2, 3), count=2),
     case("practice.restart-missing", False, "deploy.restart_policy",
          "services:\n  web:\n    image: nginx:1.25\n    deploy:\n      restart_policy:\n        condition: any\n"),
     case("practice.restart-missing", False, "one-shot job", ONE_SHOT),

@@ -84,8 +84,27 @@ def test_ssh_config_is_first_and_known_hosts_is_an_option():
     opts = SSHOptions(ssh_config=Path("/p/ssh config"), known_hosts=Path("/p/known hosts"))
     argv = base_argv(HOST, opts, CP)
     assert argv[1:3] == ["-F", "/p/ssh config"]  # one element, even with a space
-    assert options(argv)["UserKnownHostsFile"] == "/p/known hosts"
+    # ssh splits an option's value on whitespace: double quotes keep the path one file (see the ssh -G tests)
+    assert options(argv)["UserKnownHostsFile"] == '"/p/known hosts"'
     assert "/p/known hosts" not in argv  # not a separate (misparsed) word
+
+
+def test_known_hosts_path_quoting_escapes_what_ssh_would_read():
+    opts = SSHOptions(known_hosts=Path('/p/a "b"\\c 100%'))
+    assert options(base_argv(HOST, opts, CP))["UserKnownHostsFile"] == '"/p/a \\"b\\"\\\\c 100%%"'
+
+
+def test_known_hosts_path_with_an_environment_variable_reference_is_refused():
+    opts = SSHOptions(known_hosts=Path("/p/${HOME}/kh"), known_hosts_origin=".env:5")
+    with pytest.raises(SSHError) as info:
+        base_argv(HOST, opts, CP)
+    assert "${" in info.value.what and info.value.where == ".env:5"
+
+
+def test_forwarding_is_off_unless_agent_forwarding_is_asked_for():
+    o = options(base_argv(HOST, SSHOptions(), CP))
+    assert (o["ForwardAgent"], o["ForwardX11"], o["ClearAllForwardings"]) == ("no", "no", "yes")
+    assert options(base_argv(HOST, SSHOptions(forward_agent=True), CP))["ForwardAgent"] == "yes"
 
 
 @pytest.mark.parametrize("make", [
@@ -284,3 +303,227 @@ def test_real_ssh_refused_connection_is_explained(tmp_path):
     assert "Connection refused" in info.value.what
     assert conn.control_path is None  # the temp dir for the control socket is cleaned up
     assert not (tmp_path / "known_hosts").exists()
+
+
+# --------------------------------------------------------------------------- what ssh resolves (ssh -G)
+# `ssh -G` prints the configuration ssh would use and exits without connecting. Every test passes its own
+# -F file, so the developer's ~/.ssh/config and /etc/ssh/ssh_config play no part.
+
+needs_ssh = pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client")
+LOCAL = Host("127.0.0.1", "deploy")
+
+
+def ssh_resolves(host: Host, opts: SSHOptions) -> dict[str, str]:
+    """`ssh -G` over berth's own argv: lowercase keyword → value (the first line of each)."""
+    import subprocess
+
+    proc = subprocess.run([*base_argv(host, opts, CP), "-G", host.address], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    out: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        out.setdefault(key, value)
+    return out
+
+
+def ssh_config(tmp_path: Path, text: str = "", name: str = "ssh_config") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def ssh_calls(monkeypatch):
+    """The argv of every process berth.transport.ssh starts (they still run)."""
+    import subprocess
+
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(argv, *args, **kwargs):
+        calls.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def _closed_local_host() -> Host:
+    return Host("127.0.0.1", "deploy", _closed_port())
+
+
+def assert_refused_before_connecting(conn: SSHConnection, calls: list[list[str]], says: str) -> SSHError:
+    with pytest.raises(SSHError) as info:
+        conn.open()
+    assert says in info.value.what, info.value.paragraph()
+    assert "Connection refused" not in info.value.what  # it never got as far as connecting
+    assert calls and all("-G" in argv for argv in calls), calls  # only `ssh -G` ran
+    assert conn.control_path is None
+    assert "\n" not in info.value.paragraph()
+    return info.value
+
+
+@needs_ssh
+def test_repo_ssh_config_with_known_hosts_dev_null_and_trust_new_host_is_refused_before_connecting(
+        tmp_path, ssh_calls):
+    # the review's case: accept-new + a known_hosts that forgets every key = any key on every connection
+    config = ssh_config(tmp_path, "Host *\n  UserKnownHostsFile /dev/null\n")
+    assert ssh_resolves(LOCAL, SSHOptions(trust_new_host=True, ssh_config=config))["userknownhostsfile"] == "/dev/null"
+    conn = SSHConnection(_closed_local_host(), SSHOptions(trust_new_host=True, ssh_config=config, connect_timeout=5))
+    err = assert_refused_before_connecting(conn, ssh_calls, "/dev/null")
+    assert "can never hold a key" in err.what and "--trust-new-host" in err.what
+    assert err.where == str(config)
+    assert "UserKnownHostsFile" in err.fix and str(config) in err.fix and "SSH_KNOWN_HOSTS" in err.fix
+
+
+@needs_ssh
+def test_known_hosts_dev_null_among_several_files_is_refused(tmp_path, ssh_calls):
+    config = ssh_config(tmp_path, f"Host *\n  UserKnownHostsFile {tmp_path}/kh /dev/null\n")
+    conn = SSHConnection(_closed_local_host(), SSHOptions(trust_new_host=True, ssh_config=config, connect_timeout=5))
+    assert_refused_before_connecting(conn, ssh_calls, "/dev/null")
+
+
+def _berth_toml_project(tmp_path: Path, known_hosts: str, extra: str = "") -> Path:
+    root = tmp_path / "app"
+    root.mkdir()
+    ssh_config(root, "")
+    (root / "berth.toml").write_text(
+        f'[environments.staging]\nhosts = ["127.0.0.1"]\nport = {_closed_port()}\nssh_config = "ssh_config"\n'
+        f'known_hosts = "{known_hosts}"\n{extra}')
+    return root
+
+
+@needs_ssh
+@pytest.mark.parametrize("via_symlink", [False, True], ids=["dev-null", "symlink-to-dev-null"])
+def test_known_hosts_dev_null_in_berth_toml_with_trust_new_host_is_refused(tmp_path, ssh_calls, via_symlink):
+    from berth.config import load_target
+    from berth.pipeline import ssh_options
+
+    known_hosts = "/dev/null"
+    if via_symlink:
+        (tmp_path / "known_hosts").symlink_to("/dev/null")
+        known_hosts = str(tmp_path / "known_hosts")
+    target = load_target(_berth_toml_project(tmp_path, known_hosts), "staging")
+    conn = SSHConnection(target.hosts[0], ssh_options(target, trust_new_host=True))
+    err = assert_refused_before_connecting(conn, ssh_calls, f"the known_hosts file {known_hosts} is a device")
+    assert err.where == "berth.toml:5 [environments.staging] known_hosts"
+    assert "SSH_KNOWN_HOSTS" in err.fix and "known_hosts in berth.toml" in err.fix
+    if via_symlink:
+        assert "(it leads to /dev/null)" in err.what
+
+
+@needs_ssh
+def test_known_hosts_that_cannot_be_created_with_trust_new_host_is_refused(tmp_path, ssh_calls):
+    # ssh only logs "Failed to add the host to the list of known hosts" and connects: the same as /dev/null
+    missing = tmp_path / "no such dir" / "known_hosts"
+    opts = SSHOptions(trust_new_host=True, ssh_config=ssh_config(tmp_path), known_hosts=missing, connect_timeout=5)
+    err = assert_refused_before_connecting(SSHConnection(_closed_local_host(), opts), ssh_calls,
+                                           "is in a directory that does not exist")
+    assert str(missing) in err.what
+
+
+@needs_ssh
+def test_known_hosts_dev_null_without_trust_new_host_only_refuses_unknown_keys(tmp_path, ssh_calls):
+    # strict checking never adds a key, so /dev/null (e.g. next to a managed GlobalKnownHostsFile) is not
+    # a hole: the guard lets ssh connect, and ssh refuses a host it does not know
+    opts = SSHOptions(ssh_config=ssh_config(tmp_path), known_hosts=Path("/dev/null"), connect_timeout=5)
+    with pytest.raises(SSHError) as info:
+        SSHConnection(_closed_local_host(), opts).open()
+    assert "Connection refused" in info.value.what
+    assert any("ControlMaster=yes" in argv for argv in ssh_calls)
+
+
+@needs_ssh
+@pytest.mark.parametrize("trust_new_host, expected", [(False, "true"), (True, "accept-new")])
+def test_strict_host_key_checking_no_in_a_config_still_resolves_to_berths(tmp_path, trust_new_host, expected):
+    config = ssh_config(tmp_path, "Host *\n  StrictHostKeyChecking no\n")
+    opts = SSHOptions(trust_new_host=trust_new_host, ssh_config=config, known_hosts=tmp_path / "kh")
+    from berth.transport.ssh import host_key_problem  # new in the fix: imported here so the rest runs on 8d57fe6
+
+    resolved = ssh_resolves(LOCAL, opts)
+    assert resolved["stricthostkeychecking"] == expected
+    assert host_key_problem(LOCAL, opts, {k: [v] for k, v in resolved.items()}) is None
+
+
+@pytest.mark.parametrize("resolved", ["false", "ask", "", "accept-new"])
+def test_a_strict_host_key_checking_that_is_not_berths_is_refused(resolved):
+    # berth's -o comes first and wins in OpenSSH; this guards against an ssh that behaves otherwise
+    from berth.transport.ssh import host_key_problem
+
+    err = host_key_problem(LOCAL, SSHOptions(ssh_config=Path("/p/cfg")),
+                           {"stricthostkeychecking": [resolved], "userknownhostsfile": ["/p/kh"]})
+    assert err is not None and "StrictHostKeyChecking" in err.what and err.where == "/p/cfg"
+
+
+@needs_ssh
+def test_forward_agent_yes_in_a_config_resolves_to_no_unless_opted_in(tmp_path):
+    config = ssh_config(tmp_path, "Host *\n  ForwardAgent yes\n  ForwardX11 yes\n  LocalForward 5432 127.0.0.1:5432\n")
+    default = ssh_resolves(LOCAL, SSHOptions(ssh_config=config))
+    assert (default["forwardagent"], default["forwardx11"], default["clearallforwardings"]) == ("no", "no", "yes")
+    assert ssh_resolves(LOCAL, SSHOptions(ssh_config=config, forward_agent=True))["forwardagent"] == "yes"
+
+
+@needs_ssh
+@pytest.mark.parametrize("setting, dotenv", [
+    ("forward_agent = true\n", ""), ("", "SSH_FORWARD_AGENT=yes\n"), ("forward_agent = false\n", ""), ("", ""),
+    ("", "SSH_FORWARD_AGENT=sometimes\n"),
+], ids=["toml-true", "dotenv-yes", "toml-false", "unset", "dotenv-not-a-boolean"])
+def test_forward_agent_setting_reaches_ssh(tmp_path, setting, dotenv):
+    from berth.config import load_target
+    from berth.pipeline import ssh_options
+
+    root = _berth_toml_project(tmp_path, str(tmp_path / "kh"), setting)
+    if dotenv:
+        (root / ".env").write_text("ENVIRONMENT=staging\n" + dotenv)
+    target = load_target(root, "staging")
+    expected = "yes" if ("true" in setting or "=yes" in dotenv) else "no"
+    assert ssh_resolves(target.hosts[0], ssh_options(target))["forwardagent"] == expected
+
+
+@needs_ssh
+@pytest.mark.parametrize("name", ["my hosts/known_hosts", "keys ~/known_hosts", 'q"uote\\d 100%d/known_hosts'],
+                         ids=["space", "space-then-tilde", "quote-backslash-percent"])
+def test_known_hosts_path_with_a_space_is_one_file(tmp_path, name):
+    path = tmp_path / name
+    opts = SSHOptions(ssh_config=ssh_config(tmp_path), known_hosts=path)
+    # unquoted, ssh would read `…/keys ~/known_hosts` as two files, the second one ~/known_hosts
+    assert ssh_resolves(LOCAL, opts)["userknownhostsfile"] == str(path)
+
+
+@needs_ssh
+def test_known_hosts_path_with_a_space_is_judged_as_one_file(tmp_path, ssh_calls):
+    (tmp_path / "my hosts").mkdir()
+    (tmp_path / "my hosts" / "known_hosts").symlink_to("/dev/null")
+    (tmp_path / "my").mkdir()  # what a split path's first half would name: a writable directory
+    opts = SSHOptions(trust_new_host=True, ssh_config=ssh_config(tmp_path), connect_timeout=5,
+                      known_hosts=tmp_path / "my hosts" / "known_hosts")
+    assert_refused_before_connecting(SSHConnection(_closed_local_host(), opts), ssh_calls,
+                                     f"{tmp_path}/my hosts/known_hosts is a device")
+
+
+@needs_ssh
+def test_identity_and_config_files_with_spaces(tmp_path):
+    key = tmp_path / "my keys" / "deploy key"
+    key.parent.mkdir()
+    key.write_text("not a real key\n")
+    config = ssh_config(tmp_path, "Host *\n  HostKeyAlias read-from-the-config\n", name="ssh config")
+    resolved = ssh_resolves(Host("127.0.0.1", "deploy", key_path=key), SSHOptions(ssh_config=config))
+    assert resolved["identityfile"] == str(key)
+    assert resolved["hostkeyalias"] == "read-from-the-config"
+
+
+@needs_ssh
+def test_a_config_ssh_cannot_read_is_one_paragraph(tmp_path, ssh_calls):
+    config = ssh_config(tmp_path, "Host *\n  NoSuchOption yes\n")
+    conn = SSHConnection(_closed_local_host(), SSHOptions(ssh_config=config, connect_timeout=5))
+    err = assert_refused_before_connecting(conn, ssh_calls, "ssh cannot read its configuration")
+    assert err.where == str(config)
+
+
+@needs_ssh
+def test_known_hosts_none_with_trust_new_host_is_refused(tmp_path, ssh_calls):
+    config = ssh_config(tmp_path, "Host *\n  UserKnownHostsFile none\n")
+    conn = SSHConnection(_closed_local_host(), SSHOptions(trust_new_host=True, ssh_config=config, connect_timeout=5))
+    err = assert_refused_before_connecting(conn, ssh_calls, "the known_hosts file is `none` (no file at all)")
+    assert err.where == str(config)

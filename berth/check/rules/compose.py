@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 from berth.check.findings import Severity, finding, rule
 from berth.check.interpolation import InterpolationError, find_references
+from berth.check.rules.compose_practice import at, env_values, resolve, services
+from berth.compose_file import ComposeFile
 
 
 def _references(ctx, only_used: bool = False):
@@ -53,7 +59,7 @@ def _defined(ctx) -> dict[str, str]:
       "add a services: mapping with at least one service")
 def no_services(ctx):
     for cf in ctx.compose_files:
-        if not cf.services:
+        if not cf.services and "include" not in cf.data:  # included files may define them
             yield finding(f"{cf.path.name} defines no services", cf.path, 1)
 
 
@@ -112,24 +118,179 @@ def default_used(ctx):
             yield finding(f"${{{ref.name}}} is not set; the default {ref.argument!r} is used", cf.path, line, col)
 
 
+# --------------------------------------------------------------------------- files compose reads locally
+
+# build contexts (and include: sources) that are fetched, not read from the checkout (compose-go's list)
+_REMOTE_PREFIXES = ("http://", "https://", "git://", "ssh://", "github.com/", "git@", "oci://")
+
+
+@dataclass(frozen=True)
+class NeededFile:
+    """A file or directory a compose file makes compose read on the server."""
+
+    cf: ComposeFile
+    at: tuple[str | int, ...]  # the YAML path of the entry, for its line and column
+    what: str  # "include", "service web: extends.file", ...
+    written: str  # the path as written (interpolated)
+    base: Path  # what a relative path is relative to
+    kind: str  # "env_file" (compose.env-file-not-shipped) or "other" (compose.outside-repo)
+
+
+def needed_files(ctx) -> Iterator[NeededFile]:
+    """Every local path the compose files name that compose reads: include, extends.file, env_file, build
+    contexts, Dockerfiles and additional contexts, and the files of top-level secrets and configs.
+    Optional env files (`required: false`), URLs and values that cannot be interpolated are left out."""
+    if not ctx.compose_files:
+        return
+    # compose resolves paths against the project directory, the first file's; include and extends
+    # name files relative to the file that holds them
+    project_dir = ctx.compose_files[0].path.parent
+
+    def entry(cf, at, what, value, base, kind="other"):
+        value = resolve(ctx, value)
+        if isinstance(value, str) and value.strip() and not value.startswith(_REMOTE_PREFIXES) and "://" not in value:
+            yield NeededFile(cf, at, what, value, base, kind)
+
+    def paths(value, at):
+        """(path, YAML path) of a string or a list of strings."""
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                yield item, (*at, i)
+        else:
+            yield value, at
+
+    for cf in ctx.compose_files:
+        here = cf.path.parent
+        include = cf.data.get("include")
+        for i, item in (enumerate(include) if isinstance(include, list) else [(None, include)] if include else []):
+            at = ("include",) if i is None else ("include", i)
+            if isinstance(item, dict):
+                for value, where in paths(item.get("path"), (*at, "path")):
+                    yield from entry(cf, where, "include", value, here)
+                for value, where in paths(item.get("env_file"), (*at, "env_file")):
+                    yield from entry(cf, where, "include env_file", value, here)
+            else:
+                yield from entry(cf, at, "include", item, here)
+        for name, service in cf.services.items():
+            if not isinstance(service, dict):
+                continue
+            svc_at = ("services", str(name))
+            extends = service.get("extends")
+            if isinstance(extends, dict) and extends.get("file") is not None:
+                yield from entry(cf, (*svc_at, "extends", "file"), f"service {name}: extends.file", extends["file"],
+                                 here)
+            env_files = service.get("env_file")
+            for i, item in (enumerate(env_files) if isinstance(env_files, list) else [(None, env_files)]):
+                at = (*svc_at, "env_file") if i is None else (*svc_at, "env_file", i)
+                if isinstance(item, dict):
+                    if str(resolve(ctx, item.get("required", True))).lower() in ("false", "no", "off", "0"):
+                        continue
+                    at, item = (*at, "path"), item.get("path")
+                yield from entry(cf, at, f"service {name}: env_file", item, project_dir, "env_file")
+            yield from _build_paths(ctx, cf, svc_at, str(name), service.get("build"), project_dir, entry)
+        for section, singular in (("secrets", "secret"), ("configs", "config")):
+            top = cf.data.get(section)
+            for key, spec in (top.items() if isinstance(top, dict) else []):
+                if isinstance(spec, dict) and spec.get("file") is not None:
+                    yield from entry(cf, (section, str(key), "file"), f"{singular} {key}: file", spec["file"],
+                                     project_dir)
+
+
+def _build_paths(ctx, cf, svc_at, name, build, project_dir, entry):
+    if isinstance(build, str):
+        yield from entry(cf, (*svc_at, "build"), f"service {name}: build context", build, project_dir)
+        return
+    if not isinstance(build, dict):
+        return
+    context = resolve(ctx, build.get("context", "."))
+    yield from entry(cf, (*svc_at, "build", "context") if "context" in build else (*svc_at, "build"),
+                     f"service {name}: build context", context, project_dir)
+    if isinstance(context, str) and not context.startswith(_REMOTE_PREFIXES) and "://" not in context:
+        dockerfile = build.get("dockerfile")
+        if dockerfile is not None and "dockerfile_inline" not in build:
+            yield from entry(cf, (*svc_at, "build", "dockerfile"), f"service {name}: build.dockerfile", dockerfile,
+                             project_dir / context)
+    extra = build.get("additional_contexts")
+    items = extra.items() if isinstance(extra, dict) else (
+        (str(v).partition("=")[0], str(v).partition("=")[2]) for v in extra) if isinstance(extra, list) else []
+    for i, (key, value) in enumerate(items):
+        if isinstance(value, str) and value.startswith(("docker-image:", "service:", "target:")):
+            continue  # another image or stage, not a directory
+        at = (*svc_at, "build", "additional_contexts", key if isinstance(extra, dict) else i)
+        yield from entry(cf, at, f"service {name}: additional context {key}", value, project_dir)
+
+
+def file_problem(ctx, needed: NeededFile) -> str | None:
+    """Why the server will not have this path: outside the project, or not tracked by git."""
+    written = needed.written
+    rel = ctx.repo_path(written if written.startswith("~") else needed.base / written)  # compose expands ~ too
+    if rel is None:
+        return "is outside the project directory"
+    if ctx.is_git_repo and not ctx.tracks(rel):
+        return "is not tracked by git"
+    return None
+
+
+def _shipped(ctx) -> str:
+    return f"the server receives only the git checkout plus {ctx.target.env_file}"
+
+
 @rule("compose.env-file-not-shipped", Severity.ERROR,
       "a service's env_file is neither committed nor the env file berth ships, so it will be missing on the server",
       "put those settings in the shipped env file, or commit the file if it holds no secrets")
 def env_file_reaches_server(ctx):
     shipped = ctx.target.env_file
-    for cf in ctx.compose_files:
-        for name, service in cf.services.items():
-            if not isinstance(service, dict):
-                continue
-            entries = service.get("env_file") or []
-            entries = [entries] if isinstance(entries, (str, dict)) else entries
-            for entry in entries:
-                path = entry.get("path") if isinstance(entry, dict) else entry
-                required = entry.get("required", True) if isinstance(entry, dict) else True
-                if not isinstance(path, str) or not required:
-                    continue
-                rel = path.removeprefix("./")
-                if rel == shipped or rel in ctx.tracked:
-                    continue
-                yield finding(f"service {name}: env_file {path} is not committed and is not {shipped}, which berth ships",
-                              cf.path, cf.line_of("services", name, "env_file"))
+    for needed in needed_files(ctx):
+        if needed.kind != "env_file" or ctx.repo_path(needed.base / needed.written) == shipped:
+            continue
+        problem = file_problem(ctx, needed)
+        if problem:
+            yield finding(f"{needed.what} {needed.written} {problem} and is not {shipped}, which berth ships; "
+                          f"{_shipped(ctx)}", **at(needed.cf, *needed.at))
+
+
+@rule("compose.outside-repo", Severity.ERROR,
+      "the compose file needs a file outside the project or not tracked by git (include, extends.file, a build "
+      "context, a secret or config file), which the server will not have",
+      "move the file into the repository and commit it (secrets: use an environment: source and put the value "
+      "in the env file berth ships)")
+def outside_repo(ctx):
+    for needed in needed_files(ctx):
+        if needed.kind == "env_file":
+            continue  # compose.env-file-not-shipped
+        problem = file_problem(ctx, needed)
+        if problem:
+            yield finding(f"{needed.what} {needed.written} {problem}; {_shipped(ctx)}, so compose on the server "
+                          "would not find it (or would use whatever is at that path there)", **at(needed.cf, *needed.at))
+
+
+@rule("compose.no-active-service", Severity.ERROR,
+      "no service would start: every service is behind a profile COMPOSE_PROFILES does not enable (or is "
+      "scaled to 0), so a deploy would run no container and still pass verify",
+      "set COMPOSE_PROFILES in the env file berth ships to the profiles to deploy, or remove profiles: from the "
+      "services that must run")
+def no_active_service(ctx):
+    defining = [cf for cf in ctx.compose_files if cf.services]
+    if not defining or any("include" in cf.data for cf in ctx.compose_files):
+        return  # no services at all is compose.no-services'; include: may bring services check does not see
+    active = {svc.name: svc for svc in services(ctx)}
+    if any(not _scaled_to_zero(ctx, svc) for svc in active.values()):
+        return
+    names = sorted({str(n) for cf in defining for n, d in cf.services.items() if isinstance(d, dict)})
+    gated = [n for n in names if n not in active]
+    if not names:
+        return
+    profiles = env_values(ctx).get("COMPOSE_PROFILES")
+    enabled = f"COMPOSE_PROFILES={profiles}" if profiles else f"COMPOSE_PROFILES is not set in {ctx.target.env_file}"
+    why = []
+    if gated:
+        why.append(f"{', '.join(gated)} {'has' if len(gated) == 1 else 'have'} profiles: that are not enabled ({enabled})")
+    if active:
+        why.append(f"{', '.join(active)} {'is' if len(active) == 1 else 'are'} scaled to 0")
+    yield finding(f"no service would start: {'; '.join(why)}, so compose up would run no container",
+                  **at(defining[0], "services"))
+
+
+def _scaled_to_zero(ctx, svc) -> bool:
+    values = [resolve(ctx, svc.get("scale")), resolve(ctx, svc.merged("deploy").get("replicas"))]
+    return any(str(v).strip() == "0" for v in values if v is not None)

@@ -47,16 +47,22 @@ class Service:
 
     name: str
     defs: list[tuple[Any, dict]] = field(default_factory=list)  # (ComposeFile, its mapping), in file order
+    # what `extends:` brings in, the farthest base first: it counts for has/get/merged (restart:, healthcheck:
+    # ...) but is not located, so findings about list items (items, defined_in) stay with the service's own keys
+    inherited: list[dict] = field(default_factory=list)
 
     @property
     def cf(self):
         return self.defs[0][0]
 
+    def _layers(self) -> list[dict]:
+        return [*self.inherited, *(d for _, d in self.defs)]
+
     def has(self, key: str) -> bool:
-        return any(key in d for _, d in self.defs)
+        return any(key in d for d in self._layers())
 
     def get(self, key: str, default: Any = None) -> Any:
-        for _, d in reversed(self.defs):
+        for d in reversed(self._layers()):
             if key in d:
                 return d[key]
         return default
@@ -70,7 +76,7 @@ class Service:
             return out
 
         result: dict = {}
-        for _, d in self.defs:
+        for d in self._layers():
             if isinstance(d.get(key), dict):
                 result = merge(result, d[key])
         return result
@@ -103,6 +109,11 @@ def services(ctx) -> list[Service]:
         for name, definition in cf.services.items():
             if isinstance(definition, dict):
                 found.setdefault(str(name), Service(str(name))).defs.append((cf, definition))
+    own = {name: svc.defs for name, svc in found.items()}
+    memo: dict = {}
+    for svc in found.values():
+        for cf, definition in svc.defs:
+            svc.inherited += _extended(ctx, cf, definition, own, "", frozenset({("", svc.name)}), memo)
     active = {p.strip() for p in env_values(ctx).get("COMPOSE_PROFILES", "").split(",") if p.strip()}
     out = []
     for svc in found.values():
@@ -111,6 +122,49 @@ def services(ctx) -> list[Service]:
             continue
         out.append(svc)
     return out
+
+
+def _extended(ctx, cf, definition: dict, lookup: dict[str, list[tuple[Any, dict]]], origin: str,
+              seen: frozenset, memo: dict) -> list[dict]:
+    """The definitions `extends:` brings into a service, the farthest base first, as compose merges them
+    (depends_on is not inherited). `lookup` finds a service of the same file(s) by name; `origin` names
+    them ("" for the compose files, else the path of a file named by extends.file) and `seen` holds the
+    (origin, service) pairs on the way here, so a cycle ends; `memo` keeps each base's layers, so shared
+    bases are resolved once. A base that cannot be found is left out: compose.outside-repo, or compose on
+    the server, reports that."""
+    ext = definition.get("extends")
+    if isinstance(ext, str):
+        name, file = ext, None
+    elif isinstance(ext, dict):
+        name, file = ext.get("service"), ext.get("file")
+    else:
+        return []
+    name, file = resolve(ctx, name), resolve(ctx, file)
+    if not isinstance(name, str):
+        return []
+    if isinstance(file, str):
+        from berth.compose_file import load_compose_file
+        from berth.errors import UsageError
+
+        path = cf.path.parent / file
+        try:
+            other = load_compose_file(path) if path.is_file() else None
+        except UsageError:
+            other = None
+        if other is None:
+            return []
+        lookup = {str(n): [(other, d)] for n, d in other.services.items() if isinstance(d, dict)}
+        origin = str(path.resolve())
+    key = (origin, name)
+    if key in seen or name not in lookup:
+        return []
+    if key not in memo:
+        out: list[dict] = []
+        for base_cf, base in lookup[name]:
+            out += _extended(ctx, base_cf, base, lookup, origin, seen | {key}, memo)
+            out.append({k: v for k, v in base.items() if k not in ("extends", "depends_on")})
+        memo[key] = out
+    return memo[key]
 
 
 def env_values(ctx) -> dict[str, str]:

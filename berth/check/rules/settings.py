@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from berth.check.findings import Severity, finding, rule
+from berth.config import bool_setting, setting_spec
 
 
 def _at(ctx, name):
@@ -61,3 +62,13 @@ def hosts_valid(ctx):
             file, line = _at(ctx, "hosts")
             yield finding(f"host {host.address!r} is not an address or ssh alias (ssh would read it as an option)",
                           file, line)
+
+
+@rule("settings.boolean", Severity.ERROR, "a yes/no setting in .env is not a boolean word",
+      "write true or false (yes/no, on/off and 1/0 work too)")
+def booleans_valid(ctx):
+    # berth.toml's booleans are type-checked when it is read; .env values are words
+    for name, s in ctx.target.settings.items():
+        env_key, kind = setting_spec(name) or (None, "")
+        if kind == "bool" and isinstance(s.value, str) and s.value.strip() and bool_setting(s.value) is None:
+            yield finding(f"{env_key or name}={s.value!r} is not true or false; berth takes it as false", s.file, s.line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 
 from berth.check.findings import Severity, finding, rule
@@ -27,3 +28,46 @@ def key_mode(ctx):
         s = ctx.target.settings["key"]
         yield finding(f"SSH key {path} has mode {mode:04o}; it must be 0400 or 0600", s.file, s.line,
                       fix=f"chmod 600 {path}")
+
+
+# ssh_config keywords that make ssh run something on this machine (`Match exec` is checked apart)
+_RUNS_LOCALLY = {
+    "proxycommand": "runs a command on your machine to reach the server",
+    "knownhostscommand": "runs a command on your machine to list host keys",
+    "localcommand": "runs a command on your machine after connecting (with PermitLocalCommand yes)",
+    "pkcs11provider": "loads a library into ssh on your machine",
+    "securitykeyprovider": "loads a library into ssh on your machine",
+}
+_KEYWORD = re.compile(r"\s*([A-Za-z0-9]+)(?:\s*=\s*|\s+)(.*)")
+MAX_SSH_CONFIG_BYTES = 1024 * 1024
+
+
+@rule("ssh.config-runs-commands", Severity.WARNING,
+      "the committed ssh_config runs commands on your machine (Match exec, ProxyCommand, KnownHostsCommand, "
+      "LocalCommand) each time berth connects, for read-only commands (status, logs, doctor) too",
+      "review it as the code it is, or keep such lines in your own ~/.ssh/config; a reviewed line can be "
+      "silenced with a `# berth: ignore[ssh.config-runs-commands]` line above it")
+def config_runs_commands(ctx):
+    path = ctx.target.local_path("ssh_config")
+    rel = ctx.repo_path(path) if path is not None else None
+    if rel is None or rel not in ctx.tracked:
+        return  # your own file (outside the repo, or not committed) is yours to trust
+    try:
+        with open(ctx.root / rel, "rb") as f:
+            text = f.read(MAX_SSH_CONFIG_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _KEYWORD.match(line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        keyword, value = m.group(1).lower(), m.group(2).strip()
+        if keyword == "match":
+            for word in re.finditer(r"\S+", value):
+                if word.group().lower().lstrip("!") == "exec":
+                    yield finding(f"Match exec in {rel} runs a command on your machine while ssh reads its "
+                                  "configuration, each time berth connects", ctx.root / rel, n,
+                                  m.start(2) + word.start() + 1)
+        elif keyword in _RUNS_LOCALLY and value.lower() not in ("none", "internal", ""):
+            yield finding(f"{m.group(1)} in {rel} {_RUNS_LOCALLY[keyword]}, each time berth connects",
+                          ctx.root / rel, n, m.start(1) + 1)
