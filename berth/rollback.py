@@ -17,22 +17,45 @@ from berth.steps import StepLog
 
 
 def pick(history: list[dict], current: dict | None, wanted: str | None) -> dict:
-    """The release to return to: `wanted` (an id or commit prefix), else the last good one before current."""
+    """The release to return to: `wanted` (an id or commit prefix), else the last good one before current.
+
+    A prefix that matches more than one release is refused with the candidates, and so is the
+    running release unless it is named by its full id (rolling "back" to it only redeploys it).
+    """
     good = [r for r in history if r.get("result") == "ok" and r.get("commit") and r.get("id")]
+    current_id = (current or {}).get("id")
     if wanted:
-        matches = [r for r in good if r["id"] == wanted or r["id"].startswith(wanted) or r["commit"].startswith(wanted)]
+        exact = [r for r in good if r["id"] == wanted]
+        if exact:
+            return exact[-1]
+        matches = [r for r in good if r["id"].startswith(wanted) or r["commit"].startswith(wanted)]
         if not matches:
             known = ", ".join(r["id"] for r in good[-5:]) or "none"
             raise BerthError(f"no successful release matches '{wanted}'",
                              fix=f"pick one that `berth releases` lists (recent: {known})", exit_code=2)
-        return matches[-1]
-    current_id = (current or {}).get("id")
+        if len(matches) > 1:
+            shown = "; ".join(_candidate(r, current_id) for r in matches[-10:])
+            raise BerthError(f"'{wanted}' matches {len(matches)} releases, and berth does not guess which one: "
+                             f"{shown}{' (and older ones)' if len(matches) > 10 else ''}",
+                             fix="name one by its full id, as `berth releases` lists it", exit_code=2)
+        if matches[0]["id"] == current_id:
+            raise BerthError(f"'{wanted}' is the running release {current_id}; rolling back to it would only "
+                             "redeploy it",
+                             fix=f"to redeploy it on purpose, name it in full: berth rollback {current_id}",
+                             exit_code=2)
+        return matches[0]
     current_commit = (current or {}).get("commit")
     older = [r for r in good if r["id"] != current_id and r["commit"] != current_commit]
     if not older:
         raise BerthError("there is no earlier successful release to roll back to",
                          fix="`berth releases` lists what this host has run")
     return older[-1]
+
+
+def _candidate(release: dict, current_id: str | None) -> str:
+    when = release.get("finished_at") or release.get("started_at") or "?"
+    mark = ", running" if release["id"] == current_id else ""
+    return f"{release['id']} (commit {release['commit'][:7]}, {when}{mark})"
 
 
 def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, services: list[str],

@@ -98,6 +98,40 @@ def test_pick_by_id_or_commit_prefix():
         pick(H, H[3], "r3")  # failed releases are not a target
 
 
+REVIEW_HISTORY = [
+    {"id": "20261120T100000Z-a1b2c3d", "commit": "a1b2c3d" + "0" * 33, "result": "ok", "finished_at": "2026-11-20T10:01:00Z"},
+    {"id": "20261125T100000Z-a9f8e7d", "commit": "a9f8e7d" + "0" * 33, "result": "ok", "finished_at": "2026-11-25T10:01:00Z"},
+    {"id": "20261130T100000Z-ffee001", "commit": "ffee001" + "0" * 33, "result": "ok", "finished_at": "2026-11-30T10:01:00Z"},
+]
+
+
+def test_pick_refuses_an_ambiguous_prefix_and_lists_the_candidates():
+    """The review's `berth rollback a`: two releases match; berth used to take the newest silently."""
+    with pytest.raises(BerthError) as refused:
+        pick(REVIEW_HISTORY, REVIEW_HISTORY[-1], "a")
+    assert refused.value.exit_code == 2 and "'a' matches 2 releases" in refused.value.what
+    for r in REVIEW_HISTORY[:2]:
+        assert f"{r['id']} (commit {r['commit'][:7]}, {r['finished_at']})" in refused.value.what
+    assert REVIEW_HISTORY[2]["id"] not in refused.value.what
+
+
+def test_pick_refuses_a_prefix_that_also_matches_the_running_release():
+    """The review's `berth rollback 2`: every id starts with 2, the newest is the running release."""
+    with pytest.raises(BerthError) as refused:
+        pick(REVIEW_HISTORY, REVIEW_HISTORY[-1], "2")
+    assert refused.value.exit_code == 2 and "matches 3 releases" in refused.value.what
+    assert "20261130T100000Z-ffee001 (commit ffee001, 2026-11-30T10:01:00Z, running)" in refused.value.what
+
+
+def test_pick_refuses_the_running_release_unless_named_in_full():
+    running = REVIEW_HISTORY[-1]
+    with pytest.raises(BerthError, match="is the running release") as refused:
+        pick(REVIEW_HISTORY, running, "ffee")
+    assert refused.value.exit_code == 2 and f"berth rollback {running['id']}" in refused.value.fix
+    assert pick(REVIEW_HISTORY, running, running["id"]) is running
+    assert pick(REVIEW_HISTORY, running, "a9f")["id"] == REVIEW_HISTORY[1]["id"]
+
+
 def test_pick_without_an_earlier_release_says_so():
     with pytest.raises(BerthError, match="no earlier successful release"):
         pick(H[:1], H[0], None)
