@@ -1,0 +1,157 @@
+"""The release stage against a stand-in server: kept images, records, hooks and verify.
+
+The generated scripts run for real with `sh` (the "server" is a temp dir); `docker` is a stand-in
+on PATH that keeps its images and tags in a JSON file and implements the few commands berth uses
+with docker's own rules (the `reference` filter is Go's path.Match: `*` does not match `/`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from berth import hooks as hooks_stage
+from berth import release as release_stage
+from berth import verify as verify_stage
+from berth.commands import doctor as doctor_commands
+from berth.commands import release as release_commands
+from berth.engines import compose as compose_engine
+from berth.engines.compose import Compose
+from berth.errors import BerthError
+from berth.transport import Result
+
+FAKE_DOCKER = r'''
+import json, re, sys
+from pathlib import Path
+
+state_path = Path(__file__).with_name("state.json")
+state = json.loads(state_path.read_text())  # {"tags": {ref: image id}, "images": [image ids]}
+log = Path(__file__).with_name("log")
+COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REFERENCE = re.compile(rf"{COMPONENT}(?:/{COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?")
+
+
+def path_match(pattern, name):  # Go's path.Match: * and ? never match "/"
+    rx = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, name) is not None
+
+
+def resolve(what):
+    if what in state["images"]:
+        return what
+    return state["tags"].get(what if ":" in what.rsplit("/", 1)[-1] else what + ":latest")
+
+
+args = sys.argv[1:]
+with log.open("a") as fh:
+    fh.write(" ".join(args) + "\n")
+if args[0] == "images":
+    pattern = args[args.index("--filter") + 1].split("=", 1)[1]
+    for ref in sorted(state["tags"]):
+        if path_match(pattern, ref.rsplit(":", 1)[0]) or path_match(pattern, ref):
+            print(ref)
+elif args[0] == "rmi":
+    if state["tags"].pop(args[1], None) is None:
+        sys.exit(1)
+elif args[0] == "tag":
+    image, ref = resolve(args[1]), args[2]
+    if image is None or not REFERENCE.fullmatch(ref):
+        print(f"Error parsing reference: {ref!r} is not a valid repository/tag: invalid reference format",
+              file=sys.stderr)
+        sys.exit(1)
+    state["tags"][ref if ":" in ref.rsplit("/", 1)[-1] else ref + ":latest"] = image
+elif args[:2] == ["image", "inspect"]:
+    image = resolve(args[-1])
+    if image is None:
+        sys.exit(1)
+    if "--format" in args:
+        print(image)
+else:
+    sys.exit(f"fake docker: {args} is not implemented")
+state_path.write_text(json.dumps(state))
+'''
+
+
+class FakeServer:
+    """A temp dir as the server: sh runs the scripts, with the stand-in docker first on PATH."""
+
+    def __init__(self, root: Path, tags: dict[str, str] | None = None, images: list[str] | None = None):
+        self.root = root
+        self.bin = root / "bin"
+        self.bin.mkdir(parents=True)
+        docker = self.bin / "docker"
+        docker.write_text(f"#!{sys.executable}\n{FAKE_DOCKER}")
+        docker.chmod(0o755)
+        tags = dict(tags or {})
+        self.state_file.write_text(json.dumps({"tags": tags, "images": sorted(set(images or []) | set(tags.values()))}))
+        self.env = {**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}"}
+        self.scripts: list[str] = []
+
+    @property
+    def state_file(self) -> Path:
+        return self.bin / "state.json"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return json.loads(self.state_file.read_text())["tags"]
+
+    @property
+    def log(self) -> list[str]:
+        path = self.bin / "log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = False):
+        self.scripts.append(script)
+        proc = subprocess.run(["sh", "-c", script], input=stdin or b"", capture_output=True, env=self.env,
+                              timeout=timeout or 60)
+        return Result(script, proc.returncode, proc.stdout, proc.stderr, 0.0)
+
+    def sh(self, script: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["sh", "-c", script], capture_output=True, env=self.env, timeout=60)
+
+
+def session_on(server: FakeServer, project: str = "app", app_dir: str | None = None):
+    return SimpleNamespace(conn=server, state_dir=str(server.root / "state"), app_dir=app_dir or str(server.root / "app"),
+                           host=SimpleNamespace(label="web1"),
+                           compose=Compose("v2", project, ("docker-compose.yml",), ".env.docker"))
+
+
+IMG = {c: "sha256:" + c * 64 for c in "abcdef"}
+
+
+# --------------------------------------------------------------------------- 14: hooks of several commands
+
+
+MIGRATE_HOOK = "echo running migrations; false  # ./manage.py migrate fails here\necho 'collectstatic ok'"
+
+
+def test_a_remote_hook_stops_at_its_first_failing_command(tmp_path):
+    """The review's repro: the failed migration fails the hook, and collectstatic does not run."""
+    script = hooks_stage.remote_hook(str(tmp_path), MIGRATE_HOOK, {"BERTH_RELEASE": "r1", "ODD": "it's $x"})
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stdout == "running migrations\n"
+
+
+def test_hooks_keep_their_environment_quoting(tmp_path):
+    script = hooks_stage.remote_hook(str(tmp_path), 'printf "%s|" "$BERTH_RELEASE" "$ODD"; pwd',
+                                     {"BERTH_RELEASE": "r1", "ODD": "it's $x `y`"})
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout == f"r1|it's $x `y`|{tmp_path}\n"
+
+
+@pytest.mark.parametrize("where", ["server", "local"])
+def test_run_hooks_fails_the_deploy_on_a_hook_whose_first_command_fails(tmp_path, where):
+    server = FakeServer(tmp_path)
+    (server.root / "app").mkdir()
+    hook = MIGRATE_HOOK if where == "server" else f"local: {MIGRATE_HOOK}"
+    release = {"id": "r1", "commit": "abc1234", "environment": "staging", "host": "203.0.113.5"}
+    with pytest.raises(BerthError, match="(?s)pre-deploy hook .* failed with exit code 1") as failure:
+        hooks_stage.run_hooks("pre", (hook,), session_on(server), release, tmp_path)
+    assert "running migrations" in failure.value.details and "collectstatic ok" not in failure.value.details
