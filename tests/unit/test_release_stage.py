@@ -155,3 +155,65 @@ def test_run_hooks_fails_the_deploy_on_a_hook_whose_first_command_fails(tmp_path
     with pytest.raises(BerthError, match="(?s)pre-deploy hook .* failed with exit code 1") as failure:
         hooks_stage.run_hooks("pre", (hook,), session_on(server), release, tmp_path)
     assert "running migrations" in failure.value.details and "collectstatic ok" not in failure.value.details
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+def test_every_command_over_ssh_has_a_finite_timeout(monkeypatch, tmp_path):
+    from berth.config import Host
+    from berth.transport import ssh
+
+    seen = []
+
+    def fake_run(argv, **kw):
+        seen.append(kw.get("timeout"))
+        return subprocess.CompletedProcess(argv, 0, b"", b"")
+
+    monkeypatch.setattr(ssh.subprocess, "run", fake_run)
+    conn = ssh.SSHConnection(Host(address="203.0.113.5"), ssh.SSHOptions())
+    conn.control_path = tmp_path / "cm"
+    conn.run("true")
+    conn.run("true", timeout=None)
+    conn.run("true", timeout=5)
+    conn.control_path.write_text("")
+    assert conn.is_alive()
+    assert seen == [ssh.DEFAULT_TIMEOUT, ssh.DEFAULT_TIMEOUT, 5, ssh.ALIVE_TIMEOUT]
+
+
+def test_a_master_connection_that_hangs_is_not_alive(monkeypatch, tmp_path):
+    from berth.config import Host
+    from berth.transport import ssh
+
+    def hang(argv, **kw):
+        raise subprocess.TimeoutExpired(argv, kw.get("timeout"))
+
+    monkeypatch.setattr(ssh.subprocess, "run", hang)
+    conn = ssh.SSHConnection(Host(address="203.0.113.5"), ssh.SSHOptions())
+    conn.control_path = tmp_path / "cm"
+    conn.control_path.write_text("")
+    assert conn.is_alive() is False
+
+
+def test_status_gives_every_command_a_timeout(monkeypatch, project):
+    from berth import status
+    from berth.config import load_target
+    from berth.output import StepPrinter
+    from berth.secrets import Masker
+
+    calls = []
+
+    class RecordingConn:
+        def run(self, script, *, stdin=None, timeout=None, check=False):
+            calls.append(timeout)
+            return Result(script, 0, b"", b"", 0.0)
+
+        def close(self):
+            pass
+
+    session = SimpleNamespace(conn=RecordingConn(), state_dir="/h/.berth/app", app_dir="/srv/app",
+                              host=SimpleNamespace(label="web1"), compose=Compose("v2", "app", ("c.yml",), ".env"),
+                              current=None, current_error=None, close=lambda: None)
+    monkeypatch.setattr(status, "_session", lambda *a, **k: session)
+    status.collect_status(load_target(project.root), False, StepPrinter(Masker(), quiet=True))
+    assert calls and None not in calls
