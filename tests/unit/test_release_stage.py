@@ -217,3 +217,18 @@ def test_status_gives_every_command_a_timeout(monkeypatch, project):
     monkeypatch.setattr(status, "_session", lambda *a, **k: session)
     status.collect_status(load_target(project.root), False, StepPrinter(Masker(), quiet=True))
     assert calls and None not in calls
+
+
+# --------------------------------------------------------------------------- 17: doctor's probe reads names only
+
+
+def test_probe_sh_does_not_evaluate_a_variable_name(tmp_path):
+    """The review's repro: the name `A:-}$(touch …)${B` creates nothing."""
+    injected = tmp_path / "PROBE_INJECTED"
+    name = f"A:-}}$(touch {injected})${{B"
+    result = subprocess.run(["sh", "-c", doctor_commands.PROBE_SH, "probe", "postgres", name, ""],
+                            capture_output=True, text=True, env={"PATH": os.environ["PATH"], "A": "x"}, timeout=10)
+    assert not injected.exists()
+    assert result.stdout.strip() == "unset"
+    with pytest.raises(ValueError):
+        doctor_commands.probe_service("cid", "postgres", name)
