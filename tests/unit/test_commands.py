@@ -179,8 +179,9 @@ GENERATORS = {
     "berth.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
     "berth.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
     "berth.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
-    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok")],
-    "berth.commands.lock.force_release": lambda: [lock_commands.force_release("/h/.berth/shop")],
+    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok"),
+                                            lock_commands.release("/h/.berth/shop", None)],
+    "berth.commands.lock.valid_token": lambda: [],  # a predicate
     "berth.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
 }
 
