@@ -133,13 +133,14 @@ class Plan:
     remote_url: str
     env_path: object
     env_checksum: str
-    services: list[str]
+    services: list[str]  # the services compose starts (profiles enabled by COMPOSE_PROFILES)
     timeout: float
     who: str
 
 
 def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
     """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure)."""
+    from berth import compose_config
     from berth import env as env_stage
 
     log = StepLog(printer)
@@ -157,8 +158,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     plan = Plan(
         target=target, opts=opts, commit=ctx.head, subject=subject, branch=ctx.branch, remote_url=ctx.remote_url,
         env_path=env_path, env_checksum=env_stage.checksum(env_path.read_bytes()),
-        services=[name for cf in ctx.compose_files for name, s in cf.services.items()
-                  if not (isinstance(s, dict) and s.get("profiles"))],
+        services=compose_config.active_services(ctx.compose_files, compose_config.project_environment(target)),
         timeout=opts.verify_timeout or target.verify_timeout,
         who=gitlocal.user_identity(target.root),
     )

@@ -157,10 +157,10 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
 
 
 def _services(target) -> list[str]:
+    """The services verify expects: those compose starts, with COMPOSE_PROFILES from the local env file."""
+    from berth import compose_config
     from berth.compose_file import load_compose_file
 
-    names = []
-    for name in target.compose_files:
-        cf = load_compose_file(target.root / name)
-        names += [n for n, s in cf.services.items() if not (isinstance(s, dict) and s.get("profiles"))]
-    return names
+    files = [load_compose_file(target.root / name) for name in target.compose_files]
+    env = compose_config.project_environment(target) if (target.root / target.env_file).exists() else {}
+    return compose_config.active_services(files, env)

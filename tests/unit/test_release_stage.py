@@ -232,3 +232,89 @@ def test_probe_sh_does_not_evaluate_a_variable_name(tmp_path):
     assert result.stdout.strip() == "unset"
     with pytest.raises(ValueError):
         doctor_commands.probe_service("cid", "postgres", name)
+
+
+# --------------------------------------------------------------------------- 15: verify with nothing running
+
+
+class InspectConn:
+    """Answers the container listing with fixed `docker inspect` lines."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def run(self, script: str, *, stdin=None, timeout=None, check=False):
+        out = "\n".join(self.lines) + "\n" if "docker inspect" in script else ""
+        return Result(script, 0, out.encode(), b"", 0.0)
+
+
+def _inspect_line(service: str, status="running", health="") -> str:
+    return "\t".join([service, f"/app-{service}-1", "c" * 12, status, health, "0", "0", "2026-12-01T00:00:00Z",
+                      "unless-stopped", f"app-{service}", IMG["a"]])
+
+
+def test_verify_fails_when_no_service_is_expected():
+    """The review's repro: every service behind `profiles:`, the server has no container: not a success."""
+    session = SimpleNamespace(conn=InspectConn([]), compose=Compose("v2", "app", ("c.yml",), ".env.docker"),
+                              app_dir="/srv/app", host=SimpleNamespace(label="web1"))
+    result = verify_stage.verify(session, [], (), timeout=0)
+    assert not result.ok and result.problems == [verify_stage.NO_SERVICE]
+    assert "profiles" in result.problems[0] and "COMPOSE_PROFILES" in result.problems[0]
+
+
+def test_verify_fails_when_no_container_exists_and_says_so():
+    session = SimpleNamespace(conn=InspectConn([]), compose=Compose("v2", "app", ("c.yml",), ".env.docker"),
+                              app_dir="/srv/app", host=SimpleNamespace(label="web1"))
+    result = verify_stage.verify(session, ["web"], (), timeout=0)
+    assert not result.ok
+    assert result.problems == ["no container of project app exists on the host", "service web has no container"]
+
+
+def test_verify_still_passes_when_every_expected_service_runs():
+    session = SimpleNamespace(conn=InspectConn([_inspect_line("web")]),
+                              compose=Compose("v2", "app", ("c.yml",), ".env.docker"), app_dir="/srv/app",
+                              host=SimpleNamespace(label="web1"))
+    assert verify_stage.verify(session, ["web"], (), timeout=0).ok
+
+
+PROFILED = """\
+services:
+  web:
+    image: nginx
+    profiles: ["web"]
+  worker:
+    build: .
+    profiles: ["jobs"]
+  db:
+    image: postgres:16
+"""
+
+
+@pytest.mark.parametrize("profiles, expected", [
+    (None, ["db"]),
+    ("web", ["web", "db"]),
+    ("web, jobs", ["web", "worker", "db"]),
+    ("*", ["web", "worker", "db"]),
+])
+def test_deploy_and_rollback_expect_the_services_compose_profiles_enables(project, profiles, expected):
+    from berth.compose_config import active_services
+    from berth.compose_file import load_compose_file
+    from berth.config import load_target
+    from berth.rollback import _services
+
+    project.write("docker-compose.yml", PROFILED)
+    project.write(".env.docker", f"COMPOSE_PROFILES={profiles}\n" if profiles else "TAG=1\n")
+    target = load_target(project.root)
+    assert _services(target) == expected
+    assert active_services([load_compose_file(project.root / "docker-compose.yml")],
+                           {"COMPOSE_PROFILES": profiles or ""}) == expected
+
+
+def test_a_later_compose_file_can_set_a_services_profiles(tmp_path):
+    from berth.compose_config import active_services
+    from berth.compose_file import load_compose_file
+
+    (tmp_path / "a.yml").write_text(PROFILED)
+    (tmp_path / "b.yml").write_text("services:\n  web:\n    profiles: []\n  extra:\n    image: busybox\n")
+    files = [load_compose_file(tmp_path / "a.yml"), load_compose_file(tmp_path / "b.yml")]
+    assert active_services(files, {}) == ["web", "db", "extra"]
