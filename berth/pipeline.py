@@ -316,11 +316,13 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
                 with log.step("record", label) as info:
                     ok = release["result"] == "ok"
                     release_stage.record(session, release, env_file=target.env_file if ok else None)
-                    if ok:
-                        release_stage.keep_and_prune(session, release, history, target.keep_releases)
+                    warnings = release_stage.keep_and_prune(session, release, history, target.keep_releases) if ok else []
                     release_stage.audit(session, "deploy", who=plan.who, release=release["id"], commit=plan.commit,
                                         result=release["result"], failure=release.get("failure"))
-                    info["detail"] = f"release {release['id']} ({release['result']})"
+                    info["detail"] = f"release {release['id']} ({release['result']})" + "".join(f"; {w}" for w in warnings)
+                    if warnings:  # recorded all the same; the step says what was not kept
+                        info["status"] = "warn"
+                        host_out["warnings"] = warnings
                     host_out["release"] = release
             except BerthError:
                 if release["result"] == "ok":

@@ -45,24 +45,39 @@ def kept_releases(history: list[dict], keep: int) -> list[dict]:
     return [r for r in history if r.get("result") == "ok" and r.get("id")][-keep:]
 
 
-def keep_and_prune(session: HostSession, release: dict, history: list[dict], keep: int) -> None:
-    """Tag this release's images so a rollback rebuilds nothing; untag and forget releases past `keep`."""
+KEEP_PARTS = ("keep", "prune", "env")
+
+
+def keep_and_prune(session: HostSession, release: dict, history: list[dict], keep: int) -> list[str]:
+    """Tag this release's images so a rollback rebuilds nothing; untag and forget releases past `keep`.
+
+    Returns warnings for the user: the release is recorded either way, but an image that could not
+    be kept means a rollback to it will rebuild.
+    """
     from berth.engines import compose as compose_engine
 
     kept = kept_releases([*history, release], keep)
     ids = [r["id"] for r in kept]
-    previous = kept[-2] if len(kept) > 1 else {}
-    if previous.get("images") == release.get("images") and previous.get("commit") == release.get("commit"):
-        # a redeploy of the running release: its images are tagged already; only this env copy is new
-        session.conn.run(release_commands.prune_env_copies(session.state_dir, ids), timeout=60)
-        return
+    # every release tags its own images, a redeploy of the same images too: each kept release
+    # must hold its images itself, or they lose their last tag when the first one is pruned
     parts = [
         compose_engine.keep_images(release.get("images") or {}, session.compose.project, release["id"]),
         compose_engine.prune_kept_images(session.compose.project, ids),
         release_commands.prune_env_copies(session.state_dir, ids),
     ]
     # one round trip; each part in its own subshell so one's `exit` cannot skip the others
-    session.conn.run("\n".join(f"(\n{p}\n)" for p in parts), timeout=300)
+    script = "\n".join(f"(\n{p}\n)\necho \"@@{name}=$?\"" for name, p in zip(KEEP_PARTS, parts))
+    result = session.conn.run(script, timeout=300)
+    codes = dict(line[2:].split("=", 1) for line in result.out.splitlines() if line.startswith("@@") and "=" in line)
+    why = result.err.strip().splitlines()[-1][-200:] if result.err.strip() else f"exit {result.exit_code}"
+    warnings = []
+    if codes.get("keep") != "0":
+        warnings.append(f"images not kept: a rollback to release {release['id']} will rebuild ({why})")
+    if codes.get("prune") != "0":
+        warnings.append(f"the kept images of older releases were not untagged ({why})")
+    if codes.get("env") != "0":
+        warnings.append(f"the env copies of older releases were not deleted ({why})")
+    return warnings
 
 
 def audit(session: HostSession, event: str, **details) -> None:

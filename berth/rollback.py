@@ -144,9 +144,12 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
                 record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous")
                 with log.step("record", host.label) as info:
                     release_stage.record(session, record, env_file=target.env_file)
-                    release_stage.keep_and_prune(session, record, history, target.keep_releases)
+                    warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases)
                     release_stage.audit(session, "rollback", who=who, to=to["id"], release=record["id"], reason="manual")
-                    info["detail"] = f"release {record['id']} (rollback to {to['id']})"
+                    info["detail"] = f"release {record['id']} (rollback to {to['id']})" + "".join(f"; {w}" for w in warnings)
+                    if warnings:  # recorded all the same; the step says what was not kept
+                        info["status"] = "warn"
+                        host_out["warnings"] = warnings
                 host_out.update(ok=True, release=record)
             finally:
                 held.release()

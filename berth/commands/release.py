@@ -3,7 +3,7 @@ an append-only history, and `current.json` — the release that is running."""
 
 from __future__ import annotations
 
-from berth.commands.shell import quote, script
+from berth.commands.shell import case_patterns, quote, script
 
 
 def state_dir_rel(project: str) -> str:
@@ -53,11 +53,11 @@ def restore_env(state_dir: str, release_id: str, env_path: str) -> str:
 
 def prune_env_copies(state_dir: str, keep_ids: list[str]) -> str:
     """Delete env copies of releases that are no longer kept (records themselves stay)."""
-    keep = " ".join(quote(f"{i}.env") for i in keep_ids) or "''"
+    keep = case_patterns(f"{i}.env" for i in keep_ids)
     return script([
         f"cd {quote(state_dir + '/releases')} 2>/dev/null || exit 0",
         'for f in *.env; do [ -e "$f" ] || continue',
-        f'  case " {keep} " in *" $f "*) ;; *) rm -f -- "$f" ;; esac',
+        f'  case "$f" in {keep}) ;; *) rm -f -- "$f" ;; esac',
         "done",
     ])
 

@@ -158,6 +158,7 @@ GENERATORS = {
     "berth.commands.shell.quote": lambda: [shell.quote(WEIRD)],
     "berth.commands.shell.join": lambda: [shell.join(["a", WEIRD])],
     "berth.commands.shell.chain": lambda: [shell.chain("a", "", "b")],
+    "berth.commands.shell.case_patterns": lambda: [shell.case_patterns(["a", WEIRD])],
     "berth.commands.shell.script": lambda: [shell.script(["a", "b"])],
     "berth.engines.compose.in_dir": lambda: [in_dir("/srv/app", ["docker", "compose", "up"])],
     "berth.engines.compose.parse_inspect": lambda: [],
@@ -169,6 +170,7 @@ GENERATORS = {
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
     "berth.engines.compose.ContainerState": lambda: [],
     "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
+    "berth.engines.compose.ref_component": lambda: [],  # a name, not a command
     "berth.engines.compose.keep_images": lambda: [
         compose_engine.keep_images({"web": {"name": "shop-web", "id": "sha256:1"}}, "shop", "R1")],
     "berth.engines.compose.restore_images": lambda: [

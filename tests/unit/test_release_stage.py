@@ -318,3 +318,100 @@ def test_a_later_compose_file_can_set_a_services_profiles(tmp_path):
     (tmp_path / "b.yml").write_text("services:\n  web:\n    profiles: []\n  extra:\n    image: busybox\n")
     files = [load_compose_file(tmp_path / "a.yml"), load_compose_file(tmp_path / "b.yml")]
     assert active_services(files, {}) == ["web", "db", "extra"]
+
+
+# --------------------------------------------------------------------------- 2: kept images per project
+
+
+def test_pruning_kept_images_of_app_leaves_those_of_app_admin_alone(tmp_path):
+    """The review's repro: project `app` prunes, project `app-admin` (service web) keeps its rollback images."""
+    server = FakeServer(tmp_path, tags={
+        compose_engine.keep_ref("app", "web", "20261120T100000Z-aaaaaaa"): IMG["a"],
+        compose_engine.keep_ref("app", "web", "20261101T100000Z-0000000"): IMG["d"],
+        compose_engine.keep_ref("app-admin", "web", "20261118T090000Z-bbbbbbb"): IMG["b"],
+        compose_engine.keep_ref("app-admin", "web", "20261119T090000Z-ccccccc"): IMG["c"],
+        # the tags of the review, as berth used to name them
+        "berth-releases/app-admin-web:20261118t090000z-bbbbbbb": IMG["b"],
+        "berth-releases/app-admin-web:20261119t090000z-ccccccc": IMG["c"],
+    })
+    result = server.sh(compose_engine.prune_kept_images("app", ["20261120T100000Z-aaaaaaa"]))
+    assert result.returncode == 0, result.stderr
+    rmi = [line for line in server.log if line.startswith("rmi")]
+    assert rmi == ["rmi berth-releases/app/web:20261101t100000z-0000000"]
+    assert sum("admin" in ref for ref in server.tags) == 4  # nothing of app-admin, old or new form, was removed
+
+
+def test_keep_refs_of_different_projects_never_collide():
+    rid = "20261201T000000Z-abc1234"
+    assert compose_engine.keep_ref("app", "admin-web", rid) != compose_engine.keep_ref("app-admin", "web", rid)
+    assert compose_engine.keep_ref("app", "web", rid) == "berth-releases/app/web:20261201t000000z-abc1234"
+
+
+def test_uppercase_service_names_give_valid_distinct_keep_refs(tmp_path):
+    rid = "20261201T000000Z-abc1234"
+    upper, lower = compose_engine.keep_ref("app", "Web", rid), compose_engine.keep_ref("app", "web", rid)
+    assert upper != lower and upper == upper.lower()
+    server = FakeServer(tmp_path, images=[IMG["a"], IMG["b"]])
+    images = {"Web": {"name": "app-Web", "id": IMG["a"]}, "web": {"name": "app-web", "id": IMG["b"]}}
+    result = server.sh(compose_engine.keep_images(images, "app", rid))
+    assert result.returncode == 0, result.stderr
+    assert server.tags == {upper: IMG["a"], lower: IMG["b"]}
+
+
+def test_keep_and_prune_says_when_images_could_not_be_kept(tmp_path):
+    """A failed `docker tag` is a warning the user sees (the release is recorded; a rollback will rebuild)."""
+    server = FakeServer(tmp_path)  # the image of the release is not on the host: docker tag fails
+    release = {"id": "20261201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok",
+               "images": {"web": {"name": "app-web", "id": IMG["a"]}}}
+    warnings = release_stage.keep_and_prune(session_on(server), release, [], keep=5)
+    assert len(warnings) == 1 and "images not kept: a rollback to release 20261201T000000Z-abc1234 will rebuild" \
+        in warnings[0] and "invalid reference format" in warnings[0]
+
+
+def test_keep_and_prune_keeps_and_prunes_quietly_when_all_goes_well(tmp_path):
+    old = {"id": "20261101T000000Z-0000000", "commit": "0" * 40, "result": "ok"}
+    server = FakeServer(tmp_path, tags={compose_engine.keep_ref("app", "web", old["id"]): IMG["d"]}, images=[IMG["a"]])
+    (server.root / "state" / "releases").mkdir(parents=True)
+    (server.root / "state" / "releases" / f"{old['id']}.env").write_text("A=1\n")
+    release = {"id": "20261201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok",
+               "images": {"web": {"name": "app-web", "id": IMG["a"]}}}
+    assert release_stage.keep_and_prune(session_on(server), release, [old], keep=1) == []
+    assert server.tags == {compose_engine.keep_ref("app", "web", release["id"]): IMG["a"]}
+    assert list((server.root / "state" / "releases").iterdir()) == []
+
+
+def test_a_redeploy_of_the_same_images_keeps_them_under_its_own_id_too(tmp_path):
+    """Otherwise pruning the first release takes the images' last tag while the redeploy still counts as kept."""
+    server = FakeServer(tmp_path, images=[IMG["a"]])
+    images = {"web": {"name": "app-web", "id": IMG["a"]}}
+    first = {"id": "20261201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok", "images": images}
+    again = {**first, "id": "20261202T000000Z-abc1234"}
+    assert release_stage.keep_and_prune(session_on(server), first, [], keep=5) == []
+    assert release_stage.keep_and_prune(session_on(server), again, [first], keep=5) == []
+    assert set(server.tags) == {compose_engine.keep_ref("app", "web", r["id"]) for r in (first, again)}
+
+
+# --------------------------------------------------------------------------- 17: prune scripts quote their lists
+
+
+def test_prune_env_copies_neither_runs_nor_loses_what_an_id_holds(tmp_path):
+    """The review's repro: an id with `$(…)` runs nothing, and the copy of 'keep me' stays."""
+    state = tmp_path / "state"
+    (state / "releases").mkdir(parents=True)
+    for name in ("keep me.env", "old.env", "x$(touch INJECTED_prune).env"):
+        (state / "releases" / name).write_text("A=1\n")
+    injected = tmp_path / "INJECTED_prune"
+    keep = [f"x$(touch {injected})", "keep me", "x$(touch INJECTED_prune)"]
+    result = subprocess.run(["sh", "-c", release_commands.prune_env_copies(str(state), keep)], capture_output=True,
+                            cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert not injected.exists() and not (state / "releases" / "INJECTED_prune").exists()
+    assert sorted(p.name for p in (state / "releases").iterdir()) == ["keep me.env", "x$(touch INJECTED_prune).env"]
+
+
+def test_prune_kept_images_runs_nothing_an_id_holds(tmp_path):
+    injected = tmp_path / "INJECTED_images"
+    server = FakeServer(tmp_path, tags={compose_engine.keep_ref("app", "web", "r1"): IMG["a"]})
+    result = server.sh(compose_engine.prune_kept_images("app", [f"x$(touch {injected})", "r1"]))
+    assert result.returncode == 0 and not injected.exists()
+    assert list(server.tags) == [compose_engine.keep_ref("app", "web", "r1")]
