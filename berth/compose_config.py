@@ -145,6 +145,12 @@ def active_services(compose_files: list[ComposeFile], project_env: Mapping[str, 
     return [name for name, p in profiles.items() if profile_enabled(p, active)]
 
 
+def built_services(compose_files: list[ComposeFile]) -> set[str]:
+    """Services with `build:` in any of the files: their images are this project's own."""
+    return {str(name) for cf in compose_files for name, spec in cf.services.items()
+            if isinstance(spec, dict) and spec.get("build")}
+
+
 # --------------------------------------------------------------------------- the model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from berth import gitlocal
 from berth.check import CheckReport, run_checks
@@ -136,6 +136,7 @@ class Plan:
     services: list[str]  # the services compose starts (profiles enabled by COMPOSE_PROFILES)
     timeout: float
     who: str
+    built: set[str] = field(default_factory=set)  # services with `build:`: their image names are the project's
 
 
 def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
@@ -159,6 +160,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
         target=target, opts=opts, commit=ctx.head, subject=subject, branch=ctx.branch, remote_url=ctx.remote_url,
         env_path=env_path, env_checksum=env_stage.checksum(env_path.read_bytes()),
         services=compose_config.active_services(ctx.compose_files, compose_config.project_environment(target)),
+        built=compose_config.built_services(ctx.compose_files),
         timeout=opts.verify_timeout or target.verify_timeout,
         who=gitlocal.user_identity(target.root),
     )
@@ -212,6 +214,7 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     from berth import rollback as rollback_stage
     from berth import sync as sync_stage
     from berth import verify as verify_stage
+    from berth.engines import compose as compose_engine
 
     target, label = plan.target, session.host.label
     current = session.current or {}
@@ -298,7 +301,9 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
         if target.hooks("post"):
             with log.step("post-hook", label) as info:
                 info["detail"] = ", ".join(hooks_stage.run_hooks("post", target.hooks("post"), session, release, target.root))
-        release["images"] = {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers if c.image_id}
+        release["images"] = {c.service: {"name": c.image, "id": c.image_id, "built": c.service in plan.built or bool(
+            compose_engine.builds_image(c.service, {"name": c.image}, session.compose.project))}
+            for c in verified.containers if c.image_id}
         release["containers"] = {c.service: c.id for c in verified.containers}
         release["result"] = "ok"
         host_out["ok"] = True

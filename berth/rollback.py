@@ -72,13 +72,8 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
         if not result.ok:
             raise BerthError(f"could not restore the env file on {label}: {result.err.strip()[-300:]}")
         info["detail"] = f"{env_file} of release {to['id']}"
-    images = to.get("images") or {}
     with log.step("images", label) as info:
-        result = session.conn.run(compose_engine.restore_images(images), timeout=120) if images else None
-        rebuild = result is None or result.exit_code == 4
-        if result is not None and not result.ok and not rebuild:
-            raise BerthError(f"could not restore the images of release {to['id']} on {label}: {result.err.strip()[-300:]}")
-        info["detail"] = "kept images restored, no build" if not rebuild else "images not kept: rebuilding"
+        rebuild, info["detail"] = _restore_images(session, to)
     with log.step("deploy", label) as info:
         compose_up(session, build=rebuild)
         info["detail"] = "up" + (" (built)" if rebuild else "")
@@ -92,8 +87,40 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
     return verified
 
 
-def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str) -> dict:
+def _restore_images(session: HostSession, to: dict) -> tuple[bool, str]:
+    """Put back the images `to` ran; (whether compose must build, what happened, for the step)."""
+    images = to.get("images") or {}
+    if not images:
+        return True, "images not kept: rebuilding"
+    project = session.compose.project
+    result = session.conn.run(compose_engine.restore_images(images, project), timeout=120)
+    if not result.ok:
+        raise BerthError(f"could not restore the images of release {to['id']} on {session.host.label}: "
+                         f"{result.err.strip()[-300:]}")
+    services = list(images)
+    said = [line.split() for line in result.out.splitlines()]
+    gone = [services[int(n)] for word, n in said if word == "gone" and n.isdigit() and int(n) < len(services)]
+    moved = [services[int(n)] for word, n in said if word == "moved" and n.isdigit() and int(n) < len(services)]
+    notes = []
+    unknown = [s for s in moved if compose_engine.builds_image(s, images[s], project) is None]
+    for s in moved:
+        name = images[s]["name"]
+        if s in unknown:
+            notes.append(f"{name} now points at another image than release {to['id']} ran, and its record (from an "
+                         "older berth) does not say whether this project builds it: rebuilding")
+        else:
+            notes.append(f"{name} now points at another image than release {to['id']} ran; the rollback uses the "
+                         "current one")
+    rebuild = bool(gone or unknown)
+    head = "images not kept: rebuilding" if gone else ("rebuilding" if rebuild else "kept images restored, no build")
+    return rebuild, "; ".join([head, *notes])
+
+
+def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str,
+                    project: str) -> dict:
+    """The record of a rollback: `to`'s commit and settings, the images that now run."""
     now = time.time()
+    was = to.get("images") or {}
     return {
         **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
         "id": release_stage.new_release_id(to["commit"], now),
@@ -104,9 +131,17 @@ def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, hos
         "deployed_by": who,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "images": {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers},
+        "images": {c.service: _image_entry(c, was.get(c.service, {}), project) for c in verified.containers},
         "result": "ok",
     }
+
+
+def _image_entry(container, was: dict, project: str) -> dict:
+    entry = {"name": container.image, "id": container.image_id}
+    built = compose_engine.builds_image(container.service, was, project)
+    if built is not None:  # unknown stays unknown: the next rollback treats the name as maybe shared
+        entry["built"] = built
+    return entry
 
 
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> dict:
@@ -141,7 +176,8 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
                 printer.line(f"  rolling back to release {to['id']} ({to['commit'][:7]} \"{to.get('subject', '')}\")")
                 verified = roll_back(session, log, to, remote_url, services, target.health_urls,
                                      opts.verify_timeout or target.verify_timeout, target.env_file)
-                record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous")
+                record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous",
+                                         project=session.compose.project)
                 with log.step("record", host.label) as info:
                     release_stage.record(session, record, env_file=target.env_file)
                     warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases)

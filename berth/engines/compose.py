@@ -154,12 +154,37 @@ def keep_images(images: dict[str, dict], project: str, release_id: str) -> str:
     return "\n".join([*lines, "exit $rc"]) + "\n"
 
 
-def restore_images(images: dict[str, dict]) -> str:
-    """Point each service's image reference back at the image of a past release (exit 4 if one is gone)."""
+def builds_image(service: str, image: dict, project: str) -> bool | None:
+    """Whether this project builds the image of `service` (its name is then the project's own).
+
+    Records made by this berth say so (`built`). For older records only compose's default name
+    for a built image (`<project>-<service>`, v1 `<project>_<service>`) is known to be the
+    project's; any other name may be a shared one (`postgres:16`): None, "cannot tell".
+    """
+    if "built" in image:
+        return bool(image["built"])
+    name = str(image.get("name", "")).split(":")[0]
+    return True if name in (f"{project}-{service}", f"{project}_{service}") else None
+
+
+def restore_images(images: dict[str, dict], project: str) -> str:
+    """Put back the images of a past release; prints one `gone N` / `moved N` line per service N that needs a word.
+
+    Only the names of images this project builds are re-pointed (`docker tag <old id> <name>`):
+    `postgres:16` is the whole daemon's, and re-pointing it would change other projects too. For
+    such a name the script only says whether it still points at the image the release ran
+    (`moved N` otherwise). `gone N`: the old image of a built service is no longer on the host.
+    N is the service's index in `images`.
+    """
     lines = []
-    for service, i in images.items():
-        lines.append(f"docker image inspect {quote(i['id'])} >/dev/null 2>&1 || {{ echo {quote(service)}; exit 4; }}")
-        lines.append(join(["docker", "tag", i["id"], i["name"]]))
+    for n, (service, i) in enumerate(images.items()):
+        image_id, name = quote(i["id"]), quote(i["name"])
+        if builds_image(service, i, project):
+            lines.append(f"if docker image inspect {image_id} >/dev/null 2>&1; then "
+                         f"docker tag {image_id} {name}; else echo 'gone {n}'; fi")
+        else:
+            lines.append(f"[ \"$(docker image inspect --format '{{{{.Id}}}}' {name} 2>/dev/null)\" = {image_id} ] "
+                         f"|| echo 'moved {n}'")
     return "\n".join(["set -e", *lines]) + "\n"
 
 

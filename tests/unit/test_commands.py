@@ -171,10 +171,12 @@ GENERATORS = {
     "berth.engines.compose.ContainerState": lambda: [],
     "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
     "berth.engines.compose.ref_component": lambda: [],  # a name, not a command
+    "berth.engines.compose.builds_image": lambda: [],  # a predicate
     "berth.engines.compose.keep_images": lambda: [
         compose_engine.keep_images({"web": {"name": "shop-web", "id": "sha256:1"}}, "shop", "R1")],
     "berth.engines.compose.restore_images": lambda: [
-        compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"}})],
+        compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"},
+                                       "db": {"name": "postgres:16", "id": "sha256:2", "built": False}}, "shop")],
     "berth.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
     "berth.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
     "berth.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],

@@ -311,13 +311,14 @@ def test_deploy_and_rollback_expect_the_services_compose_profiles_enables(projec
 
 
 def test_a_later_compose_file_can_set_a_services_profiles(tmp_path):
-    from berth.compose_config import active_services
+    from berth.compose_config import active_services, built_services
     from berth.compose_file import load_compose_file
 
     (tmp_path / "a.yml").write_text(PROFILED)
     (tmp_path / "b.yml").write_text("services:\n  web:\n    profiles: []\n  extra:\n    image: busybox\n")
     files = [load_compose_file(tmp_path / "a.yml"), load_compose_file(tmp_path / "b.yml")]
     assert active_services(files, {}) == ["web", "db", "extra"]
+    assert built_services(files) == {"worker"}
 
 
 # --------------------------------------------------------------------------- 2: kept images per project
@@ -415,3 +416,54 @@ def test_prune_kept_images_runs_nothing_an_id_holds(tmp_path):
     result = server.sh(compose_engine.prune_kept_images("app", [f"x$(touch {injected})", "r1"]))
     assert result.returncode == 0 and not injected.exists()
     assert list(server.tags) == [compose_engine.keep_ref("app", "web", "r1")]
+
+
+# --------------------------------------------------------------------------- rollback restores only its own names
+
+
+def test_restore_images_repoints_only_names_the_project_builds(tmp_path):
+    """`postgres:16` belongs to the whole daemon: it is not re-tagged, and the step says it moved."""
+    from berth.rollback import _restore_images
+
+    server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"], "postgres:16": IMG["d"]},
+                        images=[IMG["a"], IMG["c"]])
+    to = {"id": "20261201T000000Z-abc1234", "images": {
+        "web": {"name": "app-web", "id": IMG["a"], "built": True},
+        "db": {"name": "postgres:16", "id": IMG["c"], "built": False},
+    }}
+    rebuild, detail = _restore_images(session_on(server), to)
+    assert server.tags == {"app-web:latest": IMG["a"], "postgres:16": IMG["d"]}
+    assert not rebuild
+    assert detail == ("kept images restored, no build; postgres:16 now points at another image than release "
+                      "20261201T000000Z-abc1234 ran; the rollback uses the current one")
+
+
+def test_restore_images_of_an_older_record_treats_other_names_as_shared(tmp_path):
+    """No `built` in the record: only compose's default name (project-service) is known to be the project's."""
+    from berth.rollback import _restore_images
+
+    server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"], "myorg/api:latest": IMG["d"],
+                                        "redis:7": IMG["e"]}, images=[IMG["a"], IMG["c"]])
+    to = {"id": "r1", "images": {"web": {"name": "app-web", "id": IMG["a"]},
+                                 "api": {"name": "myorg/api", "id": IMG["c"]},
+                                 "cache": {"name": "redis:7", "id": IMG["e"]}}}
+    rebuild, detail = _restore_images(session_on(server), to)
+    assert server.tags == {"app-web:latest": IMG["a"], "myorg/api:latest": IMG["d"], "redis:7": IMG["e"]}
+    assert rebuild and "myorg/api now points at another image" in detail and "redis" not in detail
+
+
+def test_restore_images_rebuilds_when_a_built_image_is_gone(tmp_path):
+    from berth.rollback import _restore_images
+
+    server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"]})
+    rebuild, detail = _restore_images(session_on(server), {"id": "r1", "images": {
+        "web": {"name": "app-web", "id": IMG["a"], "built": True}}})
+    assert rebuild and detail == "images not kept: rebuilding" and server.tags == {"app-web:latest": IMG["b"]}
+
+
+def test_builds_image_from_the_record_or_compose_default_name():
+    assert compose_engine.builds_image("web", {"name": "x/y", "built": True}, "app") is True
+    assert compose_engine.builds_image("db", {"name": "app-db", "built": False}, "app") is False
+    assert compose_engine.builds_image("web", {"name": "app-web"}, "app") is True
+    assert compose_engine.builds_image("web", {"name": "app_web:latest"}, "app") is True  # compose v1
+    assert compose_engine.builds_image("db", {"name": "postgres:16"}, "app") is None
