@@ -234,7 +234,8 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
         "result": "failed",
     }
     if session.current_error:
-        log.printer.line(f"  ! {session.current_error}; treating this host as having no running release")
+        log.printer.line(f"  ! {session.current_error}"
+                         + ("" if session.current else "; treating this host as having no running release"))
     history, problems = release_stage.read_history(session, limit=200)
     for p in problems:
         log.printer.line(f"  ! {p}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timezone
 
@@ -10,10 +11,50 @@ from berth.commands import release as release_commands
 from berth.connect import HostSession
 from berth.errors import BerthError
 
+# what a release id and a commit read back from the server may look like before they go into a script
+RELEASE_ID = re.compile(r"[0-9A-Za-z._-]+")
+COMMIT = re.compile(r"[0-9a-f]{7,64}")
+IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
+IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+
 
 def new_release_id(commit: str, now: float | None = None) -> str:
     stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{commit[:7]}"
+
+
+def check_record(record: dict) -> tuple[bool, str | None]:
+    """Whether berth may act on a release record read from the server, and what is wrong with it.
+
+    Ids and commits go into server scripts (rollback, prune), image names and ids into
+    `docker tag`: a record edited on the server must not put shell text or an option there. A
+    record with a bad id or commit is left out; one with unusable `images` keeps the rest, without
+    images (a rollback to it rebuilds).
+    """
+    rid, commit = record.get("id"), record.get("commit")
+    if rid is not None and not (isinstance(rid, str) and RELEASE_ID.fullmatch(rid)):
+        return False, "a release record with an invalid release id"
+    if commit is not None and not (isinstance(commit, str) and COMMIT.fullmatch(commit)):
+        return False, f"release {rid} has an invalid commit"
+    images = record.get("images")
+    if images is not None and not (isinstance(images, dict) and all(
+            isinstance(i, dict) and isinstance(i.get("id"), str) and IMAGE_ID.fullmatch(i["id"])
+            and isinstance(i.get("name"), str) and IMAGE_NAME.fullmatch(i["name"]) for i in images.values())):
+        record["images"] = {}
+        return True, f"release {rid} has image names or ids berth cannot use (a rollback to it rebuilds)"
+    return True, None
+
+
+def checked_records(records: list[dict], what: str) -> tuple[list[dict], list[str]]:
+    """The records berth may act on, and one problem line for each record left out or changed."""
+    usable, problems = [], []
+    for r in records:
+        ok, problem = check_record(r)
+        if ok:
+            usable.append(r)
+        if problem:
+            problems.append(f"{what}: {problem}" + ("" if ok else " (ignored)"))
+    return usable, problems
 
 
 def record(session: HostSession, release: dict, env_file: str | None = None) -> None:
@@ -35,9 +76,11 @@ def record(session: HostSession, release: dict, env_file: str | None = None) -> 
 
 
 def read_history(session: HostSession, limit: int = 10) -> tuple[list[dict], list[str]]:
-    """Recent release records, newest last; unreadable lines are reported, not fatal."""
+    """Recent release records, newest last; unreadable or unsafe lines are reported and left out, not fatal."""
     result = session.conn.run(release_commands.history(session.state_dir, limit), timeout=60)
-    return read_jsonl(result.out, "history.jsonl")
+    records, problems = read_jsonl(result.out, "history.jsonl")
+    records, unsafe = checked_records(records, "history.jsonl")
+    return records, problems + unsafe
 
 
 def kept_releases(history: list[dict], keep: int) -> list[dict]:

@@ -467,3 +467,23 @@ def test_builds_image_from_the_record_or_compose_default_name():
     assert compose_engine.builds_image("web", {"name": "app-web"}, "app") is True
     assert compose_engine.builds_image("web", {"name": "app_web:latest"}, "app") is True  # compose v1
     assert compose_engine.builds_image("db", {"name": "postgres:16"}, "app") is None
+
+
+# --------------------------------------------------------------------------- 17: records read back from the server
+
+
+def test_history_records_that_would_put_shell_text_in_a_script_are_left_out(tmp_path):
+    server = FakeServer(tmp_path)
+    state = server.root / "state"
+    state.mkdir()
+    good = {"id": "20251201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok"}
+    lines = [good,
+             {**good, "id": "x$(touch /tmp/INJECTED)"},
+             {**good, "id": "r2", "commit": "deadbee$(id)"},
+             {**good, "id": "r3", "images": {"web": {"name": "--help", "id": IMG["a"]}}}]
+    (state / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records, problems = release_stage.read_history(session_on(server), limit=10)
+    assert [r["id"] for r in records] == [good["id"], "r3"] and records[1]["images"] == {}
+    assert problems == ["history.jsonl: a release record with an invalid release id (ignored)",
+                        "history.jsonl: release r2 has an invalid commit (ignored)",
+                        "history.jsonl: release r3 has image names or ids berth cannot use (a rollback to it rebuilds)"]
