@@ -218,8 +218,9 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
 
     target, label = plan.target, session.host.label
     current = session.current or {}
+    history, problems = release_stage.read_history(session, limit=200)
     release = {
-        "id": release_stage.new_release_id(plan.commit),
+        "id": release_stage.new_release_id(plan.commit, taken={r.get("id") for r in history}),
         "kind": "deploy",
         "commit": plan.commit,
         "subject": plan.subject,
@@ -236,7 +237,6 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     if session.current_error:
         log.printer.line(f"  ! {session.current_error}"
                          + ("" if session.current else "; treating this host as having no running release"))
-    history, problems = release_stage.read_history(session, limit=200)
     for p in problems:
         log.printer.line(f"  ! {p}")
     host_started = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from berth.commands import release as release_commands
@@ -16,11 +17,19 @@ RELEASE_ID = re.compile(r"[0-9A-Za-z._-]+")
 COMMIT = re.compile(r"[0-9a-f]{7,64}")
 IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+RECORD_RETRIES = 5
 
 
-def new_release_id(commit: str, now: float | None = None) -> str:
+def new_release_id(commit: str, now: float | None = None, taken: Iterable[str | None] = ()) -> str:
+    """`YYYYmmddTHHMMSSZ-sha7`; `-2`, `-3`, … appended while the id is in `taken` (two records in one second)."""
     stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{commit[:7]}"
+    base = f"{stamp}-{commit[:7]}"
+    taken = set(taken)
+    release_id, n = base, 1
+    while release_id in taken:
+        n += 1
+        release_id = f"{base}-{n}"
+    return release_id
 
 
 def check_record(record: dict) -> tuple[bool, str | None]:
@@ -61,18 +70,32 @@ def record(session: HostSession, release: dict, env_file: str | None = None) -> 
     """Write the record; it holds the env file's checksum, never its contents.
 
     With `env_file` (the env file that release runs with, on the server) a private copy is kept
-    beside the record for rollbacks.
+    beside the record for rollbacks. A record never replaces another: if the id is taken on the
+    server, the release gets the next free suffix (`release["id"]` changes).
     """
-    line = json.dumps(release, sort_keys=True, separators=(",", ":")) + "\n"
     ok = release.get("result") == "ok"
     env_path = f"{session.app_dir}/{env_file}" if env_file else None
-    script = release_commands.record(session.state_dir, release["id"], make_current=ok, env_file=env_path)
-    result = session.conn.run(script, stdin=line.encode(), timeout=60)
+    taken = [release["id"]]
+    for _ in range(RECORD_RETRIES):
+        line = json.dumps(release, sort_keys=True, separators=(",", ":")) + "\n"
+        script = release_commands.record(session.state_dir, release["id"], make_current=ok, env_file=env_path)
+        result = session.conn.run(script, stdin=line.encode(), timeout=60)
+        if result.exit_code != release_commands.EXISTS:
+            break
+        release["id"] = new_release_id(release["commit"], _stamp_of(taken[0]), taken)
+        taken.append(release["id"])
     if not result.ok:
         raise BerthError(
             f"could not write the release record on {session.host.label}: {result.err.strip()[-300:]}",
             where=f"{session.host.label}:{session.state_dir}",
         )
+
+
+def _stamp_of(release_id: str) -> float | None:
+    try:
+        return datetime.strptime(release_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 def read_history(session: HostSession, limit: int = 10) -> tuple[list[dict], list[str]]:

@@ -117,13 +117,13 @@ def _restore_images(session: HostSession, to: dict) -> tuple[bool, str]:
 
 
 def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str,
-                    project: str) -> dict:
-    """The record of a rollback: `to`'s commit and settings, the images that now run."""
+                    project: str, taken: set[str] = frozenset()) -> dict:
+    """The record of a rollback: `to`'s commit and settings, the images that now run; its id is not in `taken`."""
     now = time.time()
     was = to.get("images") or {}
     return {
         **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
-        "id": release_stage.new_release_id(to["commit"], now),
+        "id": release_stage.new_release_id(to["commit"], now, taken),
         "kind": "rollback",
         "rollback_of": to["id"],
         "reason": reason,
@@ -177,7 +177,7 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
                 verified = roll_back(session, log, to, remote_url, services, target.health_urls,
                                      opts.verify_timeout or target.verify_timeout, target.env_file)
                 record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous",
-                                         project=session.compose.project)
+                                         project=session.compose.project, taken={r.get("id") for r in history})
                 with log.step("record", host.label) as info:
                     release_stage.record(session, record, env_file=target.env_file)
                     warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases)

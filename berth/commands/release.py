@@ -10,9 +10,14 @@ def state_dir_rel(project: str) -> str:
     return f".berth/{project}"
 
 
+EXISTS = 73  # exit code of `record`: a record with that release id is on the server already
+
+
 def record(state_dir: str, release_id: str, make_current: bool, env_file: str | None = None) -> str:
     """stdin (one line of JSON) → releases/ID.json, appended to history.jsonl, and current.json if it succeeded.
 
+    An existing releases/ID.json is never overwritten (exit EXISTS, nothing written): `ln` publishes
+    the complete file under its name or fails if the name is taken, in one step.
     `env_file` (the deployed env file on the server) is copied to releases/ID.env, mode 0600, so a
     rollback can restore the settings that release ran with.
     """
@@ -21,7 +26,10 @@ def record(state_dir: str, release_id: str, make_current: bool, env_file: str | 
     lines = [
         f"d={d}",
         'umask 077 && mkdir -p "$d/releases"',
-        f'cat > "$d/releases/"{rid}.tmp && mv -f "$d/releases/"{rid}.tmp "$d/releases/"{rid}',
+        f'cat > "$d/releases/"{rid}.tmp',
+        f'if ! ln "$d/releases/"{rid}.tmp "$d/releases/"{rid} 2>/dev/null; then rm -f "$d/releases/"{rid}.tmp;'
+        f' [ -e "$d/releases/"{rid} ] && exit {EXISTS}; exit 1; fi',
+        f'rm -f "$d/releases/"{rid}.tmp',
         f'cat "$d/releases/"{rid} >> "$d/history.jsonl"',
     ]
     if env_file:

@@ -487,3 +487,35 @@ def test_history_records_that_would_put_shell_text_in_a_script_are_left_out(tmp_
     assert problems == ["history.jsonl: a release record with an invalid release id (ignored)",
                         "history.jsonl: release r2 has an invalid commit (ignored)",
                         "history.jsonl: release r3 has image names or ids berth cannot use (a rollback to it rebuilds)"]
+
+
+# --------------------------------------------------------------------------- records and ids
+
+
+def test_two_releases_in_one_second_get_different_ids():
+    now = 1764547200.0  # 2025-12-01T00:00:00Z
+    first = release_stage.new_release_id("abc1234def", now)
+    assert first == "20251201T000000Z-abc1234"
+    assert release_stage.new_release_id("abc1234def", now, taken=[first]) == f"{first}-2"
+    assert release_stage.new_release_id("abc1234def", now, taken=[first, f"{first}-2"]) == f"{first}-3"
+
+
+def test_record_never_overwrites_a_release_and_takes_the_next_id(tmp_path):
+    server = FakeServer(tmp_path)
+    session = session_on(server)
+    (server.root / "app").mkdir()
+    (server.root / "app" / ".env.docker").write_text("A=1\n")
+    first = {"id": "20251201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok", "n": 1}
+    release_stage.record(session, first, env_file=".env.docker")
+    (server.root / "app" / ".env.docker").write_text("A=2\n")
+    second = {**first, "n": 2}
+    release_stage.record(session, second, env_file=".env.docker")
+    assert second["id"] == "20251201T000000Z-abc1234-2"
+    releases = server.root / "state" / "releases"
+    assert json.loads((releases / f"{first['id']}.json").read_text())["n"] == 1
+    assert (releases / f"{first['id']}.env").read_text() == "A=1\n"
+    assert json.loads((releases / f"{second['id']}.json").read_text()) == second
+    assert (releases / f"{second['id']}.env").read_text() == "A=2\n"
+    assert [json.loads(x)["id"] for x in (server.root / "state" / "history.jsonl").read_text().splitlines()] == [
+        first["id"], second["id"]]
+    assert not [p for p in releases.iterdir() if p.name.endswith(".tmp")]
