@@ -411,7 +411,7 @@ def test_prune_env_copies_neither_runs_nor_loses_what_an_id_holds(tmp_path):
 
 
 def test_prune_kept_images_runs_nothing_an_id_holds(tmp_path):
-    injected = tmp_path / "INJECTED_images"
+    injected = tmp_path / "injected_images"  # ids are lowercased for tags: so is the path in them
     server = FakeServer(tmp_path, tags={compose_engine.keep_ref("app", "web", "r1"): IMG["a"]})
     result = server.sh(compose_engine.prune_kept_images("app", [f"x$(touch {injected})", "r1"]))
     assert result.returncode == 0 and not injected.exists()
