@@ -167,7 +167,6 @@ def lock_acquire(obj, message, trust_new_host):
 def lock_release(obj, force, trust_new_host):
     from berth import gitlocal
     from berth import lock as lock_stage
-    from berth.commands import lock as lock_commands
     from berth.errors import BerthError
     from berth.release import audit as audit_event
 
@@ -180,11 +179,9 @@ def lock_release(obj, force, trust_new_host):
         if not (force or manual or lock_stage.stale_reason(owner)):
             raise BerthError(f"{host.label} is locked by {lock_stage.describe(owner)}, which may still be running",
                              fix="wait for it, or pass --force once you are sure it is not running", exit_code=3)
-        result = session.conn.run(lock_commands.force_release(session.state_dir), timeout=30)
-        if not result.ok:
-            raise BerthError(f"could not remove the lock on {host.label}: {result.err.strip()[-300:]}",
-                             where=f"{host.label}:{session.state_dir}/lock",
-                             fix="remove that directory on the server by hand (check its owner and permissions)")
+        if not lock_stage.break_lock(session, owner):
+            click.echo(f"{host.label}: was not locked any more")
+            continue
         who = gitlocal.user_identity(target.root)
         audit_event(session, "lock-released", who=who, holder=lock_stage.describe(owner), forced=bool(force))
         click.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")

@@ -114,6 +114,43 @@ def service_env_file(path: Path, project_env: Mapping[str, str]) -> dict[str, st
     return out
 
 
+# --------------------------------------------------------------------------- profiles
+
+
+def active_profiles(project_env: Mapping[str, str]) -> set[str]:
+    """The profiles COMPOSE_PROFILES (from the shipped env file) enables, as compose reads it."""
+    return {p.strip() for p in project_env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+
+
+def profile_enabled(profiles: Any, active: set[str]) -> bool:
+    """Does compose start a service with these `profiles:`? (none: always; `*` enables every one)"""
+    if not profiles:
+        return True
+    names = [profiles] if isinstance(profiles, str) else profiles if isinstance(profiles, list) else []
+    return "*" in active or bool(active & {str(p) for p in names})
+
+
+def active_services(compose_files: list[ComposeFile], project_env: Mapping[str, str]) -> list[str]:
+    """The services `docker compose up` starts: those whose `profiles:` (the last file's that sets it) are enabled.
+
+    Read from the files as written (no interpolation or extends): what the deploy and rollback expect verify to see.
+    """
+    profiles: dict[str, Any] = {}
+    for cf in compose_files:
+        for name, spec in cf.services.items():
+            spec = spec if isinstance(spec, dict) else {}
+            if "profiles" in spec or str(name) not in profiles:
+                profiles[str(name)] = spec.get("profiles")
+    active = active_profiles(project_env)
+    return [name for name, p in profiles.items() if profile_enabled(p, active)]
+
+
+def built_services(compose_files: list[ComposeFile]) -> set[str]:
+    """Services with `build:` in any of the files: their images are this project's own."""
+    return {str(name) for cf in compose_files for name, spec in cf.services.items()
+            if isinstance(spec, dict) and spec.get("build")}
+
+
 # --------------------------------------------------------------------------- the model
 
 
@@ -159,9 +196,8 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
             merged = _merge_service(merged, _normalize_service(spec, ctx))
         services[name] = merged
     services = {name: _extends(name, spec, services, raw_services, ctx, set()) for name, spec in services.items()}
-    active = {p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
-    services = {n: s for n, s in services.items()
-                if not s.get("profiles") or "*" in active or active & set(s["profiles"])}
+    active = active_profiles(env)
+    services = {n: s for n, s in services.items() if profile_enabled(s.get("profiles"), active)}
     secret_keys: set[str] = set()
     for name, spec in services.items():
         services[name] = _finish_service(spec, ctx)

@@ -73,6 +73,14 @@ def connect(target: Target, conn: SSHConnection) -> HostSession:
                 current = json.loads(current_raw)
             except ValueError:
                 current_error = f"~/{state_rel}/current.json is not valid JSON"
+            else:
+                from berth.release import check_record  # (berth.release imports this module)
+
+                usable, problem = check_record(current) if isinstance(current, dict) else (False, "not a record")
+                if not usable:
+                    current, current_error = None, f"~/{state_rel}/current.json: {problem}"
+                elif problem:
+                    current_error = f"~/{state_rel}/current.json: {problem}"
         return HostSession(
             host=conn.host,
             conn=conn,

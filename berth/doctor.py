@@ -132,7 +132,8 @@ def expected_from(target: Target) -> Expected:
             scheme = urlsplit(str(value)).scheme.split("+")[0].lower()
             for kind, schemes in DB_SCHEMES.items():
                 if scheme in schemes:
-                    exp.db_vars.setdefault(name, []).append((kind, var))
+                    if cmd.PROBE_VARIABLE.fullmatch(var):  # the probe reads only plain variable names
+                        exp.db_vars.setdefault(name, []).append((kind, var))
                     u = urlsplit(str(value))
                     try:
                         port = u.port

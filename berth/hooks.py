@@ -1,7 +1,8 @@
 """Pre- and post-deploy hooks: shell commands run on the server (in the app dir) or locally.
 
 A hook written `local: CMD` runs on this machine in the repo; anything else runs on the server
-in the app dir over the deploy's SSH connection. Both get BERTH_RELEASE, BERTH_COMMIT,
+in the app dir over the deploy's SSH connection. Either way the hook runs under `set -e`: the first
+command that fails fails the hook. Both get BERTH_RELEASE, BERTH_COMMIT,
 BERTH_ENVIRONMENT and BERTH_HOST in their environment, plus COMPOSE_PROJECT_NAME, COMPOSE_FILE and
 COMPOSE_ENV_FILES so plain `docker compose` commands act on the deployed project. Example (berth.toml):
     pre_deploy = ["docker compose run --rm web migrate"]
@@ -14,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from berth.commands.shell import quote
+from berth.commands.shell import quote, script
 from berth.connect import HostSession
 from berth.errors import BerthError
 
@@ -36,9 +37,18 @@ def hook_env(release: dict, compose=None) -> dict[str, str]:
 
 
 def remote_hook(app_dir: str, command: str, env: dict[str, str]) -> str:
-    """The hook as the server runs it: the user's command text as-is, after cd and the BERTH_* exports."""
+    """The hook as the server runs it: the user's command text as-is, after cd and the BERTH_* exports.
+
+    A script under `set -e`: a hook of several commands (lines, or `a; b`) stops at the first that
+    fails and fails with it, instead of being judged by its last command.
+    """
     exports = " ".join(f"{k}={quote(v)}" for k, v in env.items())
-    return f"cd {quote(app_dir)} && export {exports} && {command}"
+    return script([f"cd {quote(app_dir)}", f"export {exports}", command])
+
+
+def local_hook_argv(command: str) -> list[str]:
+    """A `local:` hook: the same `set -e` rule as on the server (`sh -e`)."""
+    return ["/bin/sh", "-e", "-c", command]
 
 
 def run_hooks(when: str, commands: tuple[str, ...], session: HostSession, release: dict, root: Path) -> list[str]:
@@ -48,7 +58,7 @@ def run_hooks(when: str, commands: tuple[str, ...], session: HostSession, releas
     for command in commands:
         if command.startswith(LOCAL_PREFIX):
             local = command[len(LOCAL_PREFIX):].strip()
-            proc = subprocess.run(local, shell=True, cwd=root, env={**os.environ, **env},
+            proc = subprocess.run(local_hook_argv(local), cwd=root, env={**os.environ, **env},
                                   capture_output=True, text=True, timeout=3600)
             code, output = proc.returncode, proc.stdout + proc.stderr
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from berth import gitlocal
 from berth.check import CheckReport, run_checks
@@ -135,13 +135,15 @@ class Plan:
     remote_url: str
     env_path: object
     env_checksum: str
-    services: list[str]
+    services: list[str]  # the services compose starts (profiles enabled by COMPOSE_PROFILES)
     timeout: float
     who: str
+    built: set[str] = field(default_factory=set)  # services with `build:`: their image names are the project's
 
 
 def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
     """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure)."""
+    from berth import compose_config
     from berth import env as env_stage
 
     log = StepLog(printer)
@@ -159,8 +161,8 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     plan = Plan(
         target=target, opts=opts, commit=ctx.head, subject=subject, branch=ctx.branch, remote_url=ctx.remote_url,
         env_path=env_path, env_checksum=env_stage.checksum(env_path.read_bytes()),
-        services=[name for cf in ctx.compose_files for name, s in cf.services.items()
-                  if not (isinstance(s, dict) and s.get("profiles"))],
+        services=compose_config.active_services(ctx.compose_files, compose_config.project_environment(target)),
+        built=compose_config.built_services(ctx.compose_files),
         timeout=opts.verify_timeout or target.verify_timeout,
         who=gitlocal.user_identity(target.root),
     )
@@ -214,11 +216,13 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     from berth import rollback as rollback_stage
     from berth import sync as sync_stage
     from berth import verify as verify_stage
+    from berth.engines import compose as compose_engine
 
     target, label = plan.target, session.host.label
     current = session.current or {}
+    history, problems = release_stage.read_history(session, limit=200)
     release = {
-        "id": release_stage.new_release_id(plan.commit),
+        "id": release_stage.new_release_id(plan.commit, taken={r.get("id") for r in history}),
         "kind": "deploy",
         "commit": plan.commit,
         "subject": plan.subject,
@@ -233,8 +237,8 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
         "result": "failed",
     }
     if session.current_error:
-        log.printer.line(f"  ! {session.current_error}; treating this host as having no running release")
-    history, problems = release_stage.read_history(session, limit=200)
+        log.printer.line(f"  ! {session.current_error}"
+                         + ("" if session.current else "; treating this host as having no running release"))
     for p in problems:
         log.printer.line(f"  ! {p}")
     host_started = time.monotonic()
@@ -300,7 +304,9 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
         if target.hooks("post"):
             with log.step("post-hook", label) as info:
                 info["detail"] = ", ".join(hooks_stage.run_hooks("post", target.hooks("post"), session, release, target.root))
-        release["images"] = {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers if c.image_id}
+        release["images"] = {c.service: {"name": c.image, "id": c.image_id, "built": c.service in plan.built or bool(
+            compose_engine.builds_image(c.service, {"name": c.image}, session.compose.project))}
+            for c in verified.containers if c.image_id}
         release["containers"] = {c.service: c.id for c in verified.containers}
         release["result"] = "ok"
         host_out["ok"] = True
@@ -318,11 +324,13 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
                 with log.step("record", label) as info:
                     ok = release["result"] == "ok"
                     release_stage.record(session, release, env_file=target.env_file if ok else None)
-                    if ok:
-                        release_stage.keep_and_prune(session, release, history, target.keep_releases)
+                    warnings = release_stage.keep_and_prune(session, release, history, target.keep_releases) if ok else []
                     release_stage.audit(session, "deploy", who=plan.who, release=release["id"], commit=plan.commit,
                                         result=release["result"], failure=release.get("failure"))
-                    info["detail"] = f"release {release['id']} ({release['result']})"
+                    info["detail"] = f"release {release['id']} ({release['result']})" + "".join(f"; {w}" for w in warnings)
+                    if warnings:  # recorded all the same; the step says what was not kept
+                        info["status"] = "warn"
+                        host_out["warnings"] = warnings
                     host_out["release"] = release
             except BerthError:
                 if release["result"] == "ok":

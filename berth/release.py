@@ -3,30 +3,87 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from berth.commands import release as release_commands
 from berth.connect import HostSession
 from berth.errors import BerthError
 
+# what a release id and a commit read back from the server may look like before they go into a script
+RELEASE_ID = re.compile(r"[0-9A-Za-z._-]+")
+COMMIT = re.compile(r"[0-9a-f]{7,64}")
+IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
+IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]*")
+RECORD_RETRIES = 5
 
-def new_release_id(commit: str, now: float | None = None) -> str:
+
+def new_release_id(commit: str, now: float | None = None, taken: Iterable[str | None] = ()) -> str:
+    """`YYYYmmddTHHMMSSZ-sha7`; `-2`, `-3`, … appended while the id is in `taken` (two records in one second)."""
     stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{commit[:7]}"
+    base = f"{stamp}-{commit[:7]}"
+    taken = set(taken)
+    release_id, n = base, 1
+    while release_id in taken:
+        n += 1
+        release_id = f"{base}-{n}"
+    return release_id
+
+
+def check_record(record: dict) -> tuple[bool, str | None]:
+    """Whether berth may act on a release record read from the server, and what is wrong with it.
+
+    Ids and commits go into server scripts (rollback, prune), image names and ids into
+    `docker tag`: a record edited on the server must not put shell text or an option there. A
+    record with a bad id or commit is left out; one with unusable `images` keeps the rest, without
+    images (a rollback to it rebuilds).
+    """
+    rid, commit = record.get("id"), record.get("commit")
+    if rid is not None and not (isinstance(rid, str) and RELEASE_ID.fullmatch(rid)):
+        return False, "a release record with an invalid release id"
+    if commit is not None and not (isinstance(commit, str) and COMMIT.fullmatch(commit)):
+        return False, f"release {rid} has an invalid commit"
+    images = record.get("images")
+    if images is not None and not (isinstance(images, dict) and all(
+            isinstance(i, dict) and isinstance(i.get("id"), str) and IMAGE_ID.fullmatch(i["id"])
+            and isinstance(i.get("name"), str) and IMAGE_NAME.fullmatch(i["name"]) for i in images.values())):
+        record["images"] = {}
+        return True, f"release {rid} has image names or ids berth cannot use (a rollback to it rebuilds)"
+    return True, None
+
+
+def checked_records(records: list[dict], what: str) -> tuple[list[dict], list[str]]:
+    """The records berth may act on, and one problem line for each record left out or changed."""
+    usable, problems = [], []
+    for r in records:
+        ok, problem = check_record(r)
+        if ok:
+            usable.append(r)
+        if problem:
+            problems.append(f"{what}: {problem}" + ("" if ok else " (ignored)"))
+    return usable, problems
 
 
 def record(session: HostSession, release: dict, env_file: str | None = None) -> None:
     """Write the record; it holds the env file's checksum, never its contents.
 
     With `env_file` (the env file that release runs with, on the server) a private copy is kept
-    beside the record for rollbacks.
+    beside the record for rollbacks. A record never replaces another: if the id is taken on the
+    server, the release gets the next free suffix (`release["id"]` changes).
     """
-    line = json.dumps(release, sort_keys=True, separators=(",", ":")) + "\n"
     ok = release.get("result") == "ok"
     env_path = f"{session.app_dir}/{env_file}" if env_file else None
-    script = release_commands.record(session.state_dir, release["id"], make_current=ok, env_file=env_path)
-    result = session.conn.run(script, stdin=line.encode(), timeout=60)
+    taken = [release["id"]]
+    for _ in range(RECORD_RETRIES):
+        line = json.dumps(release, sort_keys=True, separators=(",", ":")) + "\n"
+        script = release_commands.record(session.state_dir, release["id"], make_current=ok, env_file=env_path)
+        result = session.conn.run(script, stdin=line.encode(), timeout=60)
+        if result.exit_code != release_commands.EXISTS:
+            break
+        release["id"] = new_release_id(release["commit"], _stamp_of(taken[0]), taken)
+        taken.append(release["id"])
     if not result.ok:
         raise BerthError(
             f"could not write the release record on {session.host.label}: {result.err.strip()[-300:]}",
@@ -34,10 +91,19 @@ def record(session: HostSession, release: dict, env_file: str | None = None) -> 
         )
 
 
+def _stamp_of(release_id: str) -> float | None:
+    try:
+        return datetime.strptime(release_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
 def read_history(session: HostSession, limit: int = 10) -> tuple[list[dict], list[str]]:
-    """Recent release records, newest last; unreadable lines are reported, not fatal."""
+    """Recent release records, newest last; unreadable or unsafe lines are reported and left out, not fatal."""
     result = session.conn.run(release_commands.history(session.state_dir, limit), timeout=60)
-    return read_jsonl(result.out, "history.jsonl")
+    records, problems = read_jsonl(result.out, "history.jsonl")
+    records, unsafe = checked_records(records, "history.jsonl")
+    return records, problems + unsafe
 
 
 def kept_releases(history: list[dict], keep: int) -> list[dict]:
@@ -45,24 +111,39 @@ def kept_releases(history: list[dict], keep: int) -> list[dict]:
     return [r for r in history if r.get("result") == "ok" and r.get("id")][-keep:]
 
 
-def keep_and_prune(session: HostSession, release: dict, history: list[dict], keep: int) -> None:
-    """Tag this release's images so a rollback rebuilds nothing; untag and forget releases past `keep`."""
+KEEP_PARTS = ("keep", "prune", "env")
+
+
+def keep_and_prune(session: HostSession, release: dict, history: list[dict], keep: int) -> list[str]:
+    """Tag this release's images so a rollback rebuilds nothing; untag and forget releases past `keep`.
+
+    Returns warnings for the user: the release is recorded either way, but an image that could not
+    be kept means a rollback to it will rebuild.
+    """
     from berth.engines import compose as compose_engine
 
     kept = kept_releases([*history, release], keep)
     ids = [r["id"] for r in kept]
-    previous = kept[-2] if len(kept) > 1 else {}
-    if previous.get("images") == release.get("images") and previous.get("commit") == release.get("commit"):
-        # a redeploy of the running release: its images are tagged already; only this env copy is new
-        session.conn.run(release_commands.prune_env_copies(session.state_dir, ids), timeout=60)
-        return
+    # every release tags its own images, a redeploy of the same images too: each kept release
+    # must hold its images itself, or they lose their last tag when the first one is pruned
     parts = [
         compose_engine.keep_images(release.get("images") or {}, session.compose.project, release["id"]),
         compose_engine.prune_kept_images(session.compose.project, ids),
         release_commands.prune_env_copies(session.state_dir, ids),
     ]
     # one round trip; each part in its own subshell so one's `exit` cannot skip the others
-    session.conn.run("\n".join(f"(\n{p}\n)" for p in parts), timeout=300)
+    script = "\n".join(f"(\n{p}\n)\necho \"@@{name}=$?\"" for name, p in zip(KEEP_PARTS, parts))
+    result = session.conn.run(script, timeout=300)
+    codes = dict(line[2:].split("=", 1) for line in result.out.splitlines() if line.startswith("@@") and "=" in line)
+    why = result.err.strip().splitlines()[-1][-200:] if result.err.strip() else f"exit {result.exit_code}"
+    warnings = []
+    if codes.get("keep") != "0":
+        warnings.append(f"images not kept: a rollback to release {release['id']} will rebuild ({why})")
+    if codes.get("prune") != "0":
+        warnings.append(f"the kept images of older releases were not untagged ({why})")
+    if codes.get("env") != "0":
+        warnings.append(f"the env copies of older releases were not deleted ({why})")
+    return warnings
 
 
 def audit(session: HostSession, event: str, **details) -> None:

@@ -17,22 +17,45 @@ from berth.steps import StepLog
 
 
 def pick(history: list[dict], current: dict | None, wanted: str | None) -> dict:
-    """The release to return to: `wanted` (an id or commit prefix), else the last good one before current."""
+    """The release to return to: `wanted` (an id or commit prefix), else the last good one before current.
+
+    A prefix that matches more than one release is refused with the candidates, and so is the
+    running release unless it is named by its full id (rolling "back" to it only redeploys it).
+    """
     good = [r for r in history if r.get("result") == "ok" and r.get("commit") and r.get("id")]
+    current_id = (current or {}).get("id")
     if wanted:
-        matches = [r for r in good if r["id"] == wanted or r["id"].startswith(wanted) or r["commit"].startswith(wanted)]
+        exact = [r for r in good if r["id"] == wanted]
+        if exact:
+            return exact[-1]
+        matches = [r for r in good if r["id"].startswith(wanted) or r["commit"].startswith(wanted)]
         if not matches:
             known = ", ".join(r["id"] for r in good[-5:]) or "none"
             raise BerthError(f"no successful release matches '{wanted}'",
                              fix=f"pick one that `berth releases` lists (recent: {known})", exit_code=2)
-        return matches[-1]
-    current_id = (current or {}).get("id")
+        if len(matches) > 1:
+            shown = "; ".join(_candidate(r, current_id) for r in matches[-10:])
+            raise BerthError(f"'{wanted}' matches {len(matches)} releases, and berth does not guess which one: "
+                             f"{shown}{' (and older ones)' if len(matches) > 10 else ''}",
+                             fix="name one by its full id, as `berth releases` lists it", exit_code=2)
+        if matches[0]["id"] == current_id:
+            raise BerthError(f"'{wanted}' is the running release {current_id}; rolling back to it would only "
+                             "redeploy it",
+                             fix=f"to redeploy it on purpose, name it in full: berth rollback {current_id}",
+                             exit_code=2)
+        return matches[0]
     current_commit = (current or {}).get("commit")
     older = [r for r in good if r["id"] != current_id and r["commit"] != current_commit]
     if not older:
         raise BerthError("there is no earlier successful release to roll back to",
                          fix="`berth releases` lists what this host has run")
     return older[-1]
+
+
+def _candidate(release: dict, current_id: str | None) -> str:
+    when = release.get("finished_at") or release.get("started_at") or "?"
+    mark = ", running" if release["id"] == current_id else ""
+    return f"{release['id']} (commit {release['commit'][:7]}, {when}{mark})"
 
 
 def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, services: list[str],
@@ -49,13 +72,8 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
         if not result.ok:
             raise BerthError(f"could not restore the env file on {label}: {result.err.strip()[-300:]}")
         info["detail"] = f"{env_file} of release {to['id']}"
-    images = to.get("images") or {}
     with log.step("images", label) as info:
-        result = session.conn.run(compose_engine.restore_images(images), timeout=120) if images else None
-        rebuild = result is None or result.exit_code == 4
-        if result is not None and not result.ok and not rebuild:
-            raise BerthError(f"could not restore the images of release {to['id']} on {label}: {result.err.strip()[-300:]}")
-        info["detail"] = "kept images restored, no build" if not rebuild else "images not kept: rebuilding"
+        rebuild, info["detail"] = _restore_images(session, to)
     with log.step("deploy", label) as info:
         compose_up(session, build=rebuild)
         info["detail"] = "up" + (" (built)" if rebuild else "")
@@ -69,11 +87,43 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
     return verified
 
 
-def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str) -> dict:
+def _restore_images(session: HostSession, to: dict) -> tuple[bool, str]:
+    """Put back the images `to` ran; (whether compose must build, what happened, for the step)."""
+    images = to.get("images") or {}
+    if not images:
+        return True, "images not kept: rebuilding"
+    project = session.compose.project
+    result = session.conn.run(compose_engine.restore_images(images, project), timeout=120)
+    if not result.ok:
+        raise BerthError(f"could not restore the images of release {to['id']} on {session.host.label}: "
+                         f"{result.err.strip()[-300:]}")
+    services = list(images)
+    said = [line.split() for line in result.out.splitlines()]
+    gone = [services[int(n)] for word, n in said if word == "gone" and n.isdigit() and int(n) < len(services)]
+    moved = [services[int(n)] for word, n in said if word == "moved" and n.isdigit() and int(n) < len(services)]
+    notes = []
+    unknown = [s for s in moved if compose_engine.builds_image(s, images[s], project) is None]
+    for s in moved:
+        name = images[s]["name"]
+        if s in unknown:
+            notes.append(f"{name} now points at another image than release {to['id']} ran, and its record (from an "
+                         "older berth) does not say whether this project builds it: rebuilding")
+        else:
+            notes.append(f"{name} now points at another image than release {to['id']} ran; the rollback uses the "
+                         "current one")
+    rebuild = bool(gone or unknown)
+    head = "images not kept: rebuilding" if gone else ("rebuilding" if rebuild else "kept images restored, no build")
+    return rebuild, "; ".join([head, *notes])
+
+
+def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str,
+                    project: str, taken: set[str] = frozenset()) -> dict:
+    """The record of a rollback: `to`'s commit and settings, the images that now run; its id is not in `taken`."""
     now = time.time()
+    was = to.get("images") or {}
     return {
         **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
-        "id": release_stage.new_release_id(to["commit"], now),
+        "id": release_stage.new_release_id(to["commit"], now, taken),
         "kind": "rollback",
         "rollback_of": to["id"],
         "reason": reason,
@@ -81,9 +131,17 @@ def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, hos
         "deployed_by": who,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "images": {c.service: {"name": c.image, "id": c.image_id} for c in verified.containers},
+        "images": {c.service: _image_entry(c, was.get(c.service, {}), project) for c in verified.containers},
         "result": "ok",
     }
+
+
+def _image_entry(container, was: dict, project: str) -> dict:
+    entry = {"name": container.image, "id": container.image_id}
+    built = compose_engine.builds_image(container.service, was, project)
+    if built is not None:  # unknown stays unknown: the next rollback treats the name as maybe shared
+        entry["built"] = built
+    return entry
 
 
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> dict:
@@ -118,12 +176,16 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
                 printer.line(f"  rolling back to release {to['id']} ({to['commit'][:7]} \"{to.get('subject', '')}\")")
                 verified = roll_back(session, log, to, remote_url, services, target.health_urls,
                                      opts.verify_timeout or target.verify_timeout, target.env_file)
-                record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous")
+                record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous",
+                                         project=session.compose.project, taken={r.get("id") for r in history})
                 with log.step("record", host.label) as info:
                     release_stage.record(session, record, env_file=target.env_file)
-                    release_stage.keep_and_prune(session, record, history, target.keep_releases)
+                    warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases)
                     release_stage.audit(session, "rollback", who=who, to=to["id"], release=record["id"], reason="manual")
-                    info["detail"] = f"release {record['id']} (rollback to {to['id']})"
+                    info["detail"] = f"release {record['id']} (rollback to {to['id']})" + "".join(f"; {w}" for w in warnings)
+                    if warnings:  # recorded all the same; the step says what was not kept
+                        info["status"] = "warn"
+                        host_out["warnings"] = warnings
                 host_out.update(ok=True, release=record)
             finally:
                 held.release()
@@ -134,10 +196,10 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
 
 
 def _services(target) -> list[str]:
+    """The services verify expects: those compose starts, with COMPOSE_PROFILES from the local env file."""
+    from berth import compose_config
     from berth.compose_file import load_compose_file
 
-    names = []
-    for name in target.compose_files:
-        cf = load_compose_file(target.root / name)
-        names += [n for n, s in cf.services.items() if not (isinstance(s, dict) and s.get("profiles"))]
-    return names
+    files = [load_compose_file(target.root / name) for name in target.compose_files]
+    env = compose_config.project_environment(target) if (target.root / target.env_file).exists() else {}
+    return compose_config.active_services(files, env)

@@ -33,7 +33,7 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
             history, problems = read_history(session, limit=5)
             owner = lock_stage.read(session)
             containers = container_states(session)
-            checkout = session.conn.run(git_commands.checkout_head(session.app_dir)).out.strip()
+            checkout = session.conn.run(git_commands.checkout_head(session.app_dir), timeout=60).out.strip()
         finally:
             session.close()
         if session.current_error:

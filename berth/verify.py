@@ -70,8 +70,16 @@ def probe_url(conn, url: str, timeout: float = 5) -> str:
     return _probe_url_from_here(url, timeout)
 
 
+NO_SERVICE = ("no service is expected to run: every service in the compose files is behind `profiles:` that "
+              "COMPOSE_PROFILES in the env file does not enable (or the files have no services), so compose starts "
+              "nothing")
+
+
 def verify(session: HostSession, expected_services: list[str], urls: tuple[str, ...], timeout: float) -> VerifyResult:
+    """Fails when anything expected is not up, and also when nothing is: zero containers is no success."""
     deadline = time.monotonic() + timeout
+    if not expected_services:
+        return VerifyResult(False, container_states(session), problems=[NO_SERVICE])
     while True:
         containers = container_states(session)
         running = {c.service for c in containers}
@@ -81,7 +89,8 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
         if not missing and not pending:
             break
         if failed or time.monotonic() > deadline:
-            problems = [f"service {s} has no container" for s in missing]
+            problems = [] if containers else [f"no container of project {session.compose.project} exists on the host"]
+            problems += [f"service {s} has no container" for s in missing]
             problems += [f"service {c.service} ({c.name}) is {c.describe()}" for c in pending]
             bad = sorted({c.service for c in pending})
             return VerifyResult(False, containers, problems=problems, logs=service_logs(session, bad))

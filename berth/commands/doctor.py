@@ -10,6 +10,8 @@ which of the local file's names the server's copy has.
 
 from __future__ import annotations
 
+import re
+
 from berth.commands.host import COMPOSE_VERSION
 from berth.commands.shell import quote
 from berth.engines.compose import INSPECT_FORMAT
@@ -166,6 +168,9 @@ except OSError as e:
 
 PROBE_SH = r'''
 kind=$1; name=$2
+# $name is a plain variable name or nothing is read: only then is the indirect read below safe
+# (printenv would do without eval, but small images have no printenv)
+case $name in ''|[!A-Za-z_]*|*[!A-Za-z0-9_]*) echo unset; exit 0;; esac
 eval "url=\${$name:-}"
 [ -n "$url" ] || { echo unset; exit 0; }
 hp=${url#*://}; hp=${hp##*@}; hp=${hp%%/*}; hp=${hp%%\?*}
@@ -189,8 +194,17 @@ else echo refused "$host" "$port"; fi
 '''
 
 
+PROBE_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def probe_service(container_id: str, kind: str, variable: str) -> str:
-    """Reach the postgres/redis that $variable points at, from inside the container."""
+    """Reach the postgres/redis that $variable points at, from inside the container.
+
+    `variable` is a key of the repo's compose file: only a plain variable name is accepted, here
+    and again by the probe itself before it reads the variable.
+    """
+    if not PROBE_VARIABLE.fullmatch(variable):
+        raise ValueError(f"not a variable name berth probes: {variable!r}")
     return " ".join(["docker", "exec", quote(container_id), "sh", "-c", quote(PROBE_SH), "probe",
                      quote(kind), quote(variable), quote(PROBE_PY), "2>&1"])
 

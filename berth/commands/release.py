@@ -3,16 +3,21 @@ an append-only history, and `current.json` — the release that is running."""
 
 from __future__ import annotations
 
-from berth.commands.shell import quote, script
+from berth.commands.shell import case_patterns, quote, script
 
 
 def state_dir_rel(project: str) -> str:
     return f".berth/{project}"
 
 
+EXISTS = 73  # exit code of `record`: a record with that release id is on the server already
+
+
 def record(state_dir: str, release_id: str, make_current: bool, env_file: str | None = None) -> str:
     """stdin (one line of JSON) → releases/ID.json, appended to history.jsonl, and current.json if it succeeded.
 
+    An existing releases/ID.json is never overwritten (exit EXISTS, nothing written): `ln` publishes
+    the complete file under its name or fails if the name is taken, in one step.
     `env_file` (the deployed env file on the server) is copied to releases/ID.env, mode 0600, so a
     rollback can restore the settings that release ran with.
     """
@@ -21,7 +26,10 @@ def record(state_dir: str, release_id: str, make_current: bool, env_file: str | 
     lines = [
         f"d={d}",
         'umask 077 && mkdir -p "$d/releases"',
-        f'cat > "$d/releases/"{rid}.tmp && mv -f "$d/releases/"{rid}.tmp "$d/releases/"{rid}',
+        f'cat > "$d/releases/"{rid}.tmp',
+        f'if ! ln "$d/releases/"{rid}.tmp "$d/releases/"{rid} 2>/dev/null; then rm -f "$d/releases/"{rid}.tmp;'
+        f' [ -e "$d/releases/"{rid} ] && exit {EXISTS}; exit 1; fi',
+        f'rm -f "$d/releases/"{rid}.tmp',
         f'cat "$d/releases/"{rid} >> "$d/history.jsonl"',
     ]
     if env_file:
@@ -53,11 +61,11 @@ def restore_env(state_dir: str, release_id: str, env_path: str) -> str:
 
 def prune_env_copies(state_dir: str, keep_ids: list[str]) -> str:
     """Delete env copies of releases that are no longer kept (records themselves stay)."""
-    keep = " ".join(quote(f"{i}.env") for i in keep_ids) or "''"
+    keep = case_patterns(f"{i}.env" for i in keep_ids)
     return script([
         f"cd {quote(state_dir + '/releases')} 2>/dev/null || exit 0",
         'for f in *.env; do [ -e "$f" ] || continue',
-        f'  case " {keep} " in *" $f "*) ;; *) rm -f -- "$f" ;; esac',
+        f'  case "$f" in {keep}) ;; *) rm -f -- "$f" ;; esac',
         "done",
     ])
 

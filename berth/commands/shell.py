@@ -15,6 +15,16 @@ def join(argv: Sequence[str]) -> str:
     return " ".join(quote(w) for w in argv)
 
 
+def case_patterns(words: Iterable[str]) -> str:
+    """Words as the pattern list of one `case` branch (`'a'|'b'`), each matched literally.
+
+    Quoted words inside `" … "` would keep their single quotes and expand `$(…)`: a `case` pattern
+    list is the one place a list of words can be compared without that. No words: a pattern that
+    matches only the empty string.
+    """
+    return "|".join(quote(w) for w in words) or "''"
+
+
 def chain(*commands: str) -> str:
     """Run commands in order, stopping at the first failure."""
     return " && ".join(c for c in commands if c)

@@ -6,9 +6,11 @@ hold the user's data and no command here removes one.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
-from berth.commands.shell import join, quote
+from berth.commands.shell import case_patterns, join, quote
 
 # docker inspect format: one line per container, fields separated by a tab
 INSPECT_FORMAT = (
@@ -110,32 +112,92 @@ def parse_inspect(stdout: str) -> list[ContainerState]:
     return states
 
 
+# one path component of an image reference (docker's grammar; lowercase only)
+_REF_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_REF_TAG = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,127}")
+
+
+def ref_component(name: str) -> str:
+    """`name` (a compose project or service) as one path component of an image reference.
+
+    A name that already is one stays as it is. Any other (`Web`: docker refuses uppercase) is
+    lowercased and gets a hash of the original name, so `Web` and `web` never share a tag.
+    """
+    if _REF_COMPONENT.fullmatch(name):
+        return name
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
+    return f"{base}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _ref_tag(release_id: str) -> str:
+    tag = release_id.lower()
+    if not _REF_TAG.fullmatch(tag):
+        raise ValueError(f"release id {release_id!r} cannot be an image tag")
+    return tag
+
+
 def keep_ref(project: str, service: str, release_id: str) -> str:
-    """The tag that keeps a release's image from being garbage: berth-releases/<project>-<service>:<release>."""
-    return f"{KEEP_REPOSITORY}/{project}-{service}:{release_id.lower()}"
+    """The tag that keeps a release's image from being garbage: berth-releases/<project>/<service>:<release>.
+
+    `/` separates project and service: compose project names cannot contain it, and docker's
+    `reference` filter `*` does not match it, so one project's prune never sees another's tags
+    (with `<project>-<service>`, project `app` pruned the tags of project `app-admin`).
+    """
+    return f"{KEEP_REPOSITORY}/{ref_component(project)}/{ref_component(service)}:{_ref_tag(release_id)}"
 
 
 def keep_images(images: dict[str, dict], project: str, release_id: str) -> str:
-    """Tag every service image of a release so a rollback needs no build."""
-    lines = [join(["docker", "tag", i["id"], keep_ref(project, service, release_id)]) for service, i in images.items()]
-    return " && ".join(lines) or "true"
+    """Tag every service image of a release so a rollback needs no build; exit 1 if any tag failed."""
+    lines = ["rc=0"]
+    lines += [f"{join(['docker', 'tag', i['id'], keep_ref(project, service, release_id)])} || rc=1"
+              for service, i in images.items()]
+    return "\n".join([*lines, "exit $rc"]) + "\n"
 
 
-def restore_images(images: dict[str, dict]) -> str:
-    """Point each service's image reference back at the image of a past release (exit 4 if one is gone)."""
+def builds_image(service: str, image: dict, project: str) -> bool | None:
+    """Whether this project builds the image of `service` (its name is then the project's own).
+
+    Records made by this berth say so (`built`). For older records only compose's default name
+    for a built image (`<project>-<service>`, v1 `<project>_<service>`) is known to be the
+    project's; any other name may be a shared one (`postgres:16`): None, "cannot tell".
+    """
+    if "built" in image:
+        return bool(image["built"])
+    name = str(image.get("name", "")).split(":")[0]
+    return True if name in (f"{project}-{service}", f"{project}_{service}") else None
+
+
+def restore_images(images: dict[str, dict], project: str) -> str:
+    """Put back the images of a past release; prints one `gone N` / `moved N` line per service N that needs a word.
+
+    Only the names of images this project builds are re-pointed (`docker tag <old id> <name>`):
+    `postgres:16` is the whole daemon's, and re-pointing it would change other projects too. For
+    such a name the script only says whether it still points at the image the release ran
+    (`moved N` otherwise). `gone N`: the old image of a built service is no longer on the host.
+    N is the service's index in `images`.
+    """
     lines = []
-    for service, i in images.items():
-        lines.append(f"docker image inspect {quote(i['id'])} >/dev/null 2>&1 || {{ echo {quote(service)}; exit 4; }}")
-        lines.append(join(["docker", "tag", i["id"], i["name"]]))
+    for n, (service, i) in enumerate(images.items()):
+        image_id, name = quote(i["id"]), quote(i["name"])
+        if builds_image(service, i, project):
+            lines.append(f"if docker image inspect {image_id} >/dev/null 2>&1; then "
+                         f"docker tag {image_id} {name}; else echo 'gone {n}'; fi")
+        else:
+            lines.append(f"[ \"$(docker image inspect --format '{{{{.Id}}}}' {name} 2>/dev/null)\" = {image_id} ] "
+                         f"|| echo 'moved {n}'")
     return "\n".join(["set -e", *lines]) + "\n"
 
 
 def prune_kept_images(project: str, keep_release_ids: list[str]) -> str:
-    """Untag kept images of releases that are no longer kept; images still in use stay (docker refuses)."""
-    keep = " ".join(quote(r.lower()) for r in keep_release_ids) or "''"
-    pattern = quote(f"{KEEP_REPOSITORY}/{project}-*")
+    """Untag kept images of releases that are no longer kept; images still in use stay (docker refuses).
+
+    Tags of the old `berth-releases/<project>-<service>` form are not touched: they cannot be
+    told apart from another project's (docs/RELEASES.md says how to remove them by hand).
+    """
+    keep = case_patterns(r.lower() for r in keep_release_ids)
+    pattern = quote(f"{KEEP_REPOSITORY}/{ref_component(project)}/*")
     return (
         f"docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' --filter reference={pattern} | "
-        f"while read -r ref; do tag=${{ref##*:}}; case \" {keep} \" in *\" $tag \"*) ;; "
+        f"while read -r ref; do case \"${{ref##*:}}\" in {keep}) ;; "
         f"*) docker rmi \"$ref\" >/dev/null 2>&1 || true ;; esac; done"
     )

@@ -32,6 +32,12 @@ from berth.errors import BerthError
 from berth.transport import Result
 
 
+# a command that gives no timeout of its own (a stuck server must not hang berth forever);
+# builds, hooks and `up` pass longer ones
+DEFAULT_TIMEOUT = 600
+ALIVE_TIMEOUT = 10
+
+
 @dataclass(frozen=True)
 class SSHOptions:
     trust_new_host: bool = False
@@ -293,7 +299,10 @@ class SSHConnection:
                            fix=f"fix that line; `ssh -G {self.host.address}` shows the same error")
         return parse_config_dump(proc.stdout.decode("utf-8", "replace"))
 
-    def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = False) -> Result:
+    def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = DEFAULT_TIMEOUT,
+            check: bool = False) -> Result:
+        """Run `script` on the host; it never waits forever (`timeout` None means DEFAULT_TIMEOUT too)."""
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         if self.control_path is None:
             raise RuntimeError("connection is not open")
         if self.lost:
@@ -338,7 +347,10 @@ class SSHConnection:
         if self.control_path is None or not self.control_path.exists():
             return False
         argv = [*base_argv(self.host, self.opts, self.control_path), "-O", "check", self.host.address]
-        return subprocess.run(argv, capture_output=True).returncode == 0
+        try:  # a master that hangs is as good as gone
+            return subprocess.run(argv, capture_output=True, timeout=ALIVE_TIMEOUT).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def close(self) -> None:
         if self.control_path is not None and self.control_path.exists() and not self.lost:

@@ -158,6 +158,7 @@ GENERATORS = {
     "berth.commands.shell.quote": lambda: [shell.quote(WEIRD)],
     "berth.commands.shell.join": lambda: [shell.join(["a", WEIRD])],
     "berth.commands.shell.chain": lambda: [shell.chain("a", "", "b")],
+    "berth.commands.shell.case_patterns": lambda: [shell.case_patterns(["a", WEIRD])],
     "berth.commands.shell.script": lambda: [shell.script(["a", "b"])],
     "berth.engines.compose.in_dir": lambda: [in_dir("/srv/app", ["docker", "compose", "up"])],
     "berth.engines.compose.parse_inspect": lambda: [],
@@ -169,18 +170,22 @@ GENERATORS = {
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
     "berth.engines.compose.ContainerState": lambda: [],
     "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
+    "berth.engines.compose.ref_component": lambda: [],  # a name, not a command
+    "berth.engines.compose.builds_image": lambda: [],  # a predicate
     "berth.engines.compose.keep_images": lambda: [
         compose_engine.keep_images({"web": {"name": "shop-web", "id": "sha256:1"}}, "shop", "R1")],
     "berth.engines.compose.restore_images": lambda: [
-        compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"}})],
+        compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"},
+                                       "db": {"name": "postgres:16", "id": "sha256:2", "built": False}}, "shop")],
     "berth.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
     "berth.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
     "berth.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],
     "berth.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
     "berth.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
     "berth.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
-    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok")],
-    "berth.commands.lock.force_release": lambda: [lock_commands.force_release("/h/.berth/shop")],
+    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok"),
+                                            lock_commands.release("/h/.berth/shop", None)],
+    "berth.commands.lock.valid_token": lambda: [],  # a predicate
     "berth.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
 }
 
