@@ -89,11 +89,13 @@ def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
             info["detail"] = f"{ctx.branch} already has {ctx.head[:7]}"
             info["status"] = "skip"
             return
-        proc = gitlocal.git(target.root, "push", "--quiet", ctx.remote_url, f"HEAD:refs/heads/{ctx.branch}",
-                            check=False, timeout=300)
+        # `--`: the URL is never read as an option (a value starting with '-' is refused before this, too)
+        proc = gitlocal.git(target.root, *gitlocal.REMOTE_OPTIONS, "push", "--quiet", "--", ctx.remote_url,
+                            f"HEAD:refs/heads/{ctx.branch}", check=False, timeout=300)
         if proc.returncode != 0:
             raise BerthError(
-                f"git push to {ctx.remote_url} failed: {proc.stderr.strip()[-400:]}",
+                f"git push to {gitlocal.public_url(ctx.remote_url)} failed: "
+                f"{gitlocal.hide_credentials(proc.stderr.strip(), ctx.remote_url)[-400:]}",
                 fix="pull and merge (or rebase) the remote branch, then deploy again; berth never force-pushes",
             )
         info["detail"] = f"{ctx.head[:7]} → {ctx.branch}"

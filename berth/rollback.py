@@ -98,9 +98,9 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     outcome.update({"ok": False, "environment": target.environment, "hosts": [], "steps": log.steps})
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}", fix="set SERVER_IP or hosts in berth.toml")
+    remote_url = gitlocal.target_remote_url(target) or ""  # a refused value stops here, before any host
     confirm(target, opts.yes, log, action="roll back")
     who = gitlocal.user_identity(target.root)
-    remote_url = gitlocal.remote_url(target.root, target.get("remote", "origin")) or ""
     services = _services(target)
     for host in target.hosts:
         host_out = {"host": host.label, "ok": False}

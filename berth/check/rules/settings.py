@@ -61,3 +61,16 @@ def hosts_valid(ctx):
             file, line = _at(ctx, "hosts")
             yield finding(f"host {host.address!r} is not an address or ssh alias (ssh would read it as an option)",
                           file, line)
+
+
+@rule("settings.remote", Severity.ERROR, "the git remote starts with '-', so git would read it as an option",
+      "set GIT_REMOTE in .env (remote in berth.toml) to a remote name such as origin or to a URL")
+def remote_valid(ctx):
+    refused = ctx.remote_error  # berth never passes such a value to git: not even git.unpushed's ls-remote
+    if refused is None:
+        return
+    s = ctx.target.settings.get("remote")
+    if s is not None and str(s.value).startswith("-"):
+        yield finding(refused.what, s.file, s.line)
+    else:  # the setting names a remote whose URL in .git/config starts with '-'
+        yield finding(f"{refused.what} ({refused.where})", fix="git remote set-url origin URL, with a real URL")
