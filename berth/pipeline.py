@@ -241,7 +241,7 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     changed_server = False
     try:
         with log.step("sync", label) as info:
-            synced = sync_stage.sync(session, plan.remote_url, plan.commit)
+            synced = sync_stage.sync(session, plan.remote_url, plan.commit, current.get("commit"))
             info["detail"] = synced.describe()
             if synced.untracked:
                 info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"
@@ -365,6 +365,6 @@ def _restore_checkout(session, current: dict, plan: Plan, target: Target) -> Non
 
     if not current.get("commit"):
         return
-    sync_stage.sync(session, plan.remote_url, current["commit"])
+    sync_stage.sync(session, plan.remote_url, current["commit"], current["commit"])
     session.conn.run(release_commands.restore_env(session.state_dir, current["id"],
                                                   f"{session.app_dir}/{target.env_file}"), timeout=60)

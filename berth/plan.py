@@ -36,10 +36,12 @@ def render_plan(target: Target) -> str:
         steps_before.append(("confirm", f"type '{target.environment}' (or pass --yes)"))
     compose = Compose("v2", target.project, target.compose_files, target.env_file)
     app = target.app_dir
-    commit = ctx.head or "COMMIT"
+    # the script as the first deploy to a host runs it (later ones also pass the running release's commit)
+    sync = (git_commands.sync(app, ctx.remote_url or "REMOTE", ctx.head) if ctx.head
+            else "(no commit to check out: the check stops the deploy)")
     steps = [
         ("connect", "ssh (ControlMaster, one connection per host): server facts — home, docker, compose v2/v1"),
-        ("sync", git_commands.sync(app, ctx.remote_url or "REMOTE", commit)),
+        ("sync", sync),
         ("env", f"{target.env_file} on stdin → " + file_commands.write_private_file(f"{app}/{target.env_file}")),
         ("deploy", in_dir(app, compose.build()) + "   (skipped when the running release has this commit)\n"
                    + in_dir(app, compose.up())),

@@ -39,7 +39,8 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
               urls: tuple[str, ...], timeout: float, env_file: str) -> verify_stage.VerifyResult:
     label = session.host.label
     with log.step("sync", label) as info:
-        info["detail"] = sync_stage.sync(session, remote_url, to["commit"]).describe()
+        running = (session.current or {}).get("commit")
+        info["detail"] = sync_stage.sync(session, remote_url, to["commit"], running).describe()
     with log.step("env", label) as info:
         result = session.conn.run(release_commands.restore_env(session.state_dir, to["id"],
                                                                f"{session.app_dir}/{env_file}"), timeout=60)
