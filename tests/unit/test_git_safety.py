@@ -69,7 +69,7 @@ def test_a_dotenv_git_remote_never_runs_as_a_git_option(project, sub_env):
     assert ".env:4: error: the git remote '--upload-pack=" in proc.stdout and "[settings.remote]" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [["rollback", "--yes"]], ids=" ".join)
+@pytest.mark.parametrize("args", [["rollback", "--yes"], ["doctor"]], ids=" ".join)
 def test_commands_that_read_the_remote_themselves_refuse_it_before_any_host(project, sub_env, args):
     payload, flag = _payload(project)
     project.write(".env", project.DOTENV + f"GIT_REMOTE={payload}\n")
