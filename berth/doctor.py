@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from berth.commands import doctor as cmd
 from berth.config import Host, Target
 from berth.engines.compose import ContainerState, parse_inspect
+from berth.gitlocal import public_url
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 LOG_LINES = 20
@@ -266,16 +267,30 @@ def check_repo(f: HostFacts, target: Target) -> list[Finding]:
     elif present != "yes":
         return [Finding("repo.cloned", SKIP, f"could not read {app} on the server")]
     else:
-        out = [Finding("repo.cloned", OK, f"{app} at {f.repo.get('head', '')[:7] or '?'} from {f.repo.get('origin') or '?'}")]
+        origin = public_url(f.repo.get("origin") or "") or "?"
+        also = (" (berth deploy fetches from the URL of GIT_REMOTE / remote instead, into refs/remotes/berth/, and "
+                "leaves that origin as it is)") if f.repo.get("origin_is") == "other" else ""
+        out = [Finding("repo.cloned", OK, f"{app} at {f.repo.get('head', '')[:7] or '?'} from {origin}{also}")]
+        server = f"ssh {target.hosts[0].label if target.hosts else 'server'}"
         dirty = int(f.repo.get("dirty", "0") or 0)
         if dirty:
+            # as berth deploy's own refusal words it (berth/sync.py)
             out.append(Finding("repo.clean", WARN, f"{dirty} file(s) changed by hand on the server",
-                               cause="someone edited files in the checkout; berth deploy refuses to overwrite them",
-                               fix=f"look with `ssh {target.hosts[0].label if target.hosts else 'server'} git -C {app} "
-                               "status`, then commit the change in your repo or `git stash` it on the server"))
+                               cause="someone edited files in the checkout; berth deploy stops and will not overwrite them",
+                               fix=f"look with `{server} git -C {app} status`; commit and push what should stay, "
+                               "or discard it on the server with git checkout -- FILE"))
         current = (f.current or {}).get("commit")
         head = f.repo.get("head", "")
-        if current and head and current != head:
+        server_commits = int(f.repo.get("server_commits", "0") or 0)
+        if server_commits and head != current:
+            out.append(Finding("repo.server-commits", WARN,
+                               f"the checkout is at {server_commits} commit(s) made on the server that no remote branch holds",
+                               cause="someone committed in the checkout on the server; berth deploy stops rather than "
+                               "move away from them, because nothing would keep them",
+                               fix=f"look with `{server} git -C {app} log --oneline HEAD --not --remotes`; push them from "
+                               f"the server to the remote and merge them, or note their SHAs and run git -C {app} "
+                               f"checkout --detach {current or 'COMMIT'} on the server"))
+        elif current and head and current != head:
             out.append(Finding("repo.commit", WARN, f"the checkout is at {head[:7]}, the running release is {current[:7]}",
                                cause="the checkout was moved by hand (git pull/checkout on the server) after the deploy",
                                fix="berth deploy (or berth rollback) puts checkout and containers back in step"))
@@ -288,8 +303,9 @@ def check_repo(f: HostFacts, target: Target) -> list[Finding]:
             cause = "the server cannot resolve the git host's name (DNS)"
             fix = "check /etc/resolv.conf on the server, or use the remote's IP address"
         elif "not found" in err.lower() or "does not appear to be a git repository" in err or "does not exist" in err:
-            cause = "the remote URL is wrong on the server (or the repository moved)"
-            fix = f"set the right URL: git -C {app} remote set-url origin URL (berth deploy uses GIT_REMOTE)"
+            cause = "the remote URL is wrong (or the repository moved)"
+            fix = ("set the URL berth deploys from: GIT_REMOTE in .env or remote in berth.toml (or your origin); "
+                   "the server fetches from that URL, and its own origin is never rewritten")
         else:
             cause = "the server cannot reach the git remote (firewall, proxy, or the remote is down)"
             fix = "on the server, run `git ls-remote URL` and fix what it says"
@@ -642,7 +658,7 @@ def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str],
 
 
 def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_host: bool = False,
-                  on_command=None) -> list[Finding]:
+                  on_command=None, remote_url: str | None = None) -> list[Finding]:
     from berth.commands.release import state_dir_rel
     from berth.pipeline import ssh_options
     from berth.transport.ssh import SSHConnection, SSHError
@@ -659,9 +675,6 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         return [mask_finding(x, masker) for x in findings]
     try:
         findings.append(Finding("ssh.connect", OK, f"logged in as {host.user or 'your ssh user'} in {seconds:.1f}s"))
-        from berth import gitlocal
-
-        remote_url = gitlocal.remote_url(target.root, target.get("remote") or "origin")
         script = cmd.gather(target.app_dir, target.env_file, target.project, remote_url, exp.env_names,
                             state_dir_rel(target.project))
         result = conn.run(script, timeout=120)
@@ -704,11 +717,14 @@ def run_doctor(target: Target, trust_new_host: bool = False, on_command=None) ->
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}",
                          fix="set SERVER_IP in .env or hosts in berth.toml")
+    from berth import gitlocal
+
+    remote_url = gitlocal.target_remote_url(target)  # a value git would read as an option stops here
     exp = expected_from(target)
     masker = masker_for(target)
     rows = []
     for host in target.hosts:
-        findings = diagnose_host(target, host, exp, masker, trust_new_host, on_command)
+        findings = diagnose_host(target, host, exp, masker, trust_new_host, on_command, remote_url)
         rows.append({"host": host.label, "environment": target.environment,
                      "ok": not any(x.status == FAIL for x in findings),
                      "checks": [asdict(x) for x in findings]})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
-from berth.errors import BerthError
+from berth.errors import BerthError, UsageError
 
 
 class GitError(BerthError):
@@ -24,13 +25,25 @@ def git(root: Path, *args: str, check: bool = True, timeout: float = 60) -> subp
     except FileNotFoundError:
         raise GitError("git is not installed", fix="install git (apt-get install git)") from None
     except subprocess.TimeoutExpired:
-        raise GitError(f"`git {' '.join(args)}` did not finish within {timeout:.0f}s", where=str(root)) from None
+        raise GitError(f"`git {_shown(args)}` did not finish within {timeout:.0f}s", where=str(root)) from None
     if check and proc.returncode != 0:
         raise GitError(
-            f"`git {' '.join(args)}` failed: {proc.stderr.strip() or proc.stdout.strip()}",
+            f"`git {_shown(args)}` failed: {hide_credentials(proc.stderr.strip() or proc.stdout.strip(), *args)}",
             where=str(root),
         )
     return proc
+
+
+def _shown(args: tuple[str, ...]) -> str:
+    """The command as told in an error: a remote URL's credentials left out."""
+    return " ".join(public_url(a) for a in args)
+
+
+def hide_credentials(text: str, *urls: str) -> str:
+    """`text` with the credentials of these URLs replaced: git's messages may repeat a URL it was given."""
+    for secret in sorted({c for u in urls for c in url_credentials(u)}, key=len, reverse=True):
+        text = text.replace(secret, "****")
+    return text
 
 
 def _git_env() -> dict[str, str]:
@@ -73,19 +86,51 @@ def is_ignored(root: Path, relpath: str) -> bool:
     return git(root, "check-ignore", "-q", "--no-index", relpath, check=False).returncode == 0
 
 
-def remote_url(root: Path, remote: str) -> str | None:
-    """The URL of a named remote, or `remote` itself when it already looks like a URL or path."""
-    proc = git(root, "remote", "get-url", remote, check=False)
+# Local git calls that contact a remote: the ext:: transport runs a command by design, so it is off
+# whatever the user's git config says (git's default is already "never"; this is defence in depth).
+REMOTE_OPTIONS = ("-c", "protocol.ext.allow=never")
+
+
+def refuse_option_like(value: str, where: str) -> None:
+    """A remote name or URL that starts with '-' would be read by git as an option (--upload-pack=CMD runs CMD)."""
+    if value.startswith("-"):
+        raise UsageError(
+            f"the git remote {value!r} starts with '-', so git would read it as an option; berth does not use it",
+            where=where,
+            fix="set the remote to a remote name (origin) or a URL (git@host:org/app.git, https://host/org/app.git)",
+        )
+
+
+def remote_url(root: Path, remote: str, where: str | None = None) -> str | None:
+    """The URL of a named remote, or `remote` itself when it already looks like a URL or path.
+
+    `where` names the setting the value came from (`.env:4`, `berth.toml:3 [environments.prod] remote`);
+    a value or a configured URL that git would read as an option raises a UsageError that says so.
+    """
+    refuse_option_like(remote, where or "the git remote setting")
+    proc = git(root, "remote", "get-url", "--", remote, check=False)
     if proc.returncode == 0:
-        return proc.stdout.strip()
+        url = proc.stdout.strip()
+        refuse_option_like(url, f"the URL of git remote {remote} (git remote get-url {remote})")
+        return url
     if "/" in remote or ":" in remote:
         return remote
     return None
 
 
+def target_remote_url(target) -> str | None:
+    """The URL the target deploys from: its `remote` setting (GIT_REMOTE / berth.toml), default origin."""
+    setting = target.settings.get("remote")
+    where = None
+    if setting is not None:  # ".env:4 GIT_REMOTE", "berth.toml:3 [environments.prod] remote"
+        where = setting.origin + (" GIT_REMOTE" if setting.origin.startswith(".env") else "")
+    return remote_url(target.root, target.get("remote") or "origin", where=where)
+
+
 def ls_remote_branch(root: Path, url: str, branch: str) -> str | None:
     """The commit the remote's branch points at (None if the branch does not exist there)."""
-    proc = git(root, "ls-remote", url, f"refs/heads/{branch}", timeout=30)
+    refuse_option_like(url, "the git remote")
+    proc = git(root, *REMOTE_OPTIONS, "ls-remote", "--", url, f"refs/heads/{branch}", timeout=30)
     line = proc.stdout.strip()
     return line.split()[0] if line else None
 
@@ -99,8 +144,53 @@ def is_pushed(root: Path, url: str, branch: str, commit: str) -> tuple[bool, str
         return True, tip
     if not has_commit(root, tip):
         # the remote moved on since our last fetch: fetch that branch (only FETCH_HEAD changes)
-        git(root, "fetch", "--quiet", url, f"refs/heads/{branch}", check=False, timeout=120)
+        git(root, *REMOTE_OPTIONS, "fetch", "--quiet", "--", url, f"refs/heads/{branch}", check=False, timeout=120)
     return has_commit(root, tip) and is_ancestor(root, commit, tip), tip
+
+
+# --------------------------------------------------------------------------- credentials in a remote URL
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)$", re.DOTALL)
+_HTTP_SCHEMES = {"http", "https", "ftp", "ftps"}
+# a user part that is a plain name (deploy, git, alice.smith), not a token used as the user (ghp_..., glpat-...)
+_PLAIN_USER = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,19}$")
+_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-")
+
+
+def _split_userinfo(url: str) -> tuple[str, list[str]]:
+    """(the URL as a server may see it, the secret parts taken out of it).
+
+    http(s): the whole userinfo goes (a token is often the user part: https://ghp_x@github.com/...);
+    ssh:// and other schemes: only the password goes (the user name says which account to log in as);
+    scp-like `git@host:org/app.git` and paths have no password and stay as they are.
+    """
+    m = _URL.match(url)
+    if not m or "@" not in m["authority"]:
+        return url, []
+    userinfo, _, hostport = m["authority"].rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    scheme = m["scheme"].lower()
+    secrets = [password] if has_password and password else []
+    if scheme in _HTTP_SCHEMES:
+        if not secrets and user and (not _PLAIN_USER.match(user) or user.startswith(_TOKEN_PREFIXES)):
+            secrets = [user]
+        public = f"{m['scheme']}://{hostport}{m['rest']}"
+    else:
+        public = f"{m['scheme']}://{user + '@' if user else ''}{hostport}{m['rest']}" if has_password else url
+    from urllib.parse import unquote
+
+    # the percent-decoded form too: that is what git sends, and what an error message may show
+    return public, [form for s in secrets for form in dict.fromkeys([s, unquote(s)])]
+
+
+def public_url(url: str) -> str:
+    """`url` without its password or token: what servers get, and what berth prints."""
+    return _split_userinfo(url)[0]
+
+
+def url_credentials(url: str) -> list[str]:
+    """The secret parts of a remote URL (a password, or a token used as the user name), for masking."""
+    return _split_userinfo(url)[1]
 
 
 def is_ancestor(root: Path, commit: str, of: str) -> bool:

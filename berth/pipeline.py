@@ -89,11 +89,13 @@ def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
             info["detail"] = f"{ctx.branch} already has {ctx.head[:7]}"
             info["status"] = "skip"
             return
-        proc = gitlocal.git(target.root, "push", "--quiet", ctx.remote_url, f"HEAD:refs/heads/{ctx.branch}",
-                            check=False, timeout=300)
+        # `--`: the URL is never read as an option (a value starting with '-' is refused before this, too)
+        proc = gitlocal.git(target.root, *gitlocal.REMOTE_OPTIONS, "push", "--quiet", "--", ctx.remote_url,
+                            f"HEAD:refs/heads/{ctx.branch}", check=False, timeout=300)
         if proc.returncode != 0:
             raise BerthError(
-                f"git push to {ctx.remote_url} failed: {proc.stderr.strip()[-400:]}",
+                f"git push to {gitlocal.public_url(ctx.remote_url)} failed: "
+                f"{gitlocal.hide_credentials(proc.stderr.strip(), ctx.remote_url)[-400:]}",
                 fix="pull and merge (or rebase) the remote branch, then deploy again; berth never force-pushes",
             )
         info["detail"] = f"{ctx.head[:7]} → {ctx.branch}"
@@ -245,7 +247,7 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     changed_server = False
     try:
         with log.step("sync", label) as info:
-            synced = sync_stage.sync(session, plan.remote_url, plan.commit)
+            synced = sync_stage.sync(session, plan.remote_url, plan.commit, current.get("commit"))
             info["detail"] = synced.describe()
             if synced.untracked:
                 info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"
@@ -373,6 +375,6 @@ def _restore_checkout(session, current: dict, plan: Plan, target: Target) -> Non
 
     if not current.get("commit"):
         return
-    sync_stage.sync(session, plan.remote_url, current["commit"])
+    sync_stage.sync(session, plan.remote_url, current["commit"], current["commit"])
     session.conn.run(release_commands.restore_env(session.state_dir, current["id"],
                                                   f"{session.app_dir}/{target.env_file}"), timeout=60)

@@ -9,6 +9,7 @@ from berth.commands import git as git_commands
 from berth.commands import release as release_commands
 from berth.config import Target
 from berth.engines.compose import Compose, in_dir
+from berth.gitlocal import public_url
 from berth.output import render_findings
 
 
@@ -20,11 +21,14 @@ def render_plan(target: Target) -> str:
         value = target.get(name)
         if value not in (None, [], ""):
             shown = ", ".join(value) if isinstance(value, list) else value
+            if name == "remote":
+                shown = public_url(shown)  # GIT_REMOTE may be a URL with a token in it
             out.append(f"{name:<12} {shown}  ← {target.where(name)}")
     if not target.get("app_dir"):
         out.append(f"{'app_dir':<12} {target.app_dir}  ← default")
     out.append(f"{'project':<12} {target.project}")
-    out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {ctx.remote_url or '(no remote)'}")
+    remote = public_url(ctx.remote_url) if ctx.remote_url else "(no remote)"
+    out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {remote}")
     shown = report.at_least(Severity.WARNING)
     out.append("")
     steps_before = [("check", f"{len(report.errors)} errors" + (" — deploy would stop here" if report.errors else ""))]
@@ -32,10 +36,12 @@ def render_plan(target: Target) -> str:
         steps_before.append(("confirm", f"type '{target.environment}' (or pass --yes)"))
     compose = Compose("v2", target.project, target.compose_files, target.env_file)
     app = target.app_dir
-    commit = ctx.head or "COMMIT"
+    # the script as the first deploy to a host runs it (later ones also pass the running release's commit)
+    sync = (git_commands.sync(app, ctx.remote_url or "REMOTE", ctx.head) if ctx.head
+            else "(no commit to check out: the check stops the deploy)")
     steps = [
         ("connect", "ssh (ControlMaster, one connection per host): server facts — home, docker, compose v2/v1"),
-        ("sync", git_commands.sync(app, ctx.remote_url or "REMOTE", commit)),
+        ("sync", sync),
         ("env", f"{target.env_file} on stdin → " + file_commands.write_private_file(f"{app}/{target.env_file}")),
         ("deploy", in_dir(app, compose.build()) + "   (skipped when the running release has this commit)\n"
                    + in_dir(app, compose.up())),

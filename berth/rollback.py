@@ -62,7 +62,8 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
               urls: tuple[str, ...], timeout: float, env_file: str) -> verify_stage.VerifyResult:
     label = session.host.label
     with log.step("sync", label) as info:
-        info["detail"] = sync_stage.sync(session, remote_url, to["commit"]).describe()
+        running = (session.current or {}).get("commit")
+        info["detail"] = sync_stage.sync(session, remote_url, to["commit"], running).describe()
     with log.step("env", label) as info:
         result = session.conn.run(release_commands.restore_env(session.state_dir, to["id"],
                                                                f"{session.app_dir}/{env_file}"), timeout=60)
@@ -156,9 +157,9 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     outcome.update({"ok": False, "environment": target.environment, "hosts": [], "steps": log.steps})
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}", fix="set SERVER_IP or hosts in berth.toml")
+    remote_url = gitlocal.target_remote_url(target) or ""  # a refused value stops here, before any host
     confirm(target, opts.yes, log, action="roll back")
     who = gitlocal.user_identity(target.root)
-    remote_url = gitlocal.remote_url(target.root, target.get("remote", "origin")) or ""
     services = _services(target)
     for host in target.hosts:
         host_out = {"host": host.label, "ok": False}

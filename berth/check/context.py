@@ -92,5 +92,20 @@ class CheckContext:
         return self.target.get("branch") or (gitlocal.current_branch(self.root) if self.is_git_repo else None)
 
     @cached_property
+    def _remote(self) -> tuple[str | None, UsageError | None]:
+        if not self.is_git_repo:
+            return None, None
+        try:
+            return gitlocal.target_remote_url(self.target), None
+        except UsageError as exc:
+            return None, exc
+
+    @property
     def remote_url(self) -> str | None:
-        return gitlocal.remote_url(self.root, self.target.get("remote", "origin")) if self.is_git_repo else None
+        """The URL the server fetches from; None when there is none, or when it is refused (remote_error)."""
+        return self._remote[0]
+
+    @property
+    def remote_error(self) -> UsageError | None:
+        """Why the remote setting is refused (a value git would read as an option), for settings.remote."""
+        return self._remote[1]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 
+from berth.commands.git import URL_WITHOUT_CREDENTIALS_SED
 from berth.commands.host import COMPOSE_VERSION
 from berth.commands.shell import quote
 from berth.engines.compose import INSPECT_FORMAT
+from berth.gitlocal import public_url
 
 SECTION = "@@"
 # one line per container: id, networks, published host ports, the *names* of its environment
@@ -40,7 +42,8 @@ def gather(app_dir: str, env_file: str, project: str, remote_url: str | None, en
     """`env_names` are the local env file's keys: the server answers which of them its copy has."""
     app = remote_path(app_dir)
     env_path = remote_path(f"{app_dir.rstrip('/')}/{env_file}")
-    remote = quote(remote_url or "")
+    # the URL berth deploy fetches from, as the server gets it: without credentials
+    remote = quote(public_url(remote_url) if remote_url else "")
     ids = ("docker ps --all --quiet --filter " + quote(f"label=com.docker.compose.project={project}")
            + " --filter label=com.docker.compose.oneoff=False")
     # no `set -e`: a failing probe is a finding, and the sections after it must still run
@@ -56,12 +59,18 @@ def gather(app_dir: str, env_file: str, project: str, remote_url: str | None, en
         f"echo {SECTION}repo",
         f"if [ -d {app}/.git ]; then echo present=yes;"
         f" printf 'head=%s\\n' \"$(git -C {app} rev-parse HEAD 2>/dev/null)\";"
-        f" printf 'origin=%s\\n' \"$(git -C {app} remote get-url origin 2>/dev/null)\";"
+        f" origin=$(git -C {app} config --get remote.origin.url);"
+        # shown without credentials (the server's own origin may hold some), as berth shows URLs
+        f" shown=$(printf '%s' \"$origin\" | sed {quote(URL_WITHOUT_CREDENTIALS_SED)}); printf 'origin=%s\\n' \"$shown\";"
+        # berth deploy fetches from its own URL and leaves a different origin alone (as commands/git.sync)
+        f" if [ -n {remote} ] && [ \"$shown\" != {remote} ]; then echo origin_is=other; fi;"
         f" printf 'dirty=%s\\n' \"$(git -C {app} status --porcelain --untracked-files=no 2>/dev/null | wc -l)\";"
-        f" url=$(git -C {app} remote get-url origin 2>/dev/null);"
+        # commits that no remote branch holds: berth deploy will not move away from them
+        f" printf 'server_commits=%s\\n' \"$(git -C {app} rev-list --count HEAD --not --remotes 2>/dev/null)\";"
+        f" url={remote}; [ -n \"$url\" ] || url=$origin;"
         f" elif [ -e {app} ]; then echo present=not-a-repo; url={remote}; else echo present=no; url={remote}; fi",
         'if [ -n "$url" ]; then if out=$(GIT_TERMINAL_PROMPT=0 GIT_SSH_COMMAND="ssh -o BatchMode=yes -o ConnectTimeout=10"'
-        ' timeout 30 git ls-remote "$url" HEAD 2>&1); then echo remote=ok;'
+        ' timeout 30 git -c protocol.ext.allow=never ls-remote -- "$url" HEAD 2>&1); then echo remote=ok;'
         " else printf \"remote_error=%s\\n\" \"$(printf \"%s\" \"$out\" | grep -v '^$' | head -n 4 | tr '\\n' ' ' | cut -c1-500)\"; fi; fi",
         f"echo {SECTION}envfile",
         f"if [ -f {env_path} ]; then printf 'mode=%s\\n' \"$(stat -c %a {env_path})\";"

@@ -127,6 +127,14 @@ def _remote_ahead(p: Project) -> None:
     dotenv(p, "GIT_BRANCH=main\n")
 
 
+TOKEN = "ghp_R3alT0kenR3alT0kenR3alT0ken0000"
+
+
+def _option_remote(p: Project) -> None:
+    """GIT_REMOTE that git would read as an option; PWNED in the project's parent if git ran it."""
+    dotenv(p, f"GIT_REMOTE=--upload-pack=touch {p.root.parent / 'PWNED'};:\n")
+
+
 def _toml_without_dotenv(p: Project) -> None:
     p.remove(".env")
     p.write("berth.toml", '[environments.staging]\nhosts = ["203.0.113.5"]\n')
@@ -275,6 +283,25 @@ CASES: list[Case] = [
          expect_at(None, contains="cannot read the git remote")),
     Case("git.unpushed", False, "pushed", noop),
     Case("git.unpushed", False, "remote is ahead", _remote_ahead),
+    Case("git.unpushed", False, "option-like GIT_REMOTE: git is never asked", lambda p: _option_remote(p)),
+    Case("git.no-remote", False, "option-like GIT_REMOTE: settings.remote reports it", lambda p: _option_remote(p)),
+    # git.remote-credentials
+    Case("git.remote-credentials", True, "token as the password of origin",
+         lambda p: p.git("remote", "set-url", "origin", f"https://deploy:{TOKEN}@127.0.0.1:9/org/app.git"),
+         expect_at(None, contains="https://127.0.0.1:9/org/app.git holds a password or token",
+                   severity=Severity.WARNING, fix="deploy key", hidden=[TOKEN])),
+    Case("git.remote-credentials", True, "token as the user, GIT_REMOTE a URL",
+         lambda p: dotenv(p, f"GIT_REMOTE=https://{TOKEN}@127.0.0.1:9/org/app.git\n"),
+         expect_at(".env", 4, contains="https://127.0.0.1:9/org/app.git", fix="credential helper",
+                   hidden=[TOKEN])),
+    Case("git.remote-credentials", True, "ssh URL with a password", lambda p: p.write(
+         "berth.toml", '[environments.staging]\nremote = "ssh://git:hunter2hunter2@127.0.0.1:9/org/app.git"\n'),
+         expect_at("berth.toml", 2, contains="ssh://git@127.0.0.1:9/org/app.git", hidden=["hunter2hunter2"])),
+    Case("git.remote-credentials", False, "scp-like ssh remote",
+         lambda p: p.git("remote", "set-url", "origin", "git@127.0.0.1:org/app.git")),
+    Case("git.remote-credentials", False, "https with a user name only",
+         lambda p: p.git("remote", "set-url", "origin", "https://alice@127.0.0.1:9/org/app.git")),
+    Case("git.remote-credentials", False, "a local path", noop),
     # settings.environment
     Case("settings.environment", True, "typo in .env",
          lambda p: dotenv(p, base=p.DOTENV.replace("staging", "prod")),
@@ -303,6 +330,18 @@ CASES: list[Case] = [
          lambda p: dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5", "SERVER_IP=-oProxyCommand=x")),
          expect_at(".env", 2, contains="'-oProxyCommand=x'")),
     Case("settings.host", False, "ssh alias", lambda p: dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5", "SERVER_IP=web-1.prod"))),
+    # settings.remote (the review's finding 1: git read the value as an option and ran its command)
+    Case("settings.remote", True, "berth.toml remote is an option",
+         lambda p: p.write("berth.toml", '[environments.staging]\nhosts = ["203.0.113.10"]\n'
+                                         'remote = "--upload-pack=touch PWNED;:"\n'),
+         expect_at("berth.toml", 3, contains="'--upload-pack=touch PWNED;:' starts with '-'")),
+    Case("settings.remote", True, "GIT_REMOTE is an option", lambda p: _option_remote(p),
+         expect_at(".env", 4, contains="would read it as an option")),
+    Case("settings.remote", True, "origin's URL is an option",
+         lambda p: p.git("config", "remote.origin.url", "--upload-pack=touch PWNED;:"),
+         expect_at(None, contains="git remote get-url origin")),
+    Case("settings.remote", False, "a remote name", lambda p: dotenv(p, "GIT_REMOTE=origin\n")),
+    Case("settings.remote", False, "a URL", lambda p: dotenv(p, f"GIT_REMOTE={p.remote}\n")),
     # settings.health-url
     Case("settings.health-url", True, "no scheme", lambda p: dotenv(p, "HEALTH_URL=localhost:8080/health\n"),
          expect_at(".env", 4, contains="localhost:8080/health")),

@@ -19,7 +19,8 @@ def test_plan_shows_settings_with_origins_and_the_exact_remote_commands(project,
     assert "hosts        203.0.113.5  ← .env:2" in out
     assert f"commit       {project.head()} on main" in out
     assert "1. check: 0 errors" in out
-    assert f"git -c advice.detachedHead=false checkout -q --detach {project.head()}" in out
+    assert f"target=$(git rev-parse -q --verify '{project.head()}^{{commit}}')" in out
+    assert 'git -c advice.detachedHead=false checkout -q --no-overwrite-ignore --detach "$target"' in out
     assert "docker compose --project-name app --file docker-compose.yml --env-file .env.docker up --detach" in out
     assert "confirm" not in out  # staging does not ask
 

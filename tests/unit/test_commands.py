@@ -22,6 +22,7 @@ from berth.commands import release as release_commands
 from berth.commands import shell
 from berth.engines import compose as compose_engine
 from berth.engines.compose import Compose, ContainerState, in_dir, parse_inspect
+from berth.errors import BerthError, UsageError
 
 pytestmark = pytest.mark.usefixtures("git_env")
 
@@ -147,7 +148,8 @@ WEIRD = "x'; y \"$z\" `w`"
 GENERATORS = {
     "berth.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
     "berth.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
-                                        git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA)],
+                                        git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA, SHA[:7])],
+    "berth.commands.git.valid_commit": lambda: [],  # a validator, returns no command
     "berth.commands.git.checkout_head": lambda: [git_commands.checkout_head(f"/srv/{WEIRD}")],
     "berth.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
     "berth.commands.host.parse_facts": lambda: [],  # a parser, returns no command
@@ -285,8 +287,8 @@ def values(stdout: bytes) -> dict[str, str]:
     return out
 
 
-def run_sync(app: Path, remote: Path | str, commit: str, env: dict) -> subprocess.CompletedProcess:
-    return sh(git_commands.sync(str(app), str(remote), commit), env)
+def run_sync(app: Path, remote: Path | str, commit: str, env: dict, running: str | None = None) -> subprocess.CompletedProcess:
+    return sh(git_commands.sync(str(app), str(remote), commit, running), env)
 
 
 def head_of(app: Path, run_git) -> str:
@@ -410,17 +412,296 @@ def test_sync_app_dir_with_special_characters(tmp_path, origin, sub_env, run_git
     assert head_of(app, run_git) == origin.second
 
 
-def test_sync_updates_origin_url_when_remote_moves(tmp_path, origin, sub_env, run_git):
+def test_sync_leaves_a_different_origin_alone_and_fetches_from_the_url(tmp_path, origin, sub_env, run_git):
+    # the review's case (finding 4, related): the server's origin was rewritten to whoever deployed last
     app = tmp_path / "app"
     assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
     moved = tmp_path / "moved.git"
     run_git(tmp_path, "clone", "-q", "--bare", str(origin.remote), str(moved))
     third = origin.commit("app.py", "v3")
     run_git(origin.work, "push", "-q", str(moved), "HEAD:refs/heads/main")
-    proc = run_sync(app, moved, third, sub_env())
+    config_before = (app / ".git" / "config").read_text()
+    proc = run_sync(app, moved, third, sub_env(), running=origin.first)
     assert proc.returncode == 0, proc.stderr
-    assert run_git(app, "remote", "get-url", "origin") == str(moved)
+    assert values(proc.stdout)["origin"] == "other"
+    assert run_git(app, "remote", "get-url", "origin") == str(origin.remote)  # not rewritten
+    assert (app / ".git" / "config").read_text() == config_before
     assert head_of(app, run_git) == third
+    # the URL's branches are kept apart from origin's, so the commits berth deployed stay on a remote ref
+    assert run_git(app, "rev-parse", "refs/remotes/berth/main") == third
+    assert run_git(app, "rev-parse", "refs/remotes/origin/main") == origin.second
+    # and the next deploy from the same URL sees HEAD as held by a remote ref (no refusal)
+    fourth = origin.commit("app.py", "v4")
+    run_git(origin.work, "push", "-q", str(moved), "HEAD:refs/heads/main")
+    again = run_sync(app, moved, fourth, sub_env(), running=third)
+    assert again.returncode == 0, again.stderr
+    assert head_of(app, run_git) == fourth
+
+
+def test_sync_with_the_same_origin_fetches_origin(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    third = origin.commit("app.py", "v3")
+    proc = run_sync(app, origin.remote, third, sub_env(), running=origin.first)
+    assert proc.returncode == 0, proc.stderr
+    assert "origin" not in values(proc.stdout)
+    assert run_git(app, "rev-parse", "refs/remotes/origin/main") == third
+    assert run_git(app, "for-each-ref", "refs/remotes/berth") == ""
+
+
+# ---- finding 3: ignored files on the server that the commit tracks
+
+
+def _commit_forced(origin, run_git, files: dict[str, str], message: str = "placeholder") -> str:
+    """Commit files in the work repo with `git add -f` (paths its .gitignore ignores), push, return the commit."""
+    for rel, text in files.items():
+        path = origin.work / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    run_git(origin.work, "add", "-f", *files)
+    run_git(origin.work, "commit", "-q", "-m", message)
+    run_git(origin.work, "push", "-q", "origin", "HEAD:refs/heads/main")
+    return run_git(origin.work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def ignoring(origin, tmp_path, sub_env, run_git):
+    """The server checkout at a commit whose .gitignore ignores uploads/, build and cache, as berth deployed it."""
+    c1 = origin.commit(".gitignore", "uploads/\nbuild\ncache\nnode_modules/\n*.log\n")
+    app = tmp_path / "server" / "app"
+    assert run_sync(app, origin.remote, c1, sub_env()).returncode == 0
+    return type("Ignoring", (), {"app": app, "c1": c1})
+
+
+def test_sync_refuses_to_overwrite_an_ignored_file_the_commit_tracks(ignoring, origin, sub_env, run_git):
+    # the review's repro: the app writes user data into the ignored uploads/ dir on the server ...
+    app = ignoring.app
+    (app / "uploads").mkdir()
+    (app / "uploads" / "avatar.png").write_bytes(b"PRECIOUS USER DATA\n")
+    # ... and a developer commits a placeholder at that path (git add -f) and deploys it
+    c2 = _commit_forced(origin, run_git, {"uploads/avatar.png": "placeholder from repo\n"})
+    proc = run_sync(app, origin.remote, c2, sub_env(), running=ignoring.c1)
+    assert proc.returncode == git_commands.IGNORED_IN_THE_WAY == 67, proc.stderr
+    assert proc.stderr.decode().splitlines() == ["uploads/avatar.png"]
+    assert (app / "uploads" / "avatar.png").read_bytes() == b"PRECIOUS USER DATA\n"
+    assert head_of(app, run_git) == ignoring.c1
+    assert b"head=" not in proc.stdout
+
+
+def test_sync_refuses_ignored_files_in_the_way_of_a_tracked_file_or_directory(ignoring, origin, sub_env, run_git):
+    app = ignoring.app
+    (app / "build").mkdir()
+    (app / "build" / "out.bin").write_text("built on the server\n")  # the commit tracks `build` as a file
+    (app / "cache").write_text("a cache file\n")  # the commit tracks cache/ as a directory
+    c2 = _commit_forced(origin, run_git, {"build": "now a tracked file\n", "cache/README": "tracked\n"})
+    proc = run_sync(app, origin.remote, c2, sub_env(), running=ignoring.c1)
+    assert proc.returncode == 67, proc.stderr
+    assert sorted(proc.stderr.decode().splitlines()) == ["build/out.bin", "cache"]
+    assert (app / "build" / "out.bin").read_text() == "built on the server\n"
+    assert (app / "cache").read_text() == "a cache file\n"
+    assert head_of(app, run_git) == ignoring.c1
+
+
+def test_sync_lists_ignored_paths_with_spaces_and_non_ascii_names(ignoring, origin, sub_env, run_git):
+    app = ignoring.app
+    names = ["uploads/my photo.png", "uploads/été ü.txt", "uploads/tab\there.log"]
+    (app / "uploads").mkdir()
+    for name in names:
+        (app / name).write_text("user data\n")
+    (app / "uploads" / "only on the server.png").write_text("not in the commit\n")
+    c2 = _commit_forced(origin, run_git, {name: "placeholder\n" for name in names})
+    proc = run_sync(app, origin.remote, c2, sub_env(), running=ignoring.c1)
+    assert proc.returncode == 67, proc.stderr
+    # as git prints paths with core.quotePath=false: raw UTF-8, and a control character C-quoted
+    assert sorted(proc.stderr.decode().splitlines()) == sorted(
+        ["uploads/my photo.png", "uploads/été ü.txt", '"uploads/tab\\there.log"'])
+    assert all((app / name).read_text() == "user data\n" for name in names)
+    assert head_of(app, run_git) == ignoring.c1
+
+
+def test_sync_leaves_ignored_files_the_commit_does_not_track(ignoring, origin, sub_env, run_git):
+    app = ignoring.app
+    (app / "uploads").mkdir()
+    (app / "uploads" / "avatar.png").write_bytes(b"user data")  # beside a tracked uploads/.gitkeep: fine
+    (app / "node_modules" / "x").mkdir(parents=True)
+    (app / "node_modules" / "x" / "index.js").write_text("module\n")
+    (app / "server.log").write_text("log\n")
+    c2 = _commit_forced(origin, run_git, {"uploads/.gitkeep": ""})
+    proc = run_sync(app, origin.remote, c2, sub_env(), running=ignoring.c1)
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == c2
+    assert (app / "uploads" / "avatar.png").read_bytes() == b"user data"
+    assert (app / "node_modules" / "x" / "index.js").exists() and (app / "server.log").exists()
+
+
+# ---- finding 4: commits made on the server
+
+
+def test_sync_refuses_to_orphan_a_commit_made_on_the_server(tmp_path, origin, sub_env, run_git):
+    # the review's repro: a hotfix committed on the server's detached HEAD, then the next deploy
+    app = tmp_path / "server" / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    (app / "app.py").write_text("hotfix\n")
+    run_git(app, "commit", "-qam", "hotfix on server (detached)")
+    hotfix = head_of(app, run_git)
+    for running in (origin.first, None):  # a recorded running release, or none
+        proc = run_sync(app, origin.remote, origin.second, sub_env(), running=running)
+        assert proc.returncode == git_commands.SERVER_COMMITS == 68, proc.stderr
+        assert proc.stderr.decode().splitlines() == [f"{hotfix[:7]} hotfix on server (detached)"]
+        assert head_of(app, run_git) == hotfix  # HEAD did not move: the hotfix stays reachable
+        assert (app / "app.py").read_text() == "hotfix\n"
+    # pushed from the server to the remote, it is held by a remote branch and the deploy goes on
+    run_git(app, "push", "-q", "origin", "HEAD:refs/heads/server-fixes")
+    proc = run_sync(app, origin.remote, origin.second, sub_env(), running=origin.first)
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == origin.second
+
+
+def test_sync_moves_away_from_the_running_release_even_when_no_branch_holds_it(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.second, sub_env()).returncode == 0
+    # main is force-pushed back past the running release's commit, then moves on
+    run_git(origin.work, "checkout", "-q", "--detach", origin.first)
+    (origin.work / "other.py").write_text("x\n")
+    run_git(origin.work, "add", "other.py")
+    run_git(origin.work, "commit", "-q", "-m", "rewritten history")
+    third = run_git(origin.work, "rev-parse", "HEAD")
+    run_git(origin.work, "push", "-q", "-f", "origin", "HEAD:refs/heads/main")
+    run_git(app, "fetch", "-q", "origin")  # the server's remote-tracking branch no longer holds origin.second
+    assert run_git(app, "for-each-ref", "--contains", origin.second, "refs/remotes") == ""
+    refused = run_sync(app, origin.remote, third, sub_env(), running=None)
+    assert refused.returncode == 68 and head_of(app, run_git) == origin.second
+    proc = run_sync(app, origin.remote, third, sub_env(), running=origin.second)
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == third
+    # an abbreviated running commit means the same commit
+    assert run_sync(app, origin.remote, origin.first, sub_env(), running=third[:7]).returncode == 0
+
+
+def test_sync_of_a_checkout_berth_never_deployed_whose_head_is_on_the_remote(tmp_path, origin, sub_env, run_git):
+    app = tmp_path / "app"
+    run_git(tmp_path, "clone", "-q", str(origin.remote), str(app))  # cloned by hand, on main
+    proc = run_sync(app, origin.remote, origin.first, sub_env(), running=None)
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == origin.first
+
+
+def test_sync_fetches_before_calling_head_a_server_commit(tmp_path, origin, sub_env, run_git):
+    # HEAD was pushed (elsewhere) after the server last fetched: refs are stale, the commit is not the server's
+    app = tmp_path / "app"
+    assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    (app / "app.py").write_text("made here, pushed from another clone\n")
+    run_git(app, "commit", "-qam", "pushed later")
+    mine = head_of(app, run_git)
+    run_git(origin.work, "fetch", "-q", str(app), mine)
+    run_git(origin.work, "push", "-q", "origin", f"{mine}:refs/heads/feature")
+    run_git(app, "update-ref", "-d", "refs/remotes/origin/feature")  # not known on the server yet
+    proc = run_sync(app, origin.remote, origin.second, sub_env(), running=origin.first)
+    assert proc.returncode == 0, proc.stderr
+    assert head_of(app, run_git) == origin.second
+
+
+# ---- finding 8: credentials in the remote URL
+
+
+def test_sync_sends_and_stores_no_credentials(tmp_path, origin, sub_env, run_git):
+    token = "ghp_R3alT0kenR3alT0kenR3alT0ken0000"
+    url = f"https://deploy:{token}@github.invalid/org/app.git"
+    # the stand-in server maps the https URL (with or without credentials) to the local remote
+    config = tmp_path / "server-gitconfig"
+    base = f"{origin.remote.parent}/"
+    config.write_text(f'[url "{base}"]\n\tinsteadOf = https://github.invalid/org/\n'
+                      f'\tinsteadOf = https://deploy:{token}@github.invalid/org/\n')
+    env = sub_env(GIT_CONFIG_GLOBAL=str(config))
+    script = git_commands.sync(str(tmp_path / "app"), url, origin.first)
+    assert token not in script and "deploy:" not in script
+    assert "https://github.invalid/org/app.git" in script
+    proc = sh(script, env)
+    assert proc.returncode == 0, proc.stderr
+    app_config = (tmp_path / "app" / ".git" / "config").read_text()
+    assert token not in app_config and "url = https://github.invalid/org/app.git" in app_config
+    assert token.encode() not in proc.stdout + proc.stderr
+    # a later deploy (fetch) neither sends nor stores it either
+    third = origin.commit("app.py", "v3")
+    later = git_commands.sync(str(tmp_path / "app"), url, third, origin.first)
+    assert token not in later
+    assert sh(later, env).returncode == 0
+    assert token not in (tmp_path / "app" / ".git" / "config").read_text()
+
+
+def test_sync_fetches_an_origin_that_is_the_url_with_the_servers_own_credentials(tmp_path, origin, sub_env, run_git):
+    # an older berth stored the laptop's URL, token and all, as origin: the same repository, fetched as origin
+    token = "ghp_S3rv3rT0kenS3rv3rT0kenS3rv3rT0ke00"
+    config = tmp_path / "server-gitconfig"
+    config.write_text(f'[url "{origin.remote.parent}/"]\n\tinsteadOf = https://github.invalid/org/\n'
+                      f'\tinsteadOf = https://deploy:{token}@github.invalid/org/\n')
+    env = sub_env(GIT_CONFIG_GLOBAL=str(config))
+    app = tmp_path / "app"
+    sh(f"git clone -q 'https://deploy:{token}@github.invalid/org/app.git' '{app}'", env)
+    third = origin.commit("app.py", "v3")
+    proc = sh(git_commands.sync(str(app), "https://github.invalid/org/app.git", third), env)
+    assert proc.returncode == 0, proc.stderr
+    assert "origin" not in values(proc.stdout)
+    assert run_git(app, "rev-parse", "refs/remotes/origin/main") == third
+    assert token in run_git(app, "remote", "get-url", "origin")  # the server's own setting, left as it is
+
+
+def test_sync_keeps_the_ssh_user_and_drops_only_the_password():
+    script = git_commands.sync("/srv/app", "ssh://git:s3cr3t-pass@git.example:2222/org/app.git", SHA)
+    assert "s3cr3t-pass" not in script and "ssh://git@git.example:2222/org/app.git" in script
+
+
+# ---- finding 1 (server side) and 17: nothing from a setting or a record runs on the server
+
+
+def test_sync_refuses_an_option_like_url_before_building_anything():
+    with pytest.raises(UsageError, match="would read it as an option"):
+        git_commands.sync("/srv/app", "--upload-pack=touch /tmp/x;:", SHA)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_sync_puts_the_url_after_a_double_dash(tmp_path, origin, sub_env, run_git, monkeypatch, existing):
+    # with the refusal taken away, `--` alone still keeps the URL out of git's options
+    app = tmp_path / "app"
+    if existing:
+        assert run_sync(app, origin.remote, origin.first, sub_env()).returncode == 0
+    third = origin.commit("app.py", "v3")  # not on the server yet: the script must clone or fetch
+    flag = tmp_path / "PWNED"
+    monkeypatch.setattr(git_commands, "refuse_option_like", lambda value, where: None)
+    proc = sh(git_commands.sync(str(app), f"--upload-pack=touch {flag};:", third), sub_env())
+    assert proc.returncode != 0
+    assert not flag.exists()
+
+
+def test_sync_never_uses_the_ext_transport(tmp_path, sub_env):
+    flag = tmp_path / "PWNED"
+    config = tmp_path / "gitconfig"
+    config.write_text("[protocol]\n\tallow = always\n")  # even where the server's git config allows it
+    proc = sh(git_commands.sync(str(tmp_path / "app"), f"ext::sh -c touch% {flag}", SHA),
+              sub_env(GIT_CONFIG_GLOBAL=str(config)))
+    assert proc.returncode != 0
+    assert not flag.exists()
+
+
+@pytest.mark.parametrize("bad", ["deadbee$(touch {flag})", "main", "HEAD~1", "abc", "g" * 40, "-" + "a" * 39, ""])
+def test_sync_refuses_anything_but_a_hex_commit(tmp_path, origin, sub_env, bad):
+    # the review's case (finding 17): a commit read back from the server's records went into the script unquoted
+    flag = tmp_path / "INJECTED_sync"
+    bad = bad.format(flag=flag)
+    for args in ((bad, None), (origin.first, bad)):  # as the target, and as the running release's commit
+        try:
+            script = git_commands.sync(str(tmp_path / "app"), str(origin.remote), *args)
+        except BerthError as exc:
+            assert "is not a commit id" in exc.what
+        else:
+            sh(script, sub_env())
+            pytest.fail(f"sync() built a script for commit {args!r}")
+        assert not flag.exists()
+
+
+def test_sync_quotes_the_commit_in_its_messages():
+    script = git_commands.sync("/srv/app", "/r.git", SHA)
+    assert f'echo "commit "{SHA}" is not on the remote"' in script
 
 
 def test_sync_unreachable_remote_fails_with_git_error(tmp_path, sub_env):

@@ -295,6 +295,32 @@ def test_repo_dirty(target):
     assert "ssh deploy@203.0.113.5 git -C ~/app status" in x.fix
 
 
+def test_repo_dirty_says_what_deploy_does_and_how_to_fix_it(target):
+    x = one(d.check_repo(host_facts(repo={"present": "yes", "head": "a" * 40, "dirty": "1"}), target), "repo.clean")
+    assert "berth deploy stops" in x.cause
+    assert "commit and push what should stay" in x.fix and "git checkout -- FILE" in x.fix and "stash" not in x.fix
+
+
+def test_repo_server_commits(target):
+    repo = {"present": "yes", "head": "1234567" + "0" * 33, "dirty": "0", "server_commits": "2"}
+    current = {"commit": "89abcde" + "0" * 33}
+    out = d.check_repo(host_facts(repo=repo, current=current), target)
+    x = one(out, "repo.server-commits")
+    assert x.status == "warn" and "2 commit(s) made on the server" in x.summary and "berth deploy stops" in x.cause
+    assert f"checkout --detach {current['commit']}" in x.fix and "push them" in x.fix
+    assert not by_id(out, "repo.commit")  # the drift is those commits
+    # the running release's commit itself is never the server's own, even when no branch holds it any more
+    assert not by_id(d.check_repo(host_facts(repo=repo, current={"commit": repo["head"]}), target),
+                     "repo.server-commits")
+
+
+def test_repo_origin_other_than_the_deploy_url_is_named(target):
+    repo = {"present": "yes", "head": "a" * 40, "dirty": "0", "origin": "git@github.com:someone/fork.git",
+            "origin_is": "other", "remote": "ok"}
+    x = one(d.check_repo(host_facts(repo=repo), target), "repo.cloned")
+    assert x.status == "ok" and "someone/fork.git" in x.summary and "leaves that origin as it is" in x.summary
+
+
 def test_repo_commit_drift(target):
     repo = {"present": "yes", "head": "1234567" + "0" * 33, "dirty": "0"}
     x = one(d.check_repo(host_facts(repo=repo, current={"commit": "89abcde" + "0" * 33}), target), "repo.commit")
@@ -309,9 +335,9 @@ def test_repo_commit_drift(target):
     ("fatal: Authentication failed for 'https://github.com/acme/app.git/'", "no credentials", "deploy key"),
     ("ssh: Could not resolve hostname github.com: Temporary failure in name resolution", "DNS", "resolv.conf"),
     ("fatal: unable to access 'https://git.example/x/': Could not resolve host: git.example", "DNS", "resolv.conf"),
-    ("fatal: repository 'https://github.com/acme/gone/' not found", "remote URL is wrong", "remote set-url origin"),
-    ("fatal: '/srv/git/app.git' does not appear to be a git repository", "remote URL is wrong", "set-url"),
-    ("ERROR: Repository not found.", "remote URL is wrong", "set-url"),
+    ("fatal: repository 'https://github.com/acme/gone/' not found", "remote URL is wrong", "GIT_REMOTE in .env"),
+    ("fatal: '/srv/git/app.git' does not appear to be a git repository", "remote URL is wrong", "remote in berth.toml"),
+    ("ERROR: Repository not found.", "remote URL is wrong", "origin is never rewritten"),
     ("ssh: connect to host github.com port 22: Connection timed out", "cannot reach the git remote", "git ls-remote"),
 ])
 def test_repo_remote_errors(target, err, cause_part, fix_part):
@@ -792,6 +818,7 @@ def test_gather_run_here_docker_down_dirty_repo_drift_env_mode(tmp_path, sub_env
     run_git(app, "add", "-A")
     run_git(app, "commit", "-qm", "one")
     run_git(app, "remote", "add", "origin", str(bare))
+    run_git(app, "push", "-q", "origin", "HEAD:refs/heads/main")  # (so HEAD is on a remote branch)
     head = run_git(app, "rev-parse", "HEAD")
     (app / "README").write_text("edited on the server\n")  # dirty
     env_file = app / ".env.docker"
@@ -828,6 +855,31 @@ def test_gather_run_here_docker_down_dirty_repo_drift_env_mode(tmp_path, sub_env
     assert env_checks["env.file"].summary == "the server's .env.docker lacks MISSING_ONE"
     assert f.containers == [] and f.current == {"commit": "9" * 40}
     assert f.disk and f.memory.get("MemTotal", 0) > 0
+
+
+def test_gather_run_here_shows_no_origin_credentials_and_tests_the_deploy_url(tmp_path, sub_env, run_git, new_repo,
+                                                                              target):
+    # the review's finding 8: doctor printed the server's origin with its token; and since berth deploy now
+    # fetches from its own URL (leaving a different origin alone), that URL is the one doctor tries
+    token = "ghp_R3alT0kenR3alT0kenR3alT0ken0000"
+    bare = new_repo(tmp_path / "remote.git", bare=True)
+    app = new_repo(tmp_path / "app")
+    (app / "README").write_text("hello\n")
+    run_git(app, "add", "-A")
+    run_git(app, "commit", "-qm", "one")
+    run_git(app, "remote", "add", "origin", f"https://deploy:{token}@127.0.0.1:9/org/app.git")
+    run_git(app, "commit", "-q", "--allow-empty", "-m", "made on the server")
+    f, proc = gather_here(tmp_path, sub_env, app, {"docker": DOCKER_DOWN}, remote=f"https://x:{token}@h/y.git")
+    assert token not in proc.stdout + proc.stderr
+    assert f.repo["origin"] == "https://127.0.0.1:9/org/app.git" and f.repo["origin_is"] == "other"
+    assert f.repo["server_commits"] == "2"  # no remote branch holds either commit
+    assert "remote_error" in f.repo  # it tried https://h/y.git (without credentials), not the origin
+    script = cmd.gather(str(app), ".env.docker", "shop", str(bare), [], ".berth/shop")
+    assert "ls-remote -- " in script
+    f, _ = gather_here(tmp_path, sub_env, app, {"docker": DOCKER_DOWN}, remote=str(bare))
+    assert f.repo["remote"] == "ok"
+    repo = {x.id: x for x in d.check_repo(f, target)}
+    assert repo["repo.server-commits"].status == "warn" and token not in repo["repo.cloned"].summary
 
 
 def test_gather_run_here_docker_missing_and_no_checkout(tmp_path, sub_env, target):

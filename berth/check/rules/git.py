@@ -143,7 +143,7 @@ def no_branch(ctx):
 @rule("git.no-remote", Severity.ERROR, "the git remote the server fetches from is not known",
       "git remote add origin URL, or set GIT_REMOTE in .env to a remote name or URL")
 def no_remote(ctx):
-    if ctx.is_git_repo and ctx.remote_url is None:
+    if ctx.is_git_repo and ctx.remote_url is None and ctx.remote_error is None:  # a refused one: settings.remote
         yield finding(f"git remote {ctx.target.get('remote', 'origin')!r} does not exist")
 
 
@@ -152,14 +152,28 @@ def no_remote(ctx):
 def unpushed(ctx):
     if not (ctx.is_git_repo and ctx.head and ctx.branch and ctx.remote_url):
         return
+    shown = gitlocal.public_url(ctx.remote_url)
     try:
         pushed, tip = gitlocal.is_pushed(ctx.root, ctx.remote_url, ctx.branch, ctx.head)
     except gitlocal.GitError as exc:
-        yield finding(f"cannot read the git remote {ctx.remote_url}: {exc.what}",
+        yield finding(f"cannot read the git remote {shown}: {exc.what}",
                       fix="check the remote URL and your access to it (git ls-remote URL)")
         return
     if pushed:
         return
-    where = f"branch {ctx.branch} of {ctx.remote_url}"
+    where = f"branch {ctx.branch} of {shown}"
     state = "does not exist" if tip is None else f"is at {tip[:7]}"
     yield finding(f"HEAD {ctx.head[:7]} is not pushed: {where} {state}")
+
+
+@rule("git.remote-credentials", Severity.WARNING, "the git remote URL holds a password or token",
+      "take the credentials out of the URL: give each server a read-only deploy key and use an ssh URL "
+      "(git@host:org/app.git), or set up a git credential helper on the server")
+def remote_credentials(ctx):
+    if not ctx.remote_url or not gitlocal.url_credentials(ctx.remote_url):
+        return
+    s = ctx.target.settings.get("remote")
+    # GIT_REMOTE / remote holding the URL itself is the line to fix; else the URL is in .git/config
+    file, line = (s.file, s.line) if s is not None and s.value == ctx.remote_url else (None, None)
+    yield finding(f"the git remote URL {gitlocal.public_url(ctx.remote_url)} holds a password or token; berth "
+                  "leaves it out of what it sends to servers, so they need their own access to the remote", file, line)

@@ -72,3 +72,16 @@ def booleans_valid(ctx):
         env_key, kind = setting_spec(name) or (None, "")
         if kind == "bool" and isinstance(s.value, str) and s.value.strip() and bool_setting(s.value) is None:
             yield finding(f"{env_key or name}={s.value!r} is not true or false; berth takes it as false", s.file, s.line)
+
+
+@rule("settings.remote", Severity.ERROR, "the git remote starts with '-', so git would read it as an option",
+      "set GIT_REMOTE in .env (remote in berth.toml) to a remote name such as origin or to a URL")
+def remote_valid(ctx):
+    refused = ctx.remote_error  # berth never passes such a value to git: not even git.unpushed's ls-remote
+    if refused is None:
+        return
+    s = ctx.target.settings.get("remote")
+    if s is not None and str(s.value).startswith("-"):
+        yield finding(refused.what, s.file, s.line)
+    else:  # the setting names a remote whose URL in .git/config starts with '-'
+        yield finding(f"{refused.what} ({refused.where})", fix="git remote set-url origin URL, with a real URL")
