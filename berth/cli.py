@@ -213,7 +213,10 @@ def status(obj: Ctx, trust_new_host, as_json):
     target = obj.target()
     printer = _printer(obj)
     rows = collect_status(target, trust_new_host, printer)
-    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render_status(rows)))
+    if as_json:
+        printer.json(rows)
+    else:
+        printer.echo(render_status(rows))
     if not all(r.get("healthy") for r in rows):
         if not as_json:
             click.echo("not healthy: `berth doctor` says why and how to fix it", err=True)
@@ -239,7 +242,10 @@ def doctor(obj: Ctx, trust_new_host, as_json):
     target = obj.target()
     printer = _printer(obj)
     rows = run_doctor(target, trust_new_host, on_command=debug_hook(printer))
-    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render(rows, verbose=obj.verbose)), nl=False)
+    if as_json:
+        printer.json(rows)
+    else:
+        printer.echo(render(rows, verbose=obj.verbose), nl=False)
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 
@@ -343,10 +349,11 @@ def main() -> None:
 
 
 def _print_error(exc) -> None:
-    from berth.output import style
+    from berth.output import clean, style
 
     mask = _active_masker or (lambda text: text)
-    click.echo(style("error: ", fg="red", bold=True) + mask(exc.paragraph()), err=True)
+    # masked and cleaned before berth's own colour is added: the paragraph quotes servers and files
+    click.echo(style("error: ", fg="red", bold=True) + clean(mask(exc.paragraph())), err=True)
     if exc.details:
-        for line in mask(exc.details).rstrip().splitlines():
+        for line in clean(mask(exc.details)).rstrip().splitlines():
             click.echo(f"  {line}", err=True)

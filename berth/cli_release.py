@@ -128,15 +128,16 @@ def lock_status(obj, trust_new_host):
     from berth import lock as lock_stage
 
     held_any = False
-    for _t, host, session, _p in _each_session(obj, trust_new_host):
+    for _t, host, session, printer in _each_session(obj, trust_new_host):
         owner = lock_stage.read(session)
         if owner is None:
-            click.echo(f"{host.label}: unlocked")
+            printer.echo(f"{host.label}: unlocked")
             continue
         held_any = True
         stale = lock_stage.stale_reason(owner)
-        click.echo(f"{host.label}: locked by {lock_stage.describe(owner)}"
-                   + (f"\n  stale: {stale}; release it with `berth lock release --force`" if stale else ""))
+        # the owner's message and machine come from the server: masked and cleaned
+        printer.echo(f"{host.label}: locked by {lock_stage.describe(owner)}"
+                     + (f"\n  stale: {stale}; release it with `berth lock release --force`" if stale else ""))
     sys.exit(3 if held_any else 0)
 
 
@@ -150,13 +151,13 @@ def lock_acquire(obj, message, trust_new_host):
     from berth import lock as lock_stage
     from berth.release import audit as audit_event
 
-    for target, host, session, _p in _each_session(obj, trust_new_host):
+    for target, host, session, printer in _each_session(obj, trust_new_host):
         who = gitlocal.user_identity(target.root)
         owner = lock_stage.new_owner(who, None, message, "manual lock")
         owner["pid"] = None  # a manual lock outlives this process: never stale by pid
         lock_stage.acquire(session, owner)
         audit_event(session, "lock-acquired", who=who, message=message)
-        click.echo(f"{host.label}: locked — \"{message}\"; `berth lock release` unlocks it")
+        printer.echo(f"{host.label}: locked — \"{message}\"; `berth lock release` unlocks it")
 
 
 @lock.command("release")
@@ -171,10 +172,10 @@ def lock_release(obj, force, trust_new_host):
     from berth.errors import BerthError
     from berth.release import audit as audit_event
 
-    for target, host, session, _p in _each_session(obj, trust_new_host):
+    for target, host, session, printer in _each_session(obj, trust_new_host):
         owner = lock_stage.read(session)
         if owner is None:
-            click.echo(f"{host.label}: was not locked")
+            printer.echo(f"{host.label}: was not locked")
             continue
         manual = owner.get("command") == "manual lock"
         if not (force or manual or lock_stage.stale_reason(owner)):
@@ -187,7 +188,7 @@ def lock_release(obj, force, trust_new_host):
                              fix="remove that directory on the server by hand (check its owner and permissions)")
         who = gitlocal.user_identity(target.root)
         audit_event(session, "lock-released", who=who, holder=lock_stage.describe(owner), forced=bool(force))
-        click.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")
+        printer.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")
 
 
 COMMANDS = [rollback, releases, audit, lock]

@@ -47,7 +47,7 @@ def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset())
         info["detail"] = f"{report.rules_run} rules: {counts['error']} errors, {counts['warning']} warnings"
         shown = report.at_least(Severity.WARNING)
         if shown:
-            log.printer.block(render_findings(shown, target.root, log.printer.mask))
+            log.printer.block(render_findings(shown, target.root, log.printer.mask), rendered=True)
         if report.errors:
             n = len(report.errors)
             raise BerthError(

@@ -114,9 +114,10 @@ def stream_logs(target: Target, services: tuple[str, ...], tail: int, follow: bo
         session = _session(target, host, trust_new_host, printer)
         try:
             if len(target.hosts) > 1:
-                click.echo(f"== {host.label}")
+                printer.echo(f"== {host.label}")
             argv = session.compose.logs(services, tail=tail, follow=follow)
-            code = max(code, session.conn.stream(in_dir(session.app_dir, argv), lambda ln: click.echo(printer.mask(ln))))
+            # line by line: each line of a multi-line secret is a secret of its own (berth.secrets.secret_forms)
+            code = max(code, session.conn.stream(in_dir(session.app_dir, argv), printer.echo))
         finally:
             session.close()
     return code

@@ -191,14 +191,14 @@ def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer
                           f"({secrets} Secret{'s' * (secrets != 1)} built in memory)")
         notes = [f for f in rendered.findings if f.severity >= Severity.WARNING]
         if notes:
-            printer.block(render_findings(notes, target.root, printer.mask))
+            printer.block(render_findings(notes, target.root, printer.mask), rendered=True)
     with log.step("check") as info:
         report = check_rendered(rendered, settings.kube_versions, include_secrets=True)
         c = report.counts()
         info["detail"] = (f"{report.rules_run} rules, Kubernetes {', '.join(report.versions)}: "
                           f"{c['error']} errors, {c['warning']} warnings")
         if report.errors:
-            printer.block(render_findings(report.errors, target.root, printer.mask))
+            printer.block(render_findings(report.errors, target.root, printer.mask), rendered=True)
             n = len(report.errors)
             raise BerthError(f"check found {n} error{'s' * (n != 1)}; nothing was sent to the cluster",
                              fix="fix the findings listed above (berth k8s check shows them alone)")
