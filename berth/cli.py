@@ -116,11 +116,17 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
         raise too_big
     target = obj.target()
     report = run_checks(target, skip=skipped, offline=offline)
-    # the masker comes from the env file the check already parsed (parsing it again is slow on big files)
-    from berth.secrets import Masker, secret_values
+    # the masker comes from the env and compose files the check already parsed (parsing again is slow on big files)
+    from berth.pipeline import masker_for
 
     env = report.context.app_env
-    mask = _active_masker = Masker(secret_values(env.values())) if env is not None else Masker()
+    try:
+        mask = masker_for(target, env.values() if env is not None else {}, report.context.compose_files)
+    except Exception:  # noqa: BLE001 - masking must never be the reason a command fails
+        from berth.secrets import Masker, secret_values
+
+        mask = Masker(secret_values(env.values())) if env is not None else Masker()
+    _active_masker = mask
     threshold = Severity[fail_on.upper()] if fail_on else (report.config.fail_on or Severity.ERROR)
     exit_code = 1 if report.at_least(threshold) else 0
     if fmt == "text":

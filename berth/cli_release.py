@@ -183,7 +183,7 @@ def lock_release(obj, force, trust_new_host):
                              fix="wait for it, or pass --force once you are sure it is not running", exit_code=3)
         result = session.conn.run(lock_commands.force_release(session.state_dir), timeout=30)
         if not result.ok:
-            raise BerthError(f"could not remove the lock on {host.label}: {result.err.strip()[-300:]}",
+            raise BerthError(f"could not remove the lock on {host.label}: {result.tail(300)}",
                              where=f"{host.label}:{session.state_dir}/lock",
                              fix="remove that directory on the server by hand (check its owner and permissions)")
         who = gitlocal.user_identity(target.root)

@@ -188,6 +188,49 @@ def test_the_secret_scan_and_the_masker_share_the_token_formats():
     assert all(d.source in shared for d in secrets_scan.DETECTORS)
 
 
+# --------------------------------------------------------------------------- the review's masker gaps (finding 11)
+
+PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7", "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuic")
+JWT_KEY = "-----BEGIN KEY-----\n" + "\n".join(PEM_BODY) + "\n-----END KEY-----"
+GAP_ENV = ("DB_PASSWORD=abc\n"
+           "DATABASE_URL=postgres://app:p%40ss%2Fw0rd-XYZ@db:5432/app\n"
+           f'JWT_PRIVATE_KEY="{JWT_KEY}"\n'
+           f"API_TOKEN='{API_TOKEN}'\n")
+
+GAPS = [  # (the review's row, output text, what must not be shown)
+    ("short secret (3 chars)", "DB_PASSWORD=abc", ["=abc"]),
+    ("short secret, YAML/JSON style", '"DB_PASSWORD": "abc"', ['"abc"']),
+    ("url-decoded password", "login with p@ss/w0rd-XYZ", ["p@ss/w0rd-XYZ"]),
+    ("url-encoded password", "login with p%40ss%2Fw0rd-XYZ", ["p%40ss%2Fw0rd-XYZ"]),
+    ("multi-line secret, CRLF", JWT_KEY.replace("\n", "\r\n"), list(PEM_BODY)),
+    ("multi-line secret, one line alone", f"web-1  | {PEM_BODY[1]}", [PEM_BODY[1]]),
+    ("base64 of token", base64.b64encode(API_TOKEN.encode()).decode(), [base64.b64encode(API_TOKEN.encode()).decode()]),
+    ("base64 of token inside a longer run", "Authorization: Basic " + base64.b64encode(b"user:" + API_TOKEN.encode()).decode(),
+     [base64.b64encode(b"user:" + API_TOKEN.encode()).decode()[8:24]]),
+    ("JSON-encoded token (mask after dumps)", json.dumps({"out": "token=" + API_TOKEN}), [json.dumps(API_TOKEN)[1:-1]]),
+    ("JSON-encoded token, non-ASCII kept", json.dumps({"out": API_TOKEN}, ensure_ascii=False),
+     [json.dumps(API_TOKEN, ensure_ascii=False)[1:-1]]),
+]
+
+
+@pytest.mark.parametrize("row, text, forbidden", GAPS, ids=[g[0] for g in GAPS])
+def test_the_masker_gaps_of_the_review_are_masked(project, row, text, forbidden):
+    from berth.config import load_target
+    from berth.pipeline import masker_for
+
+    project.write(".env.docker", project.APP_ENV + GAP_ENV)
+    masked = masker_for(load_target(project.root, None, ()))(text)
+    for part in forbidden:
+        assert part not in masked
+    assert MASK in masked
+
+
+def test_a_multi_line_value_gives_each_long_line_as_a_secret():
+    values = secret_values({"JWT_PRIVATE_KEY": JWT_KEY})
+    assert set(PEM_BODY) <= set(values)
+    assert "-----" not in values  # short lines would mask ordinary text
+
+
 # --------------------------------------------------------------------------- the masker never corrupts output
 
 

