@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -184,13 +183,13 @@ def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_ro
         run_deploy(target, opts, printer, outcome)
     except BerthError as exc:
         outcome["ok"] = False
-        outcome["error"] = printer.mask(exc.paragraph())
+        outcome["error"] = exc.paragraph()
         if as_json:
-            click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+            printer.json(outcome)
             sys.exit(exc.exit_code)
         raise
     if as_json:
-        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+        printer.json(outcome)
     else:
         printer.line(f"deployed {outcome['commit'][:7]} to {target.environment} in {outcome['seconds']:.1f}s")
 

@@ -163,15 +163,15 @@ def check(ctx, paths, environment, kube_versions, fmt, fail_on, list_rules, tag,
         report = check_rendered(rendered, tuple(kube_versions) or settings.kube_versions)
         label = f"the manifests rendered for {target.environment}"
     if fmt == "json":
-        import json
+        from berth.secrets import dumps_masked
 
-        click.echo(mask(json.dumps({
+        click.echo(dumps_masked({
             "versions": list(report.versions),
             "documents": report.documents,
             "findings": [f.as_dict(root) for f in report.findings],
             "render_notes": [f.as_dict(root) for f in render_notes],
             "counts": report.counts(),
-        }, indent=2)))
+        }, mask))
     else:
         if report.findings:
             click.echo(render_findings(report.findings, root, mask))
@@ -199,8 +199,6 @@ def _versions_from_config(ctx, environment) -> tuple[str, ...]:
 
 
 def _run(ctx, environment, fn, opts, as_json: bool, title: str):
-    import json
-
     from berth.errors import BerthError
 
     target = _target(ctx, environment)
@@ -211,14 +209,13 @@ def _run(ctx, environment, fn, opts, as_json: bool, title: str):
         outcome = fn(target, settings, opts, printer)
     except BerthError as exc:
         if as_json:
-            click.echo(printer.mask(json.dumps({"ok": False, "environment": target.environment,
-                                                "error": exc.paragraph()}, indent=2)))
+            printer.json({"ok": False, "environment": target.environment, "error": exc.paragraph()})
             sys.exit(exc.exit_code)
         raise
     calls = outcome.pop("calls", [])
     if as_json:
         outcome["kubectl"] = [c.describe() for c in calls]
-        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+        printer.json(outcome)
     return outcome, printer
 
 

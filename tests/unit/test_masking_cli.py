@@ -183,3 +183,75 @@ def test_the_git_remote_credentials_are_masked_and_plan_does_not_show_them(proje
                           text=True, env=sub_env(), stdin=subprocess.DEVNULL, timeout=120)
     assert token not in proc.stdout + proc.stderr
     assert "https://deploy:****@github.com/org/app.git" in proc.stdout  # the rest of the URL stays readable
+
+
+# --------------------------------------------------------------------------- every --json document
+
+
+def invoke(project, *args):
+    return CliRunner().invoke(cli, ["-C", str(project.root), *args], catch_exceptions=False)
+
+
+def assert_masked_json(output: str) -> dict:
+    assert API_TOKEN not in output and ESCAPED not in output
+    assert json.dumps(API_TOKEN, ensure_ascii=False)[1:-1] not in output
+    return json.loads(output)
+
+
+def test_deploy_json_is_masked_field_by_field(app, monkeypatch):
+    import berth.pipeline
+
+    def fake_deploy(target, opts, printer, outcome):
+        outcome.update(ok=True, commit="a" * 40, seconds=1.0, hosts=[{"host": "h", "release": {"subject": API_TOKEN}}],
+                       steps=[{"step": "deploy", "detail": f"token={API_TOKEN}"}])
+        return outcome
+
+    monkeypatch.setattr(berth.pipeline, "run_deploy", fake_deploy)
+    doc = assert_masked_json(invoke(app, "deploy", "--json", "--yes").output)
+    assert doc["steps"][0]["detail"] == "token=****" and doc["hosts"][0]["release"]["subject"] == "****"
+
+
+def test_status_and_doctor_json_are_masked_field_by_field(app, monkeypatch):
+    import berth.doctor
+    import berth.status
+
+    rows = [{"host": "h", "healthy": True, "current": {"subject": f"fix {API_TOKEN}"}, "problems": [API_TOKEN]}]
+    monkeypatch.setattr(berth.status, "collect_status", lambda *a: rows)
+    assert assert_masked_json(invoke(app, "status", "--json").output)[0]["current"]["subject"] == "fix ****"
+    checks = [{"host": "h", "ok": True, "checks": [{"id": "env", "details": f"API_TOKEN={API_TOKEN}"}]}]
+    monkeypatch.setattr(berth.doctor, "run_doctor", lambda *a, **k: checks)
+    assert assert_masked_json(invoke(app, "doctor", "--json").output)[0]["checks"][0]["details"] == "API_TOKEN=****"
+
+
+def test_rollback_json_is_masked(app, monkeypatch):
+    import berth.rollback
+
+    def fake_rollback(target, release, opts, printer, outcome):
+        outcome.update(ok=True, hosts=[{"host": "h", "to": {"subject": API_TOKEN}}])
+
+    monkeypatch.setattr(berth.rollback, "run_rollback", fake_rollback)
+    assert assert_masked_json(invoke(app, "rollback", "--json", "--yes").output)["hosts"][0]["to"]["subject"] == "****"
+
+
+@pytest.mark.parametrize("command, key", [("releases", "releases"), ("audit", "events")])
+def test_releases_and_audit_json_mask_what_the_server_recorded(app, monkeypatch, command, key):
+    import berth.status
+
+    record = {"id": "20261130T100000Z-aaaaaaa", "event": "deploy", "result": "failed",
+              "deployed_by": f"token={API_TOKEN}"}
+    conn = FakeConn(out=json.dumps(record) + "\n")
+    monkeypatch.setattr(berth.status, "_session", lambda t, h, trust, p: fake_session(t, conn))
+    doc = assert_masked_json(invoke(app, command, "--json").output)
+    assert doc[0][key][0]["deployed_by"] == "token=****"
+    text = invoke(app, command).output  # and the text view
+    assert API_TOKEN not in text and "token=****" in text
+
+
+def test_k8s_apply_json_is_masked_field_by_field(app, monkeypatch):
+    import berth.k8s.apply
+
+    def fake_apply(target, settings, opts, printer):
+        return {"ok": True, "release": "r1", "environment": "staging", "seconds": 1.0, "notes": [API_TOKEN]}
+
+    monkeypatch.setattr(berth.k8s.apply, "run_apply", fake_apply)
+    assert assert_masked_json(invoke(app, "k8s", "apply", "--json", "--yes").output)["notes"] == ["****"]
