@@ -203,7 +203,7 @@ def plan(obj: Ctx):
 
     target = obj.target()
     printer = _printer(obj)
-    click.echo(printer.mask(render_plan(target)))
+    printer.echo(render_plan(target, printer.mask))
 
 
 @cli.command()

@@ -255,3 +255,68 @@ def test_k8s_apply_json_is_masked_field_by_field(app, monkeypatch):
 
     monkeypatch.setattr(berth.k8s.apply, "run_apply", fake_apply)
     assert assert_masked_json(invoke(app, "k8s", "apply", "--json", "--yes").output)["notes"] == ["****"]
+
+
+# --------------------------------------------------------------------------- finding 10: config and k8s render
+
+STRIPE_SK = "sk_" + "live_" + "51Habcdefghijklmnop"
+SLACK_WEBHOOK = "https://hooks.slack.com/services/T0000/B0000/" + "XXXXXXXXXXXXXXXXXXXX"
+NAMED_ENV = f"DB_PWD=hunter2hunter2\nSTRIPE_SK={STRIPE_SK}\nSLACK_WEBHOOK_URL={SLACK_WEBHOOK}\nPOSTGRES_PASSWORD=postgres\n"
+NAMED_COMPOSE = """\
+services:
+  web:
+    image: postgres:16
+    command: ["postgres", "-c", "log_min_messages=warning"]
+    environment: [DB_PWD, STRIPE_SK, SLACK_WEBHOOK_URL, POSTGRES_PASSWORD, APP_NAME=shop]
+"""
+NAMED_SECRETS = ("hunter2hunter2", STRIPE_SK, SLACK_WEBHOOK)
+
+
+def named_app(project):
+    project.write("docker-compose.yml", NAMED_COMPOSE)
+    project.write(".env.docker", NAMED_ENV)
+    return project
+
+
+def test_berth_config_masks_secrets_recognised_beyond_their_key_names(project):
+    from berth.config_cmd import config
+
+    named_app(project)
+    result = CliRunner().invoke(config, ["--format", "json"], obj=Ctx(project.root, None, (), False))
+    assert result.exit_code == 0, result.output
+    for secret in NAMED_SECRETS:
+        assert secret not in result.output
+    web = json.loads(result.output)["services"]["web"]
+    assert web["environment"] == {"DB_PWD": "****", "STRIPE_SK": "****", "SLACK_WEBHOOK_URL": "****",
+                                  "POSTGRES_PASSWORD": "****", "APP_NAME": "shop"}
+    # by position: the password `postgres` does not turn the image or the command into ****
+    assert web["image"] == "postgres:16" and web["command"] == ["postgres", "-c", "log_min_messages=warning"]
+
+
+def test_k8s_render_puts_recognised_secrets_in_the_secret_and_writes_files_0600(project, tmp_path):
+    named_app(project)
+    out_dir = tmp_path / "k8sout"
+    result = invoke(project, "k8s", "render", "-o", str(out_dir))
+    assert result.exit_code == 0, result.output  # the image postgres:16 is no reason to refuse
+    files = sorted(p for p in out_dir.iterdir() if p.suffix == ".yaml")
+    assert files
+    for path in files:
+        text = path.read_text()
+        for secret in (*NAMED_SECRETS, base64.b64encode(STRIPE_SK.encode()).decode()):
+            assert secret not in text
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "DB_PWD, POSTGRES_PASSWORD, SLACK_WEBHOOK_URL, STRIPE_SK" in result.output  # named in the Secret note
+    assert "image: postgres:16" in (out_dir / "web.yaml").read_text()
+
+
+def test_k8s_render_refuses_a_secret_interpolated_outside_environment(project, tmp_path):
+    from berth.errors import BerthError
+
+    named_app(project)
+    project.write("docker-compose.yml", NAMED_COMPOSE.replace('"log_min_messages=warning"', '"--token=${DB_PWD}"'))
+    with pytest.raises(BerthError) as refused:
+        invoke(project, "k8s", "render", "-o", str(tmp_path / "out"))
+    assert "outside a Secret" in refused.value.what
+    assert "services.web.command" in refused.value.details and "DB_PWD" in refused.value.details
+    assert "hunter2hunter2" not in refused.value.details
+    assert not (tmp_path / "out").exists()
