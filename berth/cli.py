@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -116,11 +115,17 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
         raise too_big
     target = obj.target()
     report = run_checks(target, skip=skipped, offline=offline)
-    # the masker comes from the env file the check already parsed (parsing it again is slow on big files)
-    from berth.secrets import Masker, secret_values
+    # the masker comes from the env and compose files the check already parsed (parsing again is slow on big files)
+    from berth.pipeline import masker_for
 
     env = report.context.app_env
-    mask = _active_masker = Masker(secret_values(env.values())) if env is not None else Masker()
+    try:
+        mask = masker_for(target, env.values() if env is not None else {}, report.context.compose_files)
+    except Exception:  # noqa: BLE001 - masking must never be the reason a command fails
+        from berth.secrets import Masker, secret_values
+
+        mask = Masker(secret_values(env.values())) if env is not None else Masker()
+    _active_masker = mask
     threshold = Severity[fail_on.upper()] if fail_on else (report.config.fail_on or Severity.ERROR)
     exit_code = 1 if report.at_least(threshold) else 0
     if fmt == "text":
@@ -178,13 +183,13 @@ def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_ro
         run_deploy(target, opts, printer, outcome)
     except BerthError as exc:
         outcome["ok"] = False
-        outcome["error"] = printer.mask(exc.paragraph())
+        outcome["error"] = exc.paragraph()
         if as_json:
-            click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+            printer.json(outcome)
             sys.exit(exc.exit_code)
         raise
     if as_json:
-        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+        printer.json(outcome)
     else:
         printer.line(f"deployed {outcome['commit'][:7]} to {target.environment} in {outcome['seconds']:.1f}s")
 
@@ -198,7 +203,7 @@ def plan(obj: Ctx):
 
     target = obj.target()
     printer = _printer(obj)
-    click.echo(printer.mask(render_plan(target)))
+    printer.echo(render_plan(target, printer.mask))
 
 
 @cli.command()
@@ -213,7 +218,10 @@ def status(obj: Ctx, trust_new_host, as_json):
     target = obj.target()
     printer = _printer(obj)
     rows = collect_status(target, trust_new_host, printer)
-    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render_status(rows)))
+    if as_json:
+        printer.json(rows)
+    else:
+        printer.echo(render_status(rows))
     if not all(r.get("healthy") for r in rows):
         if not as_json:
             click.echo("not healthy: `berth doctor` says why and how to fix it", err=True)
@@ -239,7 +247,10 @@ def doctor(obj: Ctx, trust_new_host, as_json):
     target = obj.target()
     printer = _printer(obj)
     rows = run_doctor(target, trust_new_host, on_command=debug_hook(printer))
-    click.echo(printer.mask(json.dumps(rows, indent=2) if as_json else render(rows, verbose=obj.verbose)), nl=False)
+    if as_json:
+        printer.json(rows)
+    else:
+        printer.echo(render(rows, verbose=obj.verbose), nl=False)
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 
@@ -343,10 +354,11 @@ def main() -> None:
 
 
 def _print_error(exc) -> None:
-    from berth.output import style
+    from berth.output import clean, style
 
     mask = _active_masker or (lambda text: text)
-    click.echo(style("error: ", fg="red", bold=True) + mask(exc.paragraph()), err=True)
+    # masked and cleaned before berth's own colour is added: the paragraph quotes servers and files
+    click.echo(style("error: ", fg="red", bold=True) + clean(mask(exc.paragraph())), err=True)
     if exc.details:
-        for line in mask(exc.details).rstrip().splitlines():
+        for line in clean(mask(exc.details)).rstrip().splitlines():
             click.echo(f"  {line}", err=True)

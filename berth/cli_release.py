@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -35,14 +34,23 @@ def rollback(obj, release, yes, trust_new_host, lock_wait, verify_timeout, as_js
         run_rollback(target, release, opts, printer, outcome)
     except BerthError as exc:
         if as_json:
-            outcome.update(ok=False, error=printer.mask(exc.paragraph()))
-            click.echo(json.dumps(outcome, indent=2, default=str))
+            outcome.update(ok=False, error=exc.paragraph())
+            printer.json(outcome)
             sys.exit(exc.exit_code)
         raise
     if as_json:
-        click.echo(json.dumps(outcome, indent=2, default=str))
+        printer.json(outcome)
     else:
         printer.line(f"rolled back {target.environment}")
+
+
+def _json(obj, printer, document) -> None:
+    """A --json document, masked field by field (a target without hosts has no session, so no printer yet)."""
+    if printer is None:
+        from berth.cli import _printer
+
+        printer = _printer(obj)
+    printer.json(document)
 
 
 def _each_session(obj, trust_new_host):
@@ -71,23 +79,24 @@ def releases(obj, limit, trust_new_host, as_json):
     from berth.release import read_history
 
     rows = []
+    printer = None
     for _target, host, session, printer in _each_session(obj, trust_new_host):
         history, problems = read_history(session, limit=limit)
         current = (session.current or {}).get("id")
         rows.append({"host": host.label, "current": current, "releases": history, "problems": problems})
-        if not as_json:
-            click.echo(f"{host.label}")
+        if not as_json:  # release records come from the server: printed masked and cleaned
+            printer.echo(f"{host.label}")
             for r in history:
                 mark = "*" if r.get("id") == current else " "
                 kind = "rollback" if r.get("kind") == "rollback" else "deploy"
-                click.echo(f" {mark} {r.get('id', '?'):<26} {str(r.get('commit', '?'))[:7]}  {r.get('result', '?'):<6} "
-                           f"{kind:<8} {r.get('finished_at', '?')}  {r.get('deployed_by', '?')}")
+                printer.echo(f" {mark} {r.get('id', '?'):<26} {str(r.get('commit', '?'))[:7]}  {r.get('result', '?'):<6} "
+                             f"{kind:<8} {r.get('finished_at', '?')}  {r.get('deployed_by', '?')}")
             if not history:
-                click.echo("   no releases yet")
+                printer.echo("   no releases yet")
             for p in problems:
-                click.echo(f"   ! {p}")
+                printer.echo(f"   ! {p}")
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _json(obj, printer, rows)
 
 
 @click.command()
@@ -101,18 +110,19 @@ def audit(obj, limit, trust_new_host, as_json):
     from berth.release import read_audit
 
     rows = []
+    printer = None
     for _target, host, session, printer in _each_session(obj, trust_new_host):
         events, problems = read_audit(session, limit)
         rows.append({"host": host.label, "events": events, "problems": problems})
         if not as_json:
-            click.echo(host.label)
+            printer.echo(host.label)
             for e in events:
                 rest = ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "event") and v not in (None, ""))
-                click.echo(printer.mask(f"  {e.get('time', '?')}  {e.get('event', '?'):<16} {rest}"))
+                printer.echo(f"  {e.get('time', '?')}  {e.get('event', '?'):<16} {rest}")
             for p in problems:
-                click.echo(f"  ! {p}")
+                printer.echo(f"  ! {p}")
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        _json(obj, printer, rows)
 
 
 @click.group()
@@ -128,15 +138,16 @@ def lock_status(obj, trust_new_host):
     from berth import lock as lock_stage
 
     held_any = False
-    for _t, host, session, _p in _each_session(obj, trust_new_host):
+    for _t, host, session, printer in _each_session(obj, trust_new_host):
         owner = lock_stage.read(session)
         if owner is None:
-            click.echo(f"{host.label}: unlocked")
+            printer.echo(f"{host.label}: unlocked")
             continue
         held_any = True
         stale = lock_stage.stale_reason(owner)
-        click.echo(f"{host.label}: locked by {lock_stage.describe(owner)}"
-                   + (f"\n  stale: {stale}; release it with `berth lock release --force`" if stale else ""))
+        # the owner's message and machine come from the server: masked and cleaned
+        printer.echo(f"{host.label}: locked by {lock_stage.describe(owner)}"
+                     + (f"\n  stale: {stale}; release it with `berth lock release --force`" if stale else ""))
     sys.exit(3 if held_any else 0)
 
 
@@ -150,13 +161,13 @@ def lock_acquire(obj, message, trust_new_host):
     from berth import lock as lock_stage
     from berth.release import audit as audit_event
 
-    for target, host, session, _p in _each_session(obj, trust_new_host):
+    for target, host, session, printer in _each_session(obj, trust_new_host):
         who = gitlocal.user_identity(target.root)
         owner = lock_stage.new_owner(who, None, message, "manual lock")
         owner["pid"] = None  # a manual lock outlives this process: never stale by pid
         lock_stage.acquire(session, owner)
         audit_event(session, "lock-acquired", who=who, message=message)
-        click.echo(f"{host.label}: locked — \"{message}\"; `berth lock release` unlocks it")
+        printer.echo(f"{host.label}: locked — \"{message}\"; `berth lock release` unlocks it")
 
 
 @lock.command("release")
@@ -170,10 +181,10 @@ def lock_release(obj, force, trust_new_host):
     from berth.errors import BerthError
     from berth.release import audit as audit_event
 
-    for target, host, session, _p in _each_session(obj, trust_new_host):
+    for target, host, session, printer in _each_session(obj, trust_new_host):
         owner = lock_stage.read(session)
         if owner is None:
-            click.echo(f"{host.label}: was not locked")
+            printer.echo(f"{host.label}: was not locked")
             continue
         manual = owner.get("command") == "manual lock"
         if not (force or manual or lock_stage.stale_reason(owner)):
@@ -184,7 +195,7 @@ def lock_release(obj, force, trust_new_host):
             continue
         who = gitlocal.user_identity(target.root)
         audit_event(session, "lock-released", who=who, holder=lock_stage.describe(owner), forced=bool(force))
-        click.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")
+        printer.echo(f"{host.label}: released the lock of {lock_stage.describe(owner)}")
 
 
 COMMANDS = [rollback, releases, audit, lock]

@@ -56,6 +56,9 @@ class ResolvedConfig:
     project_env: dict[str, str]  # the interpolation environment (the shipped env file)
     secrets: list[str] = field(default_factory=list)  # values to mask
     secret_keys: set[str] = field(default_factory=set)  # environment/arg keys whose values are masked whole
+    # where secrets were interpolated: a field (`("services", "command")`, `("x-foo",)`) → the forms of the
+    # secret variables its `${...}` referenced; only there are secrets searched for inside free text
+    secret_fields: dict[tuple, set[str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- env files
@@ -156,9 +159,11 @@ def built_services(compose_files: list[ComposeFile]) -> set[str]:
 
 def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None) -> ResolvedConfig:
     """Load, interpolate, merge and normalize the compose files of `target`."""
-    from berth.secrets import is_secret_key, secret_values
+    from berth.secrets import is_secret_setting, secret_values
 
     env = dict(project_env) if project_env is not None else project_environment(target)
+    secret_vars = {k: secret_values({k: v}) for k, v in env.items() if v and is_secret_setting(k, v)}
+    secret_fields: dict[tuple, set[str]] = {}
     root = target.root
     files: list[ComposeFile] = []
     for name in target.compose_files:
@@ -175,7 +180,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
             raise UsageError(f"{cf.path.name} uses include:, which berth config does not resolve yet",
                              where=f"{cf.path}:{_key_line(cf, 'include')}",
                              fix="list the included files in COMPOSE_FILES / compose_files instead")
-        data = _interpolate_tree(cf, env)
+        data = _interpolate_tree(cf, env, secret_vars, secret_fields)
         for name, spec in (data.get("services") or {}).items():
             if not isinstance(spec, dict):
                 raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
@@ -201,8 +206,8 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     secret_keys: set[str] = set()
     for name, spec in services.items():
         services[name] = _finish_service(spec, ctx)
-        for key in (spec.get("environment") or {}):
-            if is_secret_key(key):
+        for key, value in (spec.get("environment") or {}).items():
+            if is_secret_setting(key, value if isinstance(value, str) else None):
                 secret_keys.add(key)
     out: dict[str, Any] = {"name": target.project, "services": dict(sorted(services.items()))}
     out.update(_top_level(model, services, target.project, ctx))
@@ -212,7 +217,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     secrets = set(secret_values(env))
     for spec in services.values():
         secrets.update(secret_values({k: v for k, v in (spec.get("environment") or {}).items() if v is not None}))
-    return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys)
+    return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields)
 
 
 def _key_line(cf: ComposeFile, key: str) -> int:
@@ -239,7 +244,20 @@ def _clean(path: Path) -> Path:
     return Path(os.path.normpath(path))
 
 
-def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str]) -> dict:
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def field_of(path: tuple) -> tuple:
+    """The field a model path is in, as berth config masks it: `("services", "command")`, `("x-foo",)`."""
+    if len(path) >= 3 and path[0] == "services":
+        return ("services", str(path[2]))
+    return tuple(str(p) for p in path[:1])
+
+
+def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str], secret_vars: Mapping[str, list[str]] | None = None,
+                      secret_fields: dict[tuple, set[str]] | None = None) -> dict:
+    """The compose file with `${...}` interpolated; `secret_fields` learns which fields referenced which of
+    `secret_vars` (name → the forms to mask of its value)."""
     from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 
     def where(path: tuple) -> str:
@@ -252,6 +270,10 @@ def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str]) -> dict:
         if isinstance(value, str):
             if "$" not in value:
                 return value
+            if secret_vars and secret_fields is not None:
+                for var in _REFERENCE.findall(value):
+                    if var in secret_vars:
+                        secret_fields.setdefault(field_of(path), set()).update(secret_vars[var])
             try:
                 return interpolate(value, env)
             except InterpolationError as exc:
@@ -811,14 +833,26 @@ def _top_level(model: dict, services: dict[str, dict], project: str, ctx: _Ctx) 
 
 
 def config_document(target: Target, *, show_secrets: bool = False, environment_from: str | None = None) -> dict:
-    """The compose model plus `x-berth` (the deployment settings and where each came from)."""
-    from berth.secrets import MASK, Masker
+    """The compose model plus `x-berth` (the deployment settings and where each came from).
+
+    Masked by position unless `show_secrets`: the value of a secret key (by name or by its value's format) is
+    ****; names and paths (images, services, volumes, build contexts...) are never cut into; the other strings
+    (commands, labels, values of ordinary keys) have the secrets inside them masked, names left whole.
+    """
+    from berth.secrets import MASK, Masker, keyed_secrets, redact_setting
 
     resolved = resolve_compose(target)
     model = resolved.model
+    settings = deployment_settings(target, environment_from)
     if not show_secrets:
-        model = _mask(model, Masker(resolved.secrets), resolved.secret_keys, MASK)
-    doc: dict[str, Any] = {"x-berth": deployment_settings(target, environment_from)}
+        public, keyed = _public_names(model), keyed_secrets(resolved.project_env)
+        maskers = {f: Masker(forms, public=public, keyed=keyed) for f, forms in resolved.secret_fields.items()}
+        maskers[()] = Masker(keyed=keyed)  # fields no secret was interpolated into: KEY=value and tokens only
+        model = _mask(model, maskers, resolved.secret_keys, MASK)
+        for setting in settings.values():
+            value = setting["value"]
+            setting["value"] = [redact_setting(v) for v in value] if isinstance(value, list) else redact_setting(value)
+    doc: dict[str, Any] = {"x-berth": settings}
     doc.update(_escape(model))
     return doc
 
@@ -854,20 +888,56 @@ def deployment_settings(target: Target, environment_from: str | None = None) -> 
     return out
 
 
-def _mask(value: Any, masker, secret_keys: set[str], mask: str, key: str | None = None,
+# fields that hold names and paths: shown as they are (a password `postgres` must not turn the image
+# `postgres:16` into `****:16`); a value in a known token format is masked even there
+_NAME_FIELDS = frozenset({
+    "image", "container_name", "hostname", "domainname", "context", "dockerfile", "target", "source", "name",
+    "driver", "network_mode", "working_dir", "pull_policy", "restart", "platform", "user", "path", "published",
+    "mode", "type", "protocol", "host_ip", "file", "profiles", "condition", "ipc", "pid", "cgroup", "isolation",
+})
+
+
+def _mask(value: Any, maskers: dict[tuple, Any], secret_keys: set[str], mask: str, path: tuple = (),
           in_secret_map: bool = False) -> Any:
+    """By position: the value of a secret key is ****; a name or path field is left whole; other strings have
+    masked the secrets that were interpolated into their field (`command: --token ${API_TOKEN}`), `KEY=value`
+    of secret keys, and tokens of a known format."""
+    key = str(path[-1]) if path and not isinstance(path[-1], int) else None
     if isinstance(value, dict):
         secret_map = key in ("environment", "args")
-        return {k: _mask(v, masker, secret_keys, mask, str(k), secret_map) for k, v in value.items()}
+        return {k: _mask(v, maskers, secret_keys, mask, (*path, str(k)), secret_map) for k, v in value.items()}
     if isinstance(value, list):
-        return [_mask(v, masker, secret_keys, mask, key) for v in value]
+        field_key = path[:-1] if path and isinstance(path[-1], int) else path
+        return [_mask(v, maskers, secret_keys, mask, (*field_key, i)) for i, v in enumerate(value)]
     if isinstance(value, str):
-        from berth.secrets import is_secret_key
+        from berth.secrets import Masker, is_secret_setting, secret_tokens
 
-        if in_secret_map and key is not None and value and (key in secret_keys or is_secret_key(key)):
+        if in_secret_map and key is not None and value and (key in secret_keys or is_secret_setting(key, value)):
             return mask
-        return masker(value)
+        named = [p for p in path if not isinstance(p, int)]
+        tokens = secret_tokens(value)
+        if tokens:
+            value = Masker(tokens)(value)
+        if not in_secret_map and named and named[-1] in _NAME_FIELDS:
+            return value
+        return maskers.get(field_of(tuple(named)), maskers[()])(value)
     return value
+
+
+def _public_names(model: Any, key: str | None = None, out: list[str] | None = None) -> list[str]:
+    """The names in the model (its mapping keys, the values of name fields): kept whole in the other strings."""
+    out = [] if out is None else out
+    if isinstance(model, dict):
+        for k, v in model.items():
+            out.append(str(k))
+            if key not in ("environment", "args"):
+                _public_names(v, str(k), out)
+    elif isinstance(model, list):
+        for v in model:
+            _public_names(v, key, out)
+    elif isinstance(model, str) and key in _NAME_FIELDS:
+        out.append(model)
+    return out
 
 
 def _escape(value: Any) -> Any:

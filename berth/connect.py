@@ -50,7 +50,7 @@ def connect(target: Target, conn: SSHConnection) -> HostSession:
         result = conn.run(host_commands.facts(state_rel), timeout=60)
         facts, current_raw = host_commands.parse_facts(result.out)
         if "home" not in facts:
-            raise BerthError(f"could not read facts from {conn.host.label}: {result.err.strip()[-300:]}")
+            raise BerthError(f"could not read facts from {conn.host.label}: {result.tail(300)}")
         if "git" not in facts:
             raise BerthError(f"git is not installed on {conn.host.label}", fix="install git on the server (apt-get install git)")
         if "docker" not in facts:

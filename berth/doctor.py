@@ -665,7 +665,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
     from berth.verify import probe_url
 
     findings = [check_key_file(host)]
-    conn = SSHConnection(host, ssh_options(target, trust_new_host), on_command=on_command)
+    conn = SSHConnection(host, ssh_options(target, trust_new_host), on_command=on_command, mask=masker)
     try:
         seconds = conn.open()
     except SSHError as exc:

@@ -24,7 +24,7 @@ def ship_env(session: HostSession, local_path: Path, remote_name: str) -> tuple[
     result = session.conn.run(write_private_file(remote_path), stdin=data, timeout=60)
     if not result.ok:
         raise BerthError(
-            f"could not write {remote_name} on {session.host.label}: {result.err.strip()[-300:]}",
+            f"could not write {remote_name} on {session.host.label}: {result.tail(300)}",
             where=f"{session.host.label}:{remote_path}",
             fix="check the disk and the permissions of the app directory on the server",
         )

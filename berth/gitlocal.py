@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from berth.errors import BerthError, UsageError
+from berth.secrets import public_url, url_credentials  # noqa: F401  (the URL as servers see it)
 
 
 class GitError(BerthError):
@@ -146,51 +147,6 @@ def is_pushed(root: Path, url: str, branch: str, commit: str) -> tuple[bool, str
         # the remote moved on since our last fetch: fetch that branch (only FETCH_HEAD changes)
         git(root, *REMOTE_OPTIONS, "fetch", "--quiet", "--", url, f"refs/heads/{branch}", check=False, timeout=120)
     return has_commit(root, tip) and is_ancestor(root, commit, tip), tip
-
-
-# --------------------------------------------------------------------------- credentials in a remote URL
-
-_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)$", re.DOTALL)
-_HTTP_SCHEMES = {"http", "https", "ftp", "ftps"}
-# a user part that is a plain name (deploy, git, alice.smith), not a token used as the user (ghp_..., glpat-...)
-_PLAIN_USER = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,19}$")
-_TOKEN_PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-")
-
-
-def _split_userinfo(url: str) -> tuple[str, list[str]]:
-    """(the URL as a server may see it, the secret parts taken out of it).
-
-    http(s): the whole userinfo goes (a token is often the user part: https://ghp_x@github.com/...);
-    ssh:// and other schemes: only the password goes (the user name says which account to log in as);
-    scp-like `git@host:org/app.git` and paths have no password and stay as they are.
-    """
-    m = _URL.match(url)
-    if not m or "@" not in m["authority"]:
-        return url, []
-    userinfo, _, hostport = m["authority"].rpartition("@")
-    user, has_password, password = userinfo.partition(":")
-    scheme = m["scheme"].lower()
-    secrets = [password] if has_password and password else []
-    if scheme in _HTTP_SCHEMES:
-        if not secrets and user and (not _PLAIN_USER.match(user) or user.startswith(_TOKEN_PREFIXES)):
-            secrets = [user]
-        public = f"{m['scheme']}://{hostport}{m['rest']}"
-    else:
-        public = f"{m['scheme']}://{user + '@' if user else ''}{hostport}{m['rest']}" if has_password else url
-    from urllib.parse import unquote
-
-    # the percent-decoded form too: that is what git sends, and what an error message may show
-    return public, [form for s in secrets for form in dict.fromkeys([s, unquote(s)])]
-
-
-def public_url(url: str) -> str:
-    """`url` without its password or token: what servers get, and what berth prints."""
-    return _split_userinfo(url)[0]
-
-
-def url_credentials(url: str) -> list[str]:
-    """The secret parts of a remote URL (a password, or a token used as the user name), for masking."""
-    return _split_userinfo(url)[1]
 
 
 def is_ancestor(root: Path, commit: str, of: str) -> bool:

@@ -141,7 +141,7 @@ def acquire(session: HostSession, owner: dict, wait: float = 0) -> HeldLock:
         if result.ok:
             return HeldLock(session, owner, took_over)
         if result.exit_code != lock_commands.HELD:
-            raise BerthError(f"could not take the deploy lock on {session.host.label}: {result.err.strip()[-300:]}")
+            raise BerthError(f"could not take the deploy lock on {session.host.label}: {result.tail(300)}")
         holder = parse_owner(result.out)
         reason = stale_reason(holder) if holder else "its owner record is unreadable"
         if holder and process_gone(holder) and lock_commands.valid_token(holder.get("token")) and attempts < 5:

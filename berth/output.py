@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import click
 
-from berth.secrets import Masker
+from berth.secrets import Masker, dumps_masked
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides/isolates (they reorder what
+# follows on the line): from a commit subject, a lock message or a server they could rewrite the screen
+# (cursor moves, erased lines, a window title, a fake "✓ verify" line)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """External text made harmless for a terminal: each control character is shown as its escape
+    (ESC as the four characters \\x1b); a CRLF line end counts as a line end."""
+    if not text or not isinstance(text, str):
+        return text
+    return _UNSAFE.sub(_visible, text.replace("\r\n", "\n"))
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def color_enabled(stream=None) -> bool:
@@ -21,7 +40,12 @@ def style(text: str, **kw) -> str:
 
 
 class StepPrinter:
-    """Prints `  ✓ sync      0.05s  detail` lines as a pipeline runs; silent in --json mode."""
+    """Prints `  ✓ sync      0.05s  detail` lines as a pipeline runs; silent in --json mode.
+
+    Every text goes one way: masked (berth.secrets.Masker), then cleaned of terminal control characters
+    (`clean`), and only then given berth's own colours and marks. `rendered` is for text a renderer of
+    berth already built that way (findings with their colours).
+    """
 
     MARKS = {"ok": ("✓", "green"), "fail": ("✗", "red"), "skip": ("-", "bright_black"), "warn": ("!", "yellow")}
 
@@ -30,23 +54,45 @@ class StepPrinter:
         self.quiet = quiet
         self.verbose = verbose
 
+    def text(self, text: str) -> str:
+        """External text as berth shows it: masked, then neutralised."""
+        return clean(self.mask(text))
+
+    def echo(self, text: str = "", err: bool = False, nl: bool = True) -> None:
+        """A command's own output (status, releases, logs): printed even in --json mode's quiet printer."""
+        click.echo(self.text(text), err=err, nl=nl, color=color_enabled())
+
+    def json(self, document) -> None:
+        """A --json document, masked field by field before it is serialised."""
+        click.echo(dumps_masked(document, self.mask, default=str))
+
     def line(self, text: str = "", err: bool = False) -> None:
+        self._emit(self.text(text), err)
+
+    def rendered(self, text: str, err: bool = False) -> None:
+        """Text a berth renderer built from masked, cleaned parts and coloured (render_findings)."""
+        self._emit(self.mask(text), err)
+
+    def _emit(self, text: str, err: bool = False) -> None:
         if not self.quiet:
-            click.echo(self.mask(text), err=err, color=color_enabled())
+            click.echo(text, err=err, color=color_enabled())
 
     def step(self, name: str, status: str, seconds: float | None, detail: str = "") -> None:
         mark, color = self.MARKS[status]
         took = f"{seconds:6.2f}s" if seconds is not None else "       "
-        self.line(f"  {style(mark, fg=color)} {name:<8} {took}  {detail}".rstrip())
+        self._emit(f"  {style(mark, fg=color)} {self.text(name):<8} {took}  {self.text(detail)}".rstrip())
 
     def debug(self, text: str) -> None:
         if self.verbose:
-            for ln in text.rstrip("\n").splitlines():
-                self.line(style(f"    │ {ln}", fg="bright_black"))
+            # the whole text is masked before it is split: a multi-line secret is masked whole
+            for ln in self.text(text.rstrip("\n")).splitlines():
+                self._emit(style(f"    │ {ln}", fg="bright_black"))
 
-    def block(self, text: str, indent: str = "    ") -> None:
+    def block(self, text: str, indent: str = "    ", *, rendered: bool = False) -> None:
+        """Lines of text, indented; `rendered`: built by a berth renderer (see `rendered`)."""
+        text = self.mask(text) if rendered else self.text(text)
         for ln in text.rstrip("\n").splitlines():
-            self.line(f"{indent}{ln}")
+            self._emit(f"{indent}{ln}")
 
 
 SEVERITY_COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -81,14 +127,15 @@ def render_findings(findings, root: Path, masker: Masker | None = None, *, color
         else:
             more = None
         for f in ordered:
-            where = paint(f.location(root) or "(project)", bold=True)
+            # file names and messages can quote file content: masked and cleaned before they are coloured
+            where = paint(clean(mask(f.location(root) or "(project)")), bold=True)
             sev = paint(str(f.severity), fg=SEVERITY_COLORS[str(f.severity)], bold=True)
             rule_id = paint(f"[{f.rule}]", fg="bright_black")
-            out.append(mask(f"{where}: {sev}: {f.message} {rule_id}"))
+            out.append(f"{where}: {sev}: {clean(mask(f.message))} {rule_id}")
             if f.fix:
-                out.append(mask(f"    {paint('fix:', fg='green')} {f.fix}"))
+                out.append(f"    {paint('fix:', fg='green')} {clean(mask(f.fix))}")
         if more:
-            out.append(mask(more))
+            out.append(clean(mask(more)))
     return "\n".join(out)
 
 
@@ -96,7 +143,7 @@ def render_check_summary(report, environment: str, *, color: bool | None = None)
     """`24 rules checked for staging: 1 error, 0 warnings, 0 info (2 suppressed)`."""
     use_color = color_enabled() if color is None else color
     c = report.counts()
-    text = (f"{report.rules_run} rules checked for {environment}: {c['error']} error{'s' * (c['error'] != 1)}, "
+    text = (f"{report.rules_run} rules checked for {clean(environment)}: {c['error']} error{'s' * (c['error'] != 1)}, "
             f"{c['warning']} warning{'s' * (c['warning'] != 1)}, {c['info']} info")
     if report.suppressed:
         text += f" ({len(report.suppressed)} suppressed)"

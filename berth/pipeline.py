@@ -3,8 +3,10 @@ sync, env, deploy, verify, record. Each step is timed and shown as it finishes."
 
 from __future__ import annotations
 
+import re
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from berth import gitlocal
@@ -13,7 +15,7 @@ from berth.check.findings import Severity
 from berth.config import Target
 from berth.errors import BerthError
 from berth.output import StepPrinter, render_findings
-from berth.secrets import Masker, secret_values
+from berth.secrets import Masker, is_secret_setting, keyed_secrets, masked_tail, remote_url_secrets, secret_values
 from berth.steps import StepLog
 from berth.transport.ssh import SSHConnection, SSHOptions
 
@@ -28,16 +30,123 @@ class DeployOptions:
     rollback: bool = True  # --no-rollback keeps a failed release running for debugging
 
 
-def masker_for(target: Target) -> Masker:
+def masker_for(target: Target, env: Mapping[str, str] | None = None, compose_files=None) -> Masker:
+    """The masker of a command: the secrets of the shipped env file and of the git remote URL, and the public
+    names of the app (berth.secrets.Masker), so that masking a password never cuts into a service or image name.
+
+    `env` / `compose_files`: the parsed env file and compose files when the caller has them (berth check).
+    Nothing here makes a command fail: what cannot be read is not known to the masker.
+    """
+    if env is None:
+        env = _shipped_env(target)
+    secrets = [*secret_values(env), *remote_url_secrets(_remote_url(target))]
+    try:
+        public = public_strings(target, env, compose_files)
+    except Exception:  # noqa: BLE001 - without public names the masker masks more, never less
+        public = []
+    return Masker(secrets, public=public, keyed=keyed_secrets(env))
+
+
+def _shipped_env(target: Target) -> dict[str, str]:
     path = target.root / target.env_file
     if not path.exists():
-        return Masker()
+        return {}
     from berth.envfile import read_env_file
 
     try:
-        return Masker(secret_values(read_env_file(path).values()))
-    except BerthError:
-        return Masker()
+        return read_env_file(path).values()
+    except (BerthError, OSError, UnicodeError):
+        return {}
+
+
+def _remote_url(target: Target) -> str | None:
+    remote = target.get("remote", "origin")
+    if not isinstance(remote, str) or remote.startswith("-"):  # never an option to git
+        return None
+    try:
+        return gitlocal.remote_url(target.root, remote)
+    except Exception:  # noqa: BLE001 - no git, no repo: no remote credentials to mask
+        return None
+
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def public_strings(target: Target, env: Mapping[str, str], compose_files=None) -> list[str]:
+    """Texts berth, compose and docker print that are not secret and must stay whole when masked: the project,
+    environment, hosts, app dir and file names, the env file's KEY names, and from the compose files the
+    service, image, container, volume, network, secret and config names and the paths they mention.
+
+    A compose value that interpolates a secret variable is left out (it carries the secret)."""
+    out: list[str] = [target.project, target.environment, target.app_dir, target.app_dir.rstrip("/").rsplit("/", 1)[-1],
+                      target.env_file, *target.compose_files, f".berth/{target.project}", *env.keys()]
+    for host in target.hosts:
+        out += [host.address, host.label, host.user or ""]
+    if compose_files is None:
+        from berth.compose_file import load_compose_file
+
+        compose_files = [load_compose_file(target.root / name) for name in target.compose_files
+                         if (target.root / name).is_file()]
+    secret_vars = {k for k, v in env.items() if v and is_secret_setting(k, v)}
+
+    def add(value) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value:
+            return
+        if "$" in value:
+            if secret_vars & set(_VARIABLE.findall(value)):
+                return
+            from berth.check.interpolation import interpolate
+
+            try:
+                value = interpolate(value, env)
+            except Exception:  # noqa: BLE001 - an unresolvable value is checked elsewhere; here it is just not public
+                return
+        out.append(value)  # whole: the image `postgres:16` is public, the word `postgres` is not
+
+    def add_names(value) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                add(k)
+                if isinstance(v, dict):
+                    for field in ("source", "target", "name", "file", "external"):
+                        add(v.get(field))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                if isinstance(item, dict):
+                    for field in ("source", "target", "name", "path", "file"):
+                        add(item.get(field))
+                else:
+                    add(item)
+        else:
+            add(value)
+
+    for cf in compose_files:
+        data = cf.data if isinstance(cf.data, dict) else {}
+        for kind in ("volumes", "networks", "secrets", "configs"):
+            add_names(data.get(kind) if isinstance(data.get(kind), dict) else None)
+        add(data.get("name"))
+        for name, spec in cf.services.items():
+            add(name)
+            if not isinstance(spec, dict):
+                continue
+            for field in ("image", "container_name", "hostname", "working_dir", "network_mode"):
+                add(spec.get(field))
+            build = spec.get("build")
+            if isinstance(build, dict):
+                for field in ("context", "dockerfile", "target"):
+                    add(build.get(field))
+            else:
+                add(build)
+            for field in ("env_file", "volumes", "networks", "depends_on", "secrets", "configs", "profiles",
+                          "links", "volumes_from"):
+                add_names(spec.get(field))
+            for volume in spec.get("volumes") or () if isinstance(spec.get("volumes"), list) else ():
+                if isinstance(volume, str):  # `SOURCE:TARGET[:MODE]`: the source and the target alone too
+                    for part in volume.split(":")[:2]:
+                        add(part)
+    return out
 
 
 def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset()) -> CheckReport:
@@ -47,7 +156,7 @@ def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset())
         info["detail"] = f"{report.rules_run} rules: {counts['error']} errors, {counts['warning']} warnings"
         shown = report.at_least(Severity.WARNING)
         if shown:
-            log.printer.block(render_findings(shown, target.root, log.printer.mask))
+            log.printer.block(render_findings(shown, target.root, log.printer.mask), rendered=True)
         if report.errors:
             n = len(report.errors)
             raise BerthError(
@@ -95,7 +204,7 @@ def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
         if proc.returncode != 0:
             raise BerthError(
                 f"git push to {gitlocal.public_url(ctx.remote_url)} failed: "
-                f"{gitlocal.hide_credentials(proc.stderr.strip(), ctx.remote_url)[-400:]}",
+                f"{masked_tail(gitlocal.hide_credentials(proc.stderr, ctx.remote_url), 400, log.printer.mask)}",
                 fix="pull and merge (or rebase) the remote branch, then deploy again; berth never force-pushes",
             )
         info["detail"] = f"{ctx.head[:7]} → {ctx.branch}"
@@ -112,15 +221,17 @@ def ssh_options(target: Target, trust_new_host: bool = False) -> SSHOptions:
     )
 
 
+DEBUG_OUTPUT_LIMIT = 2000  # characters of a command's stdout and of its stderr that -v shows (the end)
+
+
 def debug_hook(printer: StepPrinter):
     def on_command(script: str, result) -> None:
         if printer.verbose:
             printer.debug(f"$ {script.strip()}")
             printer.debug(f"→ exit {result.exit_code} in {result.seconds:.3f}s")
-            if result.out.strip():
-                printer.debug(result.out[-2000:])
-            if result.err.strip():
-                printer.debug(result.err[-2000:])
+            for text in (result.out, result.err):
+                if text.strip():  # masked before it is cut: a cut through a secret would show the rest of it
+                    printer.debug(masked_tail(text, DEBUG_OUTPUT_LIMIT, printer.mask))
 
     return on_command
 
@@ -182,7 +293,8 @@ def deploy_host(plan: Plan, host, log: StepLog, host_out: dict) -> None:
     from berth import lock as lock_stage
     from berth import release as release_stage
 
-    conn = SSHConnection(host, ssh_options(plan.target, plan.opts.trust_new_host), on_command=debug_hook(log.printer))
+    conn = SSHConnection(host, ssh_options(plan.target, plan.opts.trust_new_host), on_command=debug_hook(log.printer),
+                         mask=log.printer.mask)
     with log.step("connect", host.label) as info:
         session = connect_stage.connect(plan.target, conn)
         info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "

@@ -11,24 +11,25 @@ from berth.config import Target
 from berth.engines.compose import Compose, in_dir
 from berth.gitlocal import public_url
 from berth.output import render_findings
+from berth.secrets import redact_setting, redact_url
 
 
-def render_plan(target: Target) -> str:
+def render_plan(target: Target, mask=None) -> str:
+    """The plan as text; `mask` masks the findings' messages (the caller masks the whole text as well)."""
     report = run_checks(target, offline=True)
     ctx = report.context
     out = [f"environment  {target.environment}" + ("  (asks for confirmation)" if target.confirm else "")]
     for name in ("hosts", "user", "key", "port", "app_dir", "remote", "branch", "health_urls"):
         value = target.get(name)
         if value not in (None, [], ""):
-            shown = ", ".join(value) if isinstance(value, list) else value
-            if name == "remote":
-                shown = public_url(shown)  # GIT_REMOTE may be a URL with a token in it
+            # by position: a setting's value is shown without the credentials it carries
+            shown = ", ".join(map(str, map(redact_setting, value))) if isinstance(value, list) else redact_setting(value)
             out.append(f"{name:<12} {shown}  ← {target.where(name)}")
     if not target.get("app_dir"):
         out.append(f"{'app_dir':<12} {target.app_dir}  ← default")
     out.append(f"{'project':<12} {target.project}")
-    remote = public_url(ctx.remote_url) if ctx.remote_url else "(no remote)"
-    out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {remote}")
+    remote_shown = redact_url(ctx.remote_url) if ctx.remote_url else "(no remote)"
+    out.append(f"{'commit':<12} {ctx.head or '(none)'} on {ctx.branch or '(no branch)'} → {remote_shown}")
     shown = report.at_least(Severity.WARNING)
     out.append("")
     steps_before = [("check", f"{len(report.errors)} errors" + (" — deploy would stop here" if report.errors else ""))]
@@ -52,7 +53,7 @@ def render_plan(target: Target) -> str:
     for n, (name, text) in enumerate(steps_before, 1):
         out.append(f"{n}. {name}: {text}")
         if name == "check" and shown:
-            out.extend("     " + line for line in render_findings(shown, target.root).splitlines())
+            out.extend("     " + line for line in render_findings(shown, target.root, mask).splitlines())
     for n, (name, text) in enumerate(steps, len(steps_before) + 1):
         out.append(f"{n}. {name}:")
         out.extend("     " + line for line in text.strip().splitlines())

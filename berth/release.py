@@ -86,7 +86,7 @@ def record(session: HostSession, release: dict, env_file: str | None = None) -> 
         taken.append(release["id"])
     if not result.ok:
         raise BerthError(
-            f"could not write the release record on {session.host.label}: {result.err.strip()[-300:]}",
+            f"could not write the release record on {session.host.label}: {result.tail(300)}",
             where=f"{session.host.label}:{session.state_dir}",
         )
 

@@ -71,7 +71,7 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
             raise BerthError(f"the env file of release {to['id']} is no longer kept on {label}",
                              fix="deploy that commit again with the env file it needs (berth deploy)")
         if not result.ok:
-            raise BerthError(f"could not restore the env file on {label}: {result.err.strip()[-300:]}")
+            raise BerthError(f"could not restore the env file on {label}: {result.tail(300)}")
         info["detail"] = f"{env_file} of release {to['id']}"
     with log.step("images", label) as info:
         rebuild, info["detail"] = _restore_images(session, to)
@@ -164,7 +164,8 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     for host in target.hosts:
         host_out = {"host": host.label, "ok": False}
         outcome["hosts"].append(host_out)
-        conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer))
+        conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer),
+                             mask=printer.mask)
         with log.step("connect", host.label):
             session = connect_stage.connect(target, conn)
         try:

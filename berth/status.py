@@ -16,7 +16,8 @@ from berth.transport.ssh import SSHConnection
 def _session(target: Target, host, trust_new_host: bool, printer: StepPrinter) -> HostSession:
     from berth.pipeline import debug_hook, ssh_options
 
-    return connect(target, SSHConnection(host, ssh_options(target, trust_new_host), on_command=debug_hook(printer)))
+    return connect(target, SSHConnection(host, ssh_options(target, trust_new_host), on_command=debug_hook(printer),
+                                         mask=printer.mask))
 
 
 def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -> list[dict]:
@@ -107,16 +108,15 @@ def render_status(rows: list[dict]) -> str:
 
 def stream_logs(target: Target, services: tuple[str, ...], tail: int, follow: bool, trust_new_host: bool,
                 printer: StepPrinter) -> int:
-    import click
-
     code = 0
     for host in target.hosts:
         session = _session(target, host, trust_new_host, printer)
         try:
             if len(target.hosts) > 1:
-                click.echo(f"== {host.label}")
+                printer.echo(f"== {host.label}")
             argv = session.compose.logs(services, tail=tail, follow=follow)
-            code = max(code, session.conn.stream(in_dir(session.app_dir, argv), lambda ln: click.echo(printer.mask(ln))))
+            # line by line: each line of a multi-line secret is a secret of its own (berth.secrets.secret_forms)
+            code = max(code, session.conn.stream(in_dir(session.app_dir, argv), printer.echo))
         finally:
             session.close()
     return code

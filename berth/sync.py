@@ -82,7 +82,7 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
         )
     if not result.ok:
         raise BerthError(
-            f"git on {label} failed: {result.err.strip()[-600:] or result.out.strip()[-600:]}",
+            f"git on {label} failed: {result.tail(600)}",
             where=where,
             fix="check that the server can reach the git remote (a deploy key, or the same URL works there with "
             "`git ls-remote URL`); berth sends the URL without credentials, so a remote that needs them needs "

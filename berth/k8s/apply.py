@@ -27,7 +27,8 @@ from berth.config import Target
 from berth.engines.kubernetes import RELEASE_CONFIGMAP, Invocation, Kubectl, parse_release, parse_workloads
 from berth.errors import BerthError
 from berth.k8s.settings import K8sSettings
-from berth.pipeline import confirm
+from berth.pipeline import DEBUG_OUTPUT_LIMIT, confirm
+from berth.secrets import masked_tail
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,18 @@ class _Session:
         self.calls.append(inv)
         self.printer.debug(f"$ {inv.describe()}")
         result = self.runner(inv)
-        if result.out.strip():
-            self.printer.debug(result.out[-2000:])
-        if result.err.strip():
-            self.printer.debug(result.err[-2000:])
+        for text in (result.out, result.err):
+            if text.strip():  # masked before it is cut
+                self.printer.debug(self.tail(text, DEBUG_OUTPUT_LIMIT))
         if check and result.code != 0:
-            message = (result.err.strip() or result.out.strip() or f"exit code {result.code}").splitlines()
-            raise BerthError(self.printer.mask(f"{what} failed: {' '.join(message[-3:])[:600]}"),
+            message = self.tail(result.err.strip() or result.out.strip() or f"exit code {result.code}", 600)
+            raise BerthError(f"{what} failed: {' '.join(message.splitlines()[-3:])}",
                              fix=fix or "read kubectl's message above; berth k8s check shows problems in the manifests")
         return result
+
+    def tail(self, text: str, limit: int) -> str:
+        """The end of kubectl's output, masked before it is cut (berth.secrets.masked_tail)."""
+        return masked_tail(text, limit, self.printer.mask)
 
 
 def _context(session: _Session, settings: K8sSettings, log) -> str:
@@ -144,11 +148,12 @@ def _wait(session: _Session, workloads: list[tuple[str, str]], timeout: int, log
             if result.code != 0:
                 logs = session.run(session.kubectl.logs(kind, name), "logs", check=False)
                 raise BerthError(
-                    session.printer.mask(f"{kind.lower()}/{name} did not become ready within {timeout}s: "
-                                         f"{(result.err or result.out).strip()[-300:]}"),
+                    f"{kind.lower()}/{name} did not become ready within {timeout}s: "
+                    f"{session.tail(result.err or result.out, 300)}",
                     fix=f"read the pod log lines below; `berth k8s rollback -e {target.environment}` undoes the "
                         "workloads this apply changed",
-                    details=session.printer.mask(logs.out[-3000:] or logs.err[-1000:] or "(no log output)"))
+                    details=(session.tail(logs.out, 3000) if logs.out.strip() else session.tail(logs.err, 1000))
+                    or "(no log output)")
             info["detail"] = f"{kind.lower()}/{name} rolled out"
 
 
@@ -159,7 +164,7 @@ def _verify(session: _Session, rendered, workloads: list[tuple[str, str]], log) 
             statuses = {(s.kind, s.name): s for s in parse_workloads(result.out)}
         except (ValueError, AttributeError):
             raise BerthError("kubectl get printed something that is not JSON",
-                             details=session.printer.mask(result.out[-500:])) from None
+                             details=session.tail(result.out, 500)) from None
         problems = []
         for kind, name in workloads:
             s = statuses.get((kind, name))
@@ -179,26 +184,28 @@ def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer
     from berth.k8s.render import render
     from berth.output import render_findings
     from berth.pipeline import StepLog
-    from berth.secrets import Masker
+    from berth.secrets import Masker, secret_forms
 
     log = StepLog(printer)
     started = time.monotonic()
     with log.step("render") as info:
         rendered = render(target, settings, tag=opts.tag, monitoring=opts.monitoring, with_secrets=True)
-        printer.mask = Masker([*rendered.secret_values, *getattr(printer.mask, "_secrets", [])])
+        # the values of the Secrets built in memory, in every form (berth.secrets.secret_forms)
+        more = [form for value in rendered.secret_values for form in secret_forms(value)]
+        printer.mask = printer.mask.extended(more) if isinstance(printer.mask, Masker) else Masker(more)
         secrets = sum(1 for m in rendered.manifests if m.secret)
         info["detail"] = (f"{len(rendered.manifests)} objects for namespace {rendered.namespace} "
                           f"({secrets} Secret{'s' * (secrets != 1)} built in memory)")
         notes = [f for f in rendered.findings if f.severity >= Severity.WARNING]
         if notes:
-            printer.block(render_findings(notes, target.root, printer.mask))
+            printer.block(render_findings(notes, target.root, printer.mask), rendered=True)
     with log.step("check") as info:
         report = check_rendered(rendered, settings.kube_versions, include_secrets=True)
         c = report.counts()
         info["detail"] = (f"{report.rules_run} rules, Kubernetes {', '.join(report.versions)}: "
                           f"{c['error']} errors, {c['warning']} warnings")
         if report.errors:
-            printer.block(render_findings(report.errors, target.root, printer.mask))
+            printer.block(render_findings(report.errors, target.root, printer.mask), rendered=True)
             n = len(report.errors)
             raise BerthError(f"check found {n} error{'s' * (n != 1)}; nothing was sent to the cluster",
                              fix="fix the findings listed above (berth k8s check shows them alone)")

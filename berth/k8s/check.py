@@ -15,7 +15,7 @@ from typing import Any
 
 from berth.check.findings import Finding, FindingCounts, Severity
 from berth.k8s.manifests import Doc
-from berth.secrets import is_secret_key, url_password
+from berth.secrets import is_secret_key, is_secret_value, url_password
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ def hpa_target(ms: ManifestSet):
 def _looks_secret(key: str, value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
-    return is_secret_key(key) or bool(url_password(value))
+    return is_secret_key(key) or bool(url_password(value)) or is_secret_value(value)
 
 
 @k8s_rule("k8s.secret-in-env", Severity.ERROR, "a secret is written in plain text in an env value or a ConfigMap",
@@ -391,7 +391,7 @@ def secret_in_env(ms: ManifestSet):
     for doc in ms.of_kind("ConfigMap"):
         declared = str(_get(doc.data, "metadata", "annotations", "berth.dev/not-secret") or "").split(",")
         for key, value in (doc.data.get("data") or {}).items() if isinstance(doc.data.get("data"), dict) else ():
-            if key in declared and not url_password(str(value)):
+            if key in declared and not url_password(str(value)) and not is_secret_value(str(value)):
                 continue  # plain_keys in berth.toml: the name looks secret, the value is not
             if _looks_secret(str(key), value):
                 yield _finding(doc, f"key {key} holds a secret in a ConfigMap", "data", key)

@@ -87,8 +87,7 @@ def render(ctx, environment, out_dir, tag, monitoring):
         from berth.k8s.manifests import write_dir
 
         files = rendered.files()
-        for text in files.values():
-            _assert_no_secret(text, rendered.secret_values)
+        _assert_no_secret(rendered)
         written = write_dir(out_dir, files)
         if notes:
             click.echo(notes)
@@ -99,22 +98,24 @@ def render(ctx, environment, out_dir, tag, monitoring):
                        "them in memory")
     else:
         text = rendered.stream()
-        _assert_no_secret(text, rendered.secret_values)
+        _assert_no_secret(rendered)
         click.echo(text, nl=False)
         if notes:
             click.echo(notes, err=True)
 
 
-def _assert_no_secret(text: str, secret_values: list[str]) -> None:
-    """A last guard: nothing render prints or writes may contain a secret value."""
-    import base64
+def _assert_no_secret(rendered) -> None:
+    """A last guard: nothing render prints or writes may carry a secret outside a Secret (found by position:
+    Rendered.secret_leaks)."""
+    leaks = rendered.secret_leaks()
+    if leaks:
+        from berth.errors import BerthError
 
-    for value in secret_values:
-        if len(value) >= 8 and (value in text or base64.b64encode(value.encode()).decode() in text):
-            from berth.errors import BerthError
-
-            raise BerthError("refusing to write manifests: a secret value would appear in them",
-                             fix="report this as a bug in berth k8s render; mark the key as secret (secret_keys)")
+        raise BerthError("refusing to write manifests: a secret value would appear outside a Secret",
+                         fix="pass the secret to the container through environment: (it becomes a Secret) and refer "
+                             "to it as $(NAME) in command/args; or mark the key as secret (secret_keys in "
+                             "[kubernetes] of berth.toml)",
+                         details="\n".join(leaks[:20]))
 
 
 @k8s.command()
@@ -163,15 +164,15 @@ def check(ctx, paths, environment, kube_versions, fmt, fail_on, list_rules, tag,
         report = check_rendered(rendered, tuple(kube_versions) or settings.kube_versions)
         label = f"the manifests rendered for {target.environment}"
     if fmt == "json":
-        import json
+        from berth.secrets import dumps_masked
 
-        click.echo(mask(json.dumps({
+        click.echo(dumps_masked({
             "versions": list(report.versions),
             "documents": report.documents,
             "findings": [f.as_dict(root) for f in report.findings],
             "render_notes": [f.as_dict(root) for f in render_notes],
             "counts": report.counts(),
-        }, indent=2)))
+        }, mask))
     else:
         if report.findings:
             click.echo(render_findings(report.findings, root, mask))
@@ -199,8 +200,6 @@ def _versions_from_config(ctx, environment) -> tuple[str, ...]:
 
 
 def _run(ctx, environment, fn, opts, as_json: bool, title: str):
-    import json
-
     from berth.errors import BerthError
 
     target = _target(ctx, environment)
@@ -211,14 +210,13 @@ def _run(ctx, environment, fn, opts, as_json: bool, title: str):
         outcome = fn(target, settings, opts, printer)
     except BerthError as exc:
         if as_json:
-            click.echo(printer.mask(json.dumps({"ok": False, "environment": target.environment,
-                                                "error": exc.paragraph()}, indent=2)))
+            printer.json({"ok": False, "environment": target.environment, "error": exc.paragraph()})
             sys.exit(exc.exit_code)
         raise
     calls = outcome.pop("calls", [])
     if as_json:
         outcome["kubectl"] = [c.describe() for c in calls]
-        click.echo(printer.mask(json.dumps(outcome, indent=2, default=str)))
+        printer.json(outcome)
     return outcome, printer
 
 

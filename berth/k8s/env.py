@@ -17,7 +17,7 @@ from pathlib import Path
 from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 from berth.envfile import EnvFile, read_env_file
 from berth.errors import UsageError
-from berth.secrets import is_secret_key, url_password
+from berth.secrets import is_secret_key, is_secret_value, url_password
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?[^=\s]+\s*=\s*(.?)")
 
@@ -127,9 +127,9 @@ def service_environment(name: str, service: dict, base_dir: Path, project: Mappi
 
 @dataclass(frozen=True)
 class SecretPolicy:
-    """Which settings are secrets: secret-looking names (berth.secrets), URLs with a password, values equal
-    to a secret of the project env, plus `secret_keys`; `plain_keys` un-marks a name — never a URL with a
-    password or a known secret value."""
+    """Which settings are secrets: secret-looking names (berth.secrets), values in a known token format
+    (sk_live_…, ghp_…, a Slack webhook URL), URLs with a password, values holding a secret of the project env,
+    plus `secret_keys`; `plain_keys` un-marks a name — never a token, a URL with a password or a known secret."""
 
     secret_keys: tuple[str, ...] = ()
     plain_keys: tuple[str, ...] = ()
@@ -138,7 +138,7 @@ class SecretPolicy:
     @classmethod
     def for_project(cls, project: Mapping[str, str], secret_keys=(), plain_keys=()) -> SecretPolicy:
         policy = cls(tuple(secret_keys), tuple(plain_keys))
-        known = {v for k, v in project.items() if v and policy.key_is_secret(k)}
+        known = {v for k, v in project.items() if v and (policy.key_is_secret(k) or is_secret_value(v))}
         for value in project.values():
             password = url_password(value or "")
             if password:
@@ -155,7 +155,7 @@ class SecretPolicy:
     def is_secret(self, key: str, value: str) -> bool:
         if self.key_is_secret(key):
             return True
-        if url_password(value):
+        if url_password(value) or is_secret_value(value):
             return True
         return any(s in value for s in self.known_secrets)
 

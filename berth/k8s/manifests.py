@@ -180,7 +180,12 @@ def write_dir(out_dir: Path, files: dict[str, str]) -> list[Path]:
     for name, text in files.items():
         path = out_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        # 0600 like every file berth writes that describes the app's configuration (a ConfigMap can hold a value
+        # that is a secret in all but name)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(text)
         os.replace(tmp, path)
         written.append(path)
     for name in previous:

@@ -27,6 +27,8 @@ from berth.k8s.env import SecretPolicy, service_environment, split_environment
 from berth.k8s.settings import K8sSettings, ServiceSettings
 from berth.secrets import is_secret_key
 
+_REFERENCED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
 NOT_SECRET_ANNOTATION = "berth.dev/not-secret"  # ConfigMap keys declared plain (plain_keys); k8s check honours it
 SECRET_FILES_NOTE = "berth k8s apply builds it from {source} in memory and passes it to kubectl on stdin"
 
@@ -89,6 +91,9 @@ class Rendered:
     secret_values: list[str] = field(default_factory=list)  # for masking; in memory only
     with_secrets: bool = False
     selector: str = ""  # a label selector matching every workload's pods
+    # compose fields outside `environment:` that interpolate a secret variable: path → the variable
+    secret_refs: dict[tuple, str] = field(default_factory=dict)
+    project_env: dict[str, str] = field(default_factory=dict, repr=False)  # in memory only, for secret_leaks
 
     def docs(self, include_secrets: bool = False) -> list[dict]:
         return [m.obj for m in self.manifests if include_secrets or not m.secret]
@@ -107,6 +112,55 @@ class Rendered:
         from berth.k8s.manifests import dump_docs
 
         return dump_docs(self.docs(include_secrets))
+
+    def secret_leaks(self) -> list[str]:
+        """Where a secret would be written outside a Secret, found by position, not by searching the text for
+        every secret (a password `postgres` is not leaked by the image `postgres:16`):
+
+        * a ConfigMap value, binary value or container env value holding a secret value (a bug if ever);
+        * any field holding the value of a secret variable that a compose field outside `environment:`
+          interpolates (`command: --token ${API_TOKEN}`): that value is where it should not be.
+        """
+        secrets = [v for v in self.secret_values if len(v) >= 4]
+        referenced = {}
+        for path, var in self.secret_refs.items():
+            value = self.project_env.get(var)
+            if value and len(value) >= 4:
+                referenced.setdefault(value, (".".join(map(str, path)), var))
+        leaks = []
+        for doc in self.docs():
+            name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
+            if doc.get("kind") == "ConfigMap":
+                for key, value in (doc.get("data") or {}).items():
+                    if isinstance(value, str) and any(s in value for s in secrets):
+                        leaks.append(f"{name}: data.{key} holds a secret value")
+                for key, value in (doc.get("binaryData") or {}).items():
+                    try:
+                        decoded = base64.b64decode(value).decode("utf-8", "replace")
+                    except (ValueError, TypeError):
+                        continue
+                    if any(s in decoded for s in secrets):
+                        leaks.append(f"{name}: binaryData.{key} holds a secret value")
+            for path, text in _strings(doc, ()):
+                if path[-1:] == ("value",) and "env" in path and any(s in text for s in secrets):
+                    leaks.append(f"{name}: {'.'.join(map(str, path))} holds a secret value")
+                    continue
+                for value, (origin, var) in referenced.items():
+                    if value in text:
+                        leaks.append(f"{name}: {'.'.join(map(str, path))} holds {var}, a secret, "
+                                     f"from {origin} of the compose file")
+        return leaks
+
+
+def _strings(value, path: tuple):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*path, i))
+    elif isinstance(value, str):
+        yield path, value
 
 
 QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -233,6 +287,7 @@ class _Renderer:
         self.manifests: list[Manifest] = []
         self.secrets: dict[str, list[str]] = {}
         self.secret_values: set[str] = set()
+        self.secret_refs: dict[tuple, str] = {}
         self.workloads: list[tuple[str, str]] = []
         self.namespace = settings.namespace
         self.instance = label_value(f"{target.project}-{settings.environment}") or "app"
@@ -311,6 +366,10 @@ class _Renderer:
         if isinstance(value, str):
             if "$" not in value:
                 return value
+            if not (len(path) >= 3 and path[0] == "services" and path[2] == "environment"):
+                for var in _REFERENCED.findall(value):  # a secret placed in a field that is not a Secret's
+                    if var in self.project_env and self.policy.is_secret(var, self.project_env[var]):
+                        self.secret_refs.setdefault(path, var)
             try:
                 return interpolate(value, self.project_env)
             except (InterpolationError, MissingRequiredVariable) as exc:
@@ -394,9 +453,11 @@ class _Renderer:
             self.note("monitoring", Severity.WARNING, "--monitoring: no service declares metrics_path or metrics_port, "
                       "so no scrape annotations were added",
                       fix='set metrics_path = "/metrics" in [kubernetes.services.NAME] for services that expose metrics')
-        return Rendered(self.namespace, self.manifests, self.findings, self.secrets, self.workloads,
-                        sorted(v for v in self.secret_values if len(v) >= 4), self.with_secrets,
-                        f"app.kubernetes.io/instance={self.instance},app.kubernetes.io/managed-by=berth")
+        rendered = Rendered(self.namespace, self.manifests, self.findings, self.secrets, self.workloads,
+                            sorted(v for v in self.secret_values if len(v) >= 4), self.with_secrets,
+                            f"app.kubernetes.io/instance={self.instance},app.kubernetes.io/managed-by=berth",
+                            dict(self.secret_refs), dict(self.project_env))
+        return rendered
 
     def _top_level_notes(self) -> None:
         for key in self.data:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from berth.secrets import masked_tail
 
 
 @dataclass(frozen=True)
@@ -12,6 +15,8 @@ class Result:
     stdout: bytes
     stderr: bytes
     seconds: float
+    # the connection's masker: `tail` masks before it cuts, so a cut never shows part of a secret
+    mask: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -24,3 +29,7 @@ class Result:
     @property
     def err(self) -> str:
         return self.stderr.decode("utf-8", "replace")
+
+    def tail(self, limit: int = 300) -> str:
+        """The end of stderr (of stdout when stderr is empty), masked, then cut at a line boundary: for messages."""
+        return masked_tail(self.err.strip() or self.out.strip(), limit, self.mask)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from berth.config import Host
 from berth.errors import BerthError
+from berth.secrets import masked_tail
 from berth.transport import Result
 
 
@@ -240,10 +241,12 @@ def explain_ssh_failure(host: Host, stderr: str, opts: SSHOptions) -> SSHError:
 class SSHConnection:
     """One multiplexed SSH connection to one host; use as a context manager."""
 
-    def __init__(self, host: Host, opts: SSHOptions, on_command: Callable[[str, Result], None] | None = None):
+    def __init__(self, host: Host, opts: SSHOptions, on_command: Callable[[str, Result], None] | None = None,
+                 mask: Callable[[str], str] | None = None):
         self.host = host
         self.opts = opts
         self.on_command = on_command
+        self.mask = mask  # given to every Result, whose tail() messages quote
         self._dir: str | None = None
         self.control_path: Path | None = None
         self.connections_opened = 0
@@ -321,14 +324,15 @@ class SSHConnection:
                 f"a command on {self.host.label} did not finish within {timeout:.0f}s",
                 fix="see what the server is doing with `berth status`, or raise the timeout",
             ) from None
-        result = Result(script, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        result = Result(script, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started, self.mask)
         if self.on_command:
             self.on_command(script, result)
         if result.exit_code == 255 and not self.is_alive():
-            self.lost = f"the SSH connection to {self.host.label} was lost: {result.err.strip().splitlines()[-1][-200:]}"
+            last = (result.err.strip().splitlines() or [""])[-1]
+            self.lost = f"the SSH connection to {self.host.label} was lost: {masked_tail(last, 200, self.mask)}"
             raise SSHError(self.lost, fix="check the network and the server, then run the same command again")
         if check and not result.ok:
-            raise SSHError(f"command failed on {self.host.label} (exit {result.exit_code}): {result.err.strip()[-500:]}")
+            raise SSHError(f"command failed on {self.host.label} (exit {result.exit_code}): {result.tail(500)}")
         return result
 
     def stream(self, script: str, on_line: Callable[[str], None]) -> int:
