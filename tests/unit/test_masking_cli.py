@@ -182,7 +182,7 @@ def test_the_git_remote_credentials_are_masked_and_plan_does_not_show_them(proje
     proc = subprocess.run([sys.executable, "-m", "berth", "-C", str(project.root), "plan"], capture_output=True,
                           text=True, env=sub_env(), stdin=subprocess.DEVNULL, timeout=120)
     assert token not in proc.stdout + proc.stderr
-    assert "https://deploy:****@github.com/org/app.git" in proc.stdout  # the rest of the URL stays readable
+    assert "https://github.com/org/app.git" in proc.stdout  # shown as the server gets it: no userinfo
 
 
 # --------------------------------------------------------------------------- every --json document
