@@ -108,12 +108,7 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
             raise click.BadParameter(f"'{selector}' is not a rule id, area or glob (berth check --list-rules lists them)",
                                      param_hint="--skip")
         skipped.update(ids)
-    from berth.check import oversized_env_file
-
-    too_big = oversized_env_file(obj.project_dir / ".env")  # read before the check, as the settings
-    if too_big is not None:
-        raise too_big
-    target = obj.target()
+    target = obj.target()  # .env and berth.toml: bounded reads; one that cannot be read is exit 2
     report = run_checks(target, skip=skipped, offline=offline)
     # the masker comes from the env and compose files the check already parsed (parsing again is slow on big files)
     from berth.pipeline import masker_for

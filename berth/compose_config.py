@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from berth.compose_file import ComposeFile, load_compose_file
+from berth.compose_file import ComposeFile, load_compose_file, read_compose_text
 from berth.config import Target
 from berth.errors import UsageError
 
@@ -221,7 +221,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
 
 
 def _key_line(cf: ComposeFile, key: str) -> int:
-    for number, line in enumerate(cf.path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in enumerate(read_compose_text(cf.path).splitlines(), 1):
         if line.startswith(f"{key}:"):
             return number
     return 1

@@ -10,6 +10,7 @@ from typing import Any
 from berth.errors import UsageError
 
 MAX_COMPOSE_BYTES = 5 * 1024 * 1024
+MAX_YAML_DEPTH = 100  # compose files nest ~6 levels; the walkers of `data` are recursive
 
 
 @dataclass(frozen=True)
@@ -62,28 +63,33 @@ class ComposeFile:
         return None
 
 
-def load_compose_file(path: Path) -> ComposeFile:
-    import yaml
+def read_compose_text(path: Path) -> str:
+    """The text of a compose file (BOM removed), read through the bounded reader."""
+    from berth.files import read_bytes
 
+    raw = read_bytes(path, limit=MAX_COMPOSE_BYTES, kind="a compose file",
+                     fix="point compose_files at the real compose file")
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path.name}: {exc.strerror}", where=str(path)) from None
-    if len(raw) > MAX_COMPOSE_BYTES:
-        raise UsageError(
-            f"{path.name} is {len(raw) // 1024} KiB; a compose file over {MAX_COMPOSE_BYTES // 1024 // 1024} MiB is not plausible",
-            where=str(path),
-            fix="point compose_files at the real compose file",
-        )
-    try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise UsageError(f"{path.name} is not UTF-8 text", where=f"{path}:{line}", fix="save it as UTF-8") from None
+
+
+def load_compose_file(path: Path) -> ComposeFile:
+    return parse_compose_text(read_compose_text(path), path)
+
+
+def parse_compose_text(text: str, path: Path) -> ComposeFile:
+    """The compose file in `text` (read from, or to be written to, `path`); UsageError located in it."""
+    import yaml
+
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            refuse_unbounded_graph(node, path)  # before anything expands the aliases
         data = loader.construct_document(node) if node is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -118,3 +124,89 @@ def _scalars(node, path: tuple, text: str) -> Iterator[ScalarAt]:
     elif isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             yield from _scalars(value, (*path, str(key.value)), text)
+
+
+# --------------------------------------------------------------------------- alias bombs
+#
+# PyYAML composes an alias as a second reference to the anchored node, so a 500-byte file of nested
+# aliases ("billion laughs") is a small graph whose expanded tree has billions of nodes, and every walk
+# of the data (the scalars above, the rules, `berth config`) expands it. compose-go (yaml.v3) refuses
+# such a document ("document contains excessive aliasing"); this is the same rule, decided on the graph
+# before anything walks it: the expanded size of every node is counted once (memoised by node), O(nodes).
+
+_ALIAS_RATIO_RANGE_LOW = 400_000  # yaml.v3's constants (decode.go allowedAliasRatio)
+_ALIAS_RATIO_RANGE_HIGH = 4_000_000
+
+
+def allowed_alias_ratio(decoded: int) -> float:
+    """The share of a document's decoded nodes that may come from alias expansion, as yaml.v3 allows it:
+    99% up to 400,000 nodes, scaling down to 10% at 4,000,000."""
+    if decoded <= _ALIAS_RATIO_RANGE_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RATIO_RANGE_HIGH:
+        return 0.10
+    span = _ALIAS_RATIO_RANGE_HIGH - _ALIAS_RATIO_RANGE_LOW
+    return 0.99 - 0.89 * (decoded - _ALIAS_RATIO_RANGE_LOW) / span
+
+
+def excessive_aliasing(decoded: int, from_aliases: int) -> bool:
+    """yaml.v3's test: more than 100 aliased and 1000 decoded nodes, and too large a share from aliases."""
+    return from_aliases > 100 and decoded > 1000 and from_aliases / decoded > allowed_alias_ratio(decoded)
+
+
+def refuse_unbounded_graph(root, path: Path) -> None:
+    """UsageError (located at the file) when a composed YAML document expands excessively through its
+    aliases, contains itself through an alias, or nests deeper than MAX_YAML_DEPTH."""
+    import yaml
+
+    size: dict[int, int] = {}  # id(node) -> nodes in its expanded tree (itself included)
+    depth: dict[int, int] = {}  # id(node) -> levels of its expanded tree
+    on_path: set[int] = set()
+
+    def children(node) -> list:
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        return []
+
+    # iterative post-order walk: deep documents must not hit Python's recursion limit here
+    stack = [(root, children(root), 0)]
+    on_path.add(id(root))
+    while stack:
+        node, kids, i = stack[-1]
+        if i < len(kids):
+            stack[-1] = (node, kids, i + 1)
+            child = kids[i]
+            if id(child) in size:
+                continue  # already counted: an alias to it adds its size, computed once
+            if id(child) in on_path:
+                raise UsageError(f"{path.name} has an alias inside the node it refers to, so the document "
+                                 "contains itself (docker compose refuses it too)", where=_at(path, child),
+                                 fix="refer with *name only to an anchor (&name) that is complete before it")
+            if len(stack) >= MAX_YAML_DEPTH:
+                raise UsageError(f"{path.name} nests more than {MAX_YAML_DEPTH} levels deep, which no compose file "
+                                 "or manifest needs", where=_at(path, child),
+                                 fix="flatten the structure at that position")
+            on_path.add(id(child))
+            stack.append((child, children(child), 0))
+            continue
+        stack.pop()
+        on_path.discard(id(node))
+        size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+        depth[id(node)] = 1 + max((depth[id(k)] for k in kids), default=0)
+        if depth[id(node)] > MAX_YAML_DEPTH:  # deep only through aliases to deep nodes
+            raise UsageError(f"{path.name} nests more than {MAX_YAML_DEPTH} levels deep through its aliases, which "
+                             "no compose file or manifest needs", where=_at(path, node),
+                             fix="flatten the anchored structures")
+    decoded = size[id(root)]
+    from_aliases = decoded - len(size)  # every node is written once; each further visit is an alias expansion
+    if excessive_aliasing(decoded, from_aliases):
+        raise UsageError(f"{path.name} contains excessive aliasing: its aliases expand {len(size)} written values "
+                         f"into {decoded:,} (a YAML alias bomb, which docker compose and kubectl refuse too)",
+                         where=str(path), fix="use fewer nested aliases (*name); write the values out, or use extends/include")
+
+
+def _at(path: Path, node) -> str:
+    mark = node.start_mark
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"

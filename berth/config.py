@@ -25,6 +25,7 @@ KNOWN_ENVIRONMENTS = ("development", "staging", "production")
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)
 DEFAULT_ENV_FILE = ".env.docker"
 DEFAULT_VERIFY_TIMEOUT = 90
+VERIFY_TIMEOUT_RANGE = (1, 3600)  # as deploy --timeout
 
 # berth.toml key → (.env key, kind)
 _SETTINGS: dict[str, tuple[str | None, str]] = {
@@ -51,6 +52,8 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
 DEFAULT_KEEP_RELEASES = 5
 # how a "bool" setting may be written in .env (berth.toml has real booleans)
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+MAX_TOML_BYTES = 1024 * 1024  # a berth.toml is a few KiB
+MAX_TOML_DEPTH = 32  # [environments.NAME] key = ["..."] is 4 levels
 # [check] and [kubernetes] belong to their own features, which validate them (see toml_section)
 _TOP_LEVEL_KEYS = {"defaults", "environments", "check", "kubernetes"}
 
@@ -94,13 +97,23 @@ class Target:
 
     @property
     def hosts(self) -> tuple[Host, ...]:
+        """The servers, ready for ssh. UsageError when a host or the user cannot be handed to ssh (a NUL or
+        control character, whitespace, a leading '-'); `berth check` reports those as settings.host and
+        settings.user findings from the raw settings instead."""
+        user = self.get("user")
+        problem = user_problem(user) if user is not None else None
+        if problem:
+            raise UsageError(f"SERVER_USER {user!r} {problem}", where=self.located("user"), fix=USER_FIX)
+        for address in self.get("hosts", []):
+            problem = host_problem(address)
+            if problem:
+                raise UsageError(f"host {address!r} {problem}", where=self.located("hosts"), fix=HOST_FIX)
         key = self.get("key")
         key_path = _local_path(self.root, key) if key else None
         port = self.get("port")
         return tuple(
             # an unusable port is reported by the settings.port rule; here it just is not applied
-            Host(address=a, user=self.get("user"), port=int(port) if str(port or "").isdigit() else None,
-                 key_path=key_path)
+            Host(address=a, user=user, port=int(port) if str(port or "").isdigit() else None, key_path=key_path)
             for a in self.get("hosts", [])
         )
 
@@ -148,7 +161,17 @@ class Target:
 
     @property
     def verify_timeout(self) -> int:
-        return int(self.get("verify_timeout", DEFAULT_VERIFY_TIMEOUT))
+        """Seconds verify waits for health; UsageError unless a whole number from 1 to 3600."""
+        value = self.get("verify_timeout", DEFAULT_VERIFY_TIMEOUT)
+        text = str(value).strip()
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or not (
+                VERIFY_TIMEOUT_RANGE[0] <= int(text) <= VERIFY_TIMEOUT_RANGE[1]):
+            low, high = VERIFY_TIMEOUT_RANGE
+            raise UsageError(f"verify_timeout {value!r} is not a whole number of seconds from {low} to {high}",
+                             where=self.located("verify_timeout"),
+                             fix=f"set VERIFY_TIMEOUT (or verify_timeout in berth.toml) to seconds, e.g. "
+                                 f"{DEFAULT_VERIFY_TIMEOUT}, or leave it out for the default")
+        return int(text)
 
     def local_path(self, name: str) -> Path | None:
         value = self.get(name)
@@ -157,6 +180,73 @@ class Target:
     def where(self, name: str) -> str:
         s = self.settings.get(name)
         return s.origin if s else "not set"
+
+    def located(self, name: str) -> str:
+        """file:line of a setting for an error's Where (its origin when it has no file, e.g. --host)."""
+        s = self.settings.get(name)
+        if s is None:
+            return "not set"
+        if s.file is None:
+            return s.origin
+        return f"{s.file}:{s.line}" if s.line else str(s.file)
+
+
+# --------------------------------------------------------------------------- what ssh can be given
+
+# What OpenSSH (9.6, the CVE-2023-51385 fix) refuses in a host name and a user name given on its command
+# line: older clients expand them unquoted into ProxyCommand / Match exec (%h, %r) for a shell.
+_HOST_METACHARACTERS = "'`\"$\\;&<>|(){},"
+_USER_METACHARACTERS = "'`\";&<>|(){}"
+HOST_FIX = "write an IP address, a DNS name or a Host alias from ~/.ssh/config (SERVER_IP in .env, hosts in berth.toml)"
+USER_FIX = "write the user name ssh logs in as (SERVER_USER in .env, user in berth.toml), e.g. deploy"
+
+
+def _bad_character(value: str) -> str | None:
+    """A NUL, control, format or whitespace character in `value`, described; None if there is none."""
+    import unicodedata
+
+    for c in value:
+        if c == "\0":
+            return "contains a NUL byte"
+        if c.isspace():
+            return f"contains whitespace ({c!r})"
+        if unicodedata.category(c).startswith("C"):  # Cc control, Cf format (bidi, zero-width), unassigned
+            return f"contains the control character U+{ord(c):04X}"
+    return None
+
+
+def host_problem(address: str) -> str | None:
+    """Why `address` cannot be given to ssh as a host (a phrase), or None."""
+    if not address:
+        return "is empty"
+    if address.startswith("-"):
+        return "starts with '-', so ssh would read it as an option"
+    bad = _bad_character(address)
+    if bad:
+        return bad
+    if "/" in address:
+        return "contains '/', which no host name or ssh alias has"
+    shell = next((c for c in address if c in _HOST_METACHARACTERS), None)
+    if shell:
+        return f"contains {shell!r}, which no host name has (ssh refuses it: it would reach a shell)"
+    return None
+
+
+def user_problem(user: str) -> str | None:
+    """Why `user` cannot be given to ssh as the login user (a phrase), or None."""
+    if not user:
+        return "is empty"
+    if user.startswith("-"):
+        return "starts with '-', so ssh would read it as an option"
+    bad = _bad_character(user)
+    if bad:
+        return bad
+    shell = next((c for c in user if c in _USER_METACHARACTERS), None)
+    if shell:
+        return f"contains {shell!r}, which ssh refuses in a user name (it would reach a shell)"
+    if user.endswith("\\"):
+        return "ends with a backslash, which ssh refuses in a user name"
+    return None
 
 
 def _local_path(root: Path, value: str) -> Path:
@@ -210,16 +300,27 @@ def _load_toml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     """berth.toml, checked, and the line of each of its keys (see toml_key_lines)."""
     import tomllib
 
+    from berth.files import read_bytes
+
+    raw = read_bytes(path, limit=MAX_TOML_BYTES, kind="a berth.toml",
+                     fix="keep only berth's settings in it (see docs/CONFIG.md)")
     try:
-        text = path.read_bytes().decode()  # as tomllib.load does
+        text = raw.decode()  # as tomllib.load does
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"berth.toml is not valid TOML: {exc}", where=str(path), fix="fix the syntax at that line") from None
     except UnicodeDecodeError:
         raise UsageError("berth.toml is not UTF-8 text", where=str(path), fix="save it as UTF-8") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read berth.toml: {exc.strerror}", where=str(path)) from None
-    lines = toml_key_lines(text)
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        data = None
+    scanner = _TomlLines(text)
+    lines = scanner.scan()
+    if data is None or _nesting(data) > MAX_TOML_DEPTH:
+        # the walks of the settings ([check] severity, [kubernetes]) are recursive too: refuse it here, located
+        line = scanner.deepest[1]
+        raise UsageError(f"berth.toml nests arrays or tables more than {MAX_TOML_DEPTH} levels deep; no berth "
+                         "setting needs more than a few", where=f"{path}:{line}" if line else str(path),
+                         fix="write the value at that line as a string or a flat list of strings (see docs/CONFIG.md)")
 
     def at(*key: str) -> str:
         line = lines.get(key)
@@ -251,6 +352,21 @@ def _load_toml(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
                     fix="see docs/CONFIG.md for the keys berth reads",
                 )
     return data, lines
+
+
+def _nesting(value: Any) -> int:
+    """How many levels of tables and arrays `value` has (iteratively: it may be very deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_TOML_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -348,6 +464,7 @@ class _TomlLines:
         self.newlines = [m.start() for m in re.finditer("\n", self.s)]
         self.lines: dict[tuple, int] = {}
         self.arrays: dict[tuple, int] = {}  # array-of-tables path → index of its last element
+        self.deepest: tuple[int, int | None] = (0, None)  # (length of the path, line) of the most nested value
 
     def line_at(self, index: int) -> int:
         return bisect.bisect_left(self.newlines, index) + 1
@@ -461,6 +578,8 @@ class _TomlLines:
     def _value(self, path: tuple) -> None:
         s = self.s
         c = s[self.i]
+        if len(path) > self.deepest[0]:
+            self.deepest = (len(path), self.line_at(self.i))
         if s.startswith(('"""', "'''"), self.i):
             self._multiline_string(s[self.i])
         elif c == '"':

@@ -46,11 +46,13 @@ _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9-_.]*$")
 class DockerfileError(ValueError):
     """The Dockerfile cannot be read or parsed; `line` is 1-based (None: the file as a whole)."""
 
-    def __init__(self, message: str, line: int | None = None, path: Path | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, path: Path | None = None,
+                 fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.path = path
+        self.fix = fix  # None: the rule's own fix (fix the line shown)
 
     def __str__(self) -> str:
         return self.message
@@ -293,12 +295,13 @@ def arg_pairs(ins: Instruction, escape: str = "\\") -> list[tuple[str, str | Non
 
 
 def parse_file(path: Path) -> Dockerfile:
+    from berth.errors import UsageError
+    from berth.files import read_bytes
+
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DockerfileError(f"cannot read {path.name}: {exc.strerror}", path=path) from None
-    if len(raw) > MAX_DOCKERFILE_BYTES:
-        raise DockerfileError(f"{path.name} is {len(raw) // 1024} KiB; that is not a plausible Dockerfile", path=path)
+        raw = read_bytes(path, limit=MAX_DOCKERFILE_BYTES, kind="a Dockerfile")
+    except UsageError as exc:  # cannot be opened, not a regular file (a FIFO, /dev/zero), too big
+        raise DockerfileError(exc.what, path=path, fix=exc.fix) from None
     if b"\x00" in raw:
         raise DockerfileError(f"{path.name} contains NUL bytes; it is not a text file", path=path)
     try:

@@ -113,10 +113,10 @@ def expected_from(target: Target) -> Expected:
     exp = Expected(health_urls=target.health_urls)
     env_path = target.root / target.env_file
     if env_path.exists():
-        from berth.envfile import read_env_file
+        from berth.envfile import read_env_bytes, read_env_file
 
-        exp.env_sha256 = hashlib.sha256(env_path.read_bytes()).hexdigest()
         try:
+            exp.env_sha256 = hashlib.sha256(read_env_bytes(env_path)).hexdigest()
             exp.env_names = [e.key for e in read_env_file(env_path).entries]
         except BerthError:
             pass

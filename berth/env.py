@@ -11,6 +11,7 @@ from pathlib import Path
 
 from berth.commands.files import write_private_file
 from berth.connect import HostSession
+from berth.envfile import read_env_bytes
 from berth.errors import BerthError
 
 
@@ -19,7 +20,7 @@ def checksum(data: bytes) -> str:
 
 
 def ship_env(session: HostSession, local_path: Path, remote_name: str) -> tuple[str, int]:
-    data = local_path.read_bytes()
+    data = read_env_bytes(local_path)  # bounded, and never a FIFO or a device
     remote_path = f"{session.app_dir}/{remote_name}"
     result = session.conn.run(write_private_file(remote_path), stdin=data, timeout=60)
     if not result.ok:

@@ -339,15 +339,20 @@ def parse_env_text(text: str, path: Path) -> EnvFile:
     return EnvFile(path, tuple(parser.entries), bad, tuple(errors), text)
 
 
+MAX_ENV_BYTES = 1024 * 1024  # 500 keys are ~20 KiB; parsing (and linting) a 10 MB file would take minutes
+
+
+def read_env_bytes(path: Path) -> bytes:
+    """The bytes of an env file, through the bounded reader (not a FIFO or device, at most MAX_ENV_BYTES)."""
+    from berth.files import read_bytes
+
+    return read_bytes(path, limit=MAX_ENV_BYTES, kind="an env file",
+                      fix="keep only KEY=value settings in it (a few KiB), or point env_file at the real env file",
+                      fix_unreadable="create the file (copy its .example) or fix its permissions")
+
+
 def read_env_file(path: Path) -> EnvFile:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {path.name}: {exc.strerror}",
-            where=str(path),
-            fix="create the file (copy its .example) or fix its permissions",
-        ) from None
+    raw = read_env_bytes(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -83,6 +83,12 @@ def tracked_files(root: Path) -> list[str]:
     return git(root, "ls-files", "-z").stdout.split("\0")[:-1]
 
 
+def toplevel(root: Path) -> Path | None:
+    """The top of the work tree that `root` is in (None: not in one)."""
+    proc = git(root, "rev-parse", "--show-toplevel", check=False)
+    return Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+
+
 def is_ignored(root: Path, relpath: str) -> bool:
     return git(root, "check-ignore", "-q", "--no-index", relpath, check=False).returncode == 0
 

@@ -97,11 +97,12 @@ class Stack:
 
 
 def _read(path: Path) -> str:
-    try:
-        if path.stat().st_size > MAX_SCAN_BYTES:
-            return ""
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    from berth.errors import UsageError
+    from berth.files import read_bytes
+
+    try:  # too big, a FIFO or a device: nothing to learn from it
+        return read_bytes(path, limit=MAX_SCAN_BYTES).decode("utf-8", errors="replace")
+    except UsageError:
         return ""
 
 
@@ -653,7 +654,7 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
 
         try:
             data = tomllib.loads(toml_text)
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):
             data = {}
         defaults = data.get("defaults", {})
         for name, env in (data.get("environments") or {}).items():
@@ -675,11 +676,12 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
     compose_text = text_of(stack.compose or "docker-compose.yml")
     services = {}
     if compose_text:
-        import yaml
+        from berth.compose_file import parse_compose_text
+        from berth.errors import UsageError
 
-        try:
-            services = (yaml.safe_load(compose_text) or {}).get("services") or {}
-        except yaml.YAMLError:
+        try:  # as berth reads it: an alias bomb is refused before it is expanded
+            services = parse_compose_text(compose_text, root / (stack.compose or "docker-compose.yml")).services
+        except UsageError:
             services = {}
     if services:
         out += ["## Services", "", f"From `{stack.compose or 'docker-compose.yml'}`:", "",

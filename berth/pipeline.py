@@ -258,6 +258,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure)."""
     from berth import compose_config
     from berth import env as env_stage
+    from berth.envfile import read_env_bytes
 
     log = StepLog(printer)
     started = time.monotonic()
@@ -273,7 +274,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     env_path = target.root / target.env_file
     plan = Plan(
         target=target, opts=opts, commit=ctx.head, subject=subject, branch=ctx.branch, remote_url=ctx.remote_url,
-        env_path=env_path, env_checksum=env_stage.checksum(env_path.read_bytes()),
+        env_path=env_path, env_checksum=env_stage.checksum(read_env_bytes(env_path)),
         services=compose_config.active_services(ctx.compose_files, compose_config.project_environment(target)),
         built=compose_config.built_services(ctx.compose_files),
         timeout=opts.verify_timeout or target.verify_timeout,

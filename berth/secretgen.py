@@ -514,14 +514,14 @@ def _write(path: Path, text: str, mode: int) -> None:
 
 
 def _read(path: Path) -> tuple[EnvFile, bytes]:
-    from berth.envfile import read_env_file
+    from berth.envfile import read_env_bytes, read_env_file
 
     env = read_env_file(path)
     if env.errors:
         lines = ", ".join(str(err.line) for err in env.errors[:5])
         raise UsageError(f"{path.name} has lines compose cannot read (line {lines}); berth edits only files it can "
                          "read exactly", where=str(path), fix="fix those lines first (berth check shows why)")
-    return env, path.read_bytes()
+    return env, read_env_bytes(path)
 
 
 def default_env_file(root: Path) -> str:

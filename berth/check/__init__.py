@@ -66,7 +66,6 @@ def run_checks(target: Target, *, skip: set[str] = frozenset(), offline: bool = 
     config = load_check_config(target.root)
     ctx = CheckContext(target)
     ctx.check_config = config  # for rules that are off unless `[check] enable` names them
-    _refuse_oversized_app_env(ctx)
     skipped = set(skip) | config.ignore
     findings: list[Finding] = []
     ran = 0
@@ -99,31 +98,6 @@ def _prefetch(ctx: CheckContext, skipped: set[str]) -> None:
         secrets_scan.prefetch(ctx)
     if "git.env-in-history" in RULES and "git.env-in-history" not in skipped:
         git_rules.prefetch_history(ctx)
-
-
-MAX_ENV_BYTES = 1024 * 1024  # 500 keys are ~20 KiB; compose files stop at 5 MiB (compose_file.MAX_COMPOSE_BYTES)
-
-
-def oversized_env_file(path: Path) -> UsageError | None:
-    """An env file too big to be one: parsing (and linting) a 10 MB file would take minutes."""
-    try:
-        size = path.stat().st_size if path.is_file() else 0
-    except OSError:
-        return None
-    if size <= MAX_ENV_BYTES:
-        return None
-    return UsageError(f"{path.name} is {size // 1024} KiB; an env file over {MAX_ENV_BYTES // 1024 // 1024} MiB is not "
-                      "plausible, so berth does not read it", where=str(path),
-                      fix="keep only KEY=value settings in it (a few KiB), or point env_file at the real env file")
-
-
-def _refuse_oversized_app_env(ctx: CheckContext) -> None:
-    """Report an oversized app env file as unreadable (files.unreadable) instead of parsing it: the rules
-    then see it as they see any unreadable env file (ctx.app_env is None)."""
-    error = oversized_env_file(ctx.app_env_path)
-    if error is not None:
-        ctx.load_errors.append((ctx.app_env_path, error))
-        ctx.__dict__["app_env"] = None  # the cached_property's slot: it is not read again
 
 
 def _order(f: Finding):
@@ -270,11 +244,11 @@ class _LineCache:
 
     @staticmethod
     def _read(path: Path) -> list[str] | None:
-        try:
-            if path.stat().st_size > MAX_DIRECTIVE_FILE_BYTES:
-                return None
-            raw = path.read_bytes()
-        except OSError:
+        from berth.files import read_bytes
+
+        try:  # a finding may point at a FIFO or a device (files.unreadable): bounded, never blocking
+            raw = read_bytes(path, limit=MAX_DIRECTIVE_FILE_BYTES)
+        except UsageError:
             return None
         if b"\0" in raw[:8192]:
             return None

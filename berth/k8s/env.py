@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
-from berth.envfile import EnvFile, read_env_file
+from berth.envfile import EnvFile, read_env_bytes, read_env_file
 from berth.errors import UsageError
 from berth.secrets import is_secret_key, is_secret_value, url_password
 
@@ -55,7 +55,8 @@ def expand_env_file(env: EnvFile, lookup: Mapping[str, str]) -> dict[str, str]:
             template = entry.template
         else:
             if raw_lines is None:
-                raw_lines = env.path.read_text(encoding="utf-8-sig").splitlines() if env.path.exists() else []
+                raw_lines = (read_env_bytes(env.path).decode("utf-8-sig", errors="replace").splitlines()
+                             if env.path.exists() else [])
             template = entry.value if "$" in entry.value and not _single_quoted(raw_lines, entry.line) else None
         value = entry.value
         if template is not None and "$" in template:

@@ -94,6 +94,8 @@ def parse_docs(text: str, file: Path) -> list[Doc]:
     """Every non-empty document of a YAML stream; `kind: List` is expanded into its items."""
     import yaml
 
+    from berth.compose_file import refuse_unbounded_graph
+
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
     docs: list[Doc] = []
@@ -102,6 +104,7 @@ def parse_docs(text: str, file: Path) -> list[Doc]:
             node = loader.get_node()
             if node is None:
                 continue
+            refuse_unbounded_graph(node, file)  # before the aliases are expanded by the walks below
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -126,13 +129,9 @@ def parse_docs(text: str, file: Path) -> list[Doc]:
 
 
 def read_manifest_file(path: Path) -> list[Doc]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise UsageError(f"{path.name} is over {MAX_MANIFEST_BYTES // 1024 // 1024} MiB; not a manifest file",
-                         where=str(path))
+    from berth.files import read_bytes
+
+    raw = read_bytes(path, limit=MAX_MANIFEST_BYTES, kind="a manifest file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -171,7 +170,10 @@ def write_dir(out_dir: Path, files: dict[str, str]) -> list[Path]:
     previous: list[str] = []
     if out_dir.exists():
         if marker.exists():
-            previous = [n for n in marker.read_text().split() if n and "/" not in n and n != MARKER]
+            from berth.files import read_bytes
+
+            listed = read_bytes(marker, limit=1024 * 1024, kind="a list of rendered files").decode(errors="replace")
+            previous = [n for n in listed.split() if n and "/" not in n and n != MARKER]
         elif any(out_dir.iterdir()):
             raise UsageError(f"{out_dir} is not empty and was not written by berth k8s render",
                              where=str(out_dir), fix="pass a new or empty directory to -o")

@@ -313,7 +313,7 @@ class _Renderer:
     # ---------------------------------------------------------------- inputs
 
     def load(self) -> None:
-        from berth.compose_file import load_compose_file
+        from berth.compose_file import load_compose_file, read_compose_text
         from berth.envfile import read_env_file
         from berth.k8s.manifests import _positions
 
@@ -329,7 +329,8 @@ class _Renderer:
         import yaml
 
         self.key_lines: dict[tuple, int] = {}
-        node = yaml.compose(paths[0].read_text(encoding="utf-8-sig"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # loaded above, so bounded and not an alias bomb
+        node = yaml.compose(read_compose_text(paths[0]), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         if node is not None:
             _positions(node, (), self.key_lines)
         data: dict = {}
@@ -1220,10 +1221,9 @@ class _Renderer:
                                  fix="create the file, or remove the entry")
             if kind == "secrets" and not self.with_secrets:
                 return "", str(decl["file"])
-            raw = path.read_bytes()
-            if len(raw) > 1024 * 1024:
-                raise UsageError(f"{kind[:-1]} {source}: {decl['file']} is over 1 MiB, the limit of a ConfigMap/Secret",
-                                 where=str(path))
+            from berth.files import read_bytes
+
+            raw = read_bytes(path, limit=1024 * 1024, kind=f"the file of {kind[:-1]} {source} (a ConfigMap/Secret)")
             try:
                 return raw.decode("utf-8"), str(decl["file"])
             except UnicodeDecodeError:
@@ -1331,10 +1331,13 @@ class _Renderer:
         if not isinstance(context, str) or "://" in context:
             return None
         path = self.compose_path.parent / context / str(dockerfile)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        if not path.exists():
             return None
+        from berth.dockerfile import MAX_DOCKERFILE_BYTES
+        from berth.files import read_bytes
+
+        # a FIFO, /dev/zero or a huge file: a located error (exit 2), as for the compose file
+        text = read_bytes(path, limit=MAX_DOCKERFILE_BYTES, kind="a Dockerfile").decode("utf-8", errors="replace")
         user = None
         for line in re.sub(r"\\\n", " ", text).splitlines():
             words = line.strip().split()

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth.config import Host
+from berth.config import Host, host_problem, user_problem
 from berth.errors import BerthError
 from berth.secrets import masked_tail
 from berth.transport import Result
@@ -56,9 +56,12 @@ class SSHError(BerthError):
 
 def base_argv(host: Host, opts: SSHOptions, control_path: Path) -> list[str]:
     """The ssh argv shared by the master and every command (pure, for tests and `berth plan`)."""
-    if host.address.startswith("-") or any(c.isspace() for c in host.address):
-        # ssh would read such a "host" as an option (e.g. -oProxyCommand=...)
-        raise SSHError(f"{host.address!r} is not a host name", fix="set SERVER_IP / hosts to an address or ssh alias")
+    # ssh would read a "host" starting with '-' as an option (-oProxyCommand=...); a NUL cannot be in an argv
+    problem = host_problem(host.address) or (user_problem(host.user) if host.user is not None else None)
+    if problem:
+        what = f"host {host.address!r}" if host_problem(host.address) else f"user {host.user!r}"
+        raise SSHError(f"{what} {problem}", fix="set SERVER_IP / hosts to an address or ssh alias, and SERVER_USER "
+                                                "to a user name")
     argv = ["ssh"]
     if opts.ssh_config:
         argv += ["-F", str(opts.ssh_config)]
@@ -266,14 +269,14 @@ class SSHConnection:
         self.control_path = Path(self._dir) / "cm"
         try:
             problem = host_key_problem(self.host, self.opts, self.resolved_config())
+            if problem is not None:
+                raise problem
+            argv = master_argv(self.host, self.opts, self.control_path)
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=self.opts.connect_timeout + 30)
         except BaseException:
-            self._cleanup_dir()
+            self._cleanup_dir()  # an unusable host or user, ssh timing out, ^C: no control directory left behind
             raise
-        if problem is not None:
-            self._cleanup_dir()
-            raise problem
-        argv = master_argv(self.host, self.opts, self.control_path)
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.opts.connect_timeout + 30)
         self.connections_opened += 1
         if proc.returncode != 0:
             self._cleanup_dir()

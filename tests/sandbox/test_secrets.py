@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import stat
 import subprocess
 import threading
@@ -71,3 +73,51 @@ def test_secret_printed_by_the_app_is_masked_in_berth_output(app):
     logs = app.berth("logs", "web")
     leaked = leaks(logs.stdout + logs.stderr)
     assert "SECRET_KEY=****" in logs.stdout and not leaked
+
+
+def test_secrets_the_app_logs_in_other_forms_never_reach_any_output(app, tmp_path):
+    """Security review 5/10/11: a multi-line private key, a percent-encoded password and a base64 token, logged
+    by the app, showed in clear in `berth logs` and `-v`; every JSON document is masked field by field too."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(tmp_path / "tls")], check=True)
+    key = (tmp_path / "tls").read_text().strip()
+    body = [ln for ln in key.splitlines() if not ln.startswith("-----")]
+    password = "p@ss/w0rd-Xy7Q"  # in DATABASE_URL as p%40ss%2Fw0rd-Xy7Q
+    token = "at-7Hq2Lm9Xv4Rk8Tz3Wp6Ns1Yd5Fb0Jc"
+    token_b64 = base64.b64encode(token.encode()).decode()
+    forms = [password, "p%40ss%2Fw0rd-Xy7Q", token, token_b64, json.dumps(key)[1:-1], *body]
+    assert len(body) >= 3 and all(len(line) > 20 for line in body)
+
+    def leaked(text: str) -> bool:
+        return any(form in text for form in forms)
+
+    entry = (app.dir / "web" / "entrypoint.sh").read_text().replace("set -e\n", (
+        "set -e\n"
+        'echo "web: tls key follows"; printf "%s\\n" "$TLS_PRIVATE_KEY"\n'
+        'pw=${DATABASE_URL#*://app:}; pw=${pw%%@*}\n'
+        'echo "web: connecting as app with password $(httpd -d "$pw")"\n'
+        'echo "web: api token (base64) $(printf %s "$API_TOKEN" | base64)"\n'), 1)
+    app.commit("log the secrets in other forms", **{"web/entrypoint.sh": entry})
+    env_docker = app.dir / ".env.docker"
+    env_docker.write_text(env_docker.read_text().replace(
+        "DATABASE_URL=postgres://app:pw-Zq8x7c6v5b4n@db:5432/app", "DATABASE_URL=postgres://app:p%40ss%2Fw0rd-Xy7Q@db:5432/app")
+        + f'TLS_PRIVATE_KEY="{key}\n"\nAPI_TOKEN={token}\n')
+
+    deploy = app.berth("-v", "deploy", "--push")
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    outputs = {"deploy -v": deploy.stdout + deploy.stderr}
+    logs = app.berth("logs", "web")
+    outputs["logs"] = logs.stdout + logs.stderr
+    # the app did log all three, so the test could see a leak: the lines are there, their secrets are not
+    assert "web: tls key follows" in logs.stdout
+    assert "web: connecting as app with password ****" in logs.stdout
+    assert "web: api token (base64) ****" in logs.stdout
+    for command in (("status", "--json"), ("releases", "--json"), ("doctor", "--json")):
+        result = app.berth(*command)
+        json.loads(result.stdout)  # masking never breaks a JSON document
+        outputs[" ".join(command)] = result.stdout + result.stderr
+    for name, text in outputs.items():
+        found = leaked(text)
+        assert not found, f"a secret appeared in the output of berth {name}"
+    for path in (p for p in app.state_dir.rglob("*") if p.is_file() and p.suffix != ".env"):
+        found = leaked(path.read_text())
+        assert not found, f"a secret appeared in {path}"

@@ -17,7 +17,9 @@ import pytest
 pytest.register_assert_rewrite("rule_cases")
 
 import rule_cases  # noqa: E402  (the shared case harness, tests/unit/rule_cases.py)
+from berth.check import run_checks  # noqa: E402
 from berth.check.findings import RULES, Finding, Severity  # noqa: E402
+from berth.config import load_target  # noqa: E402
 from rule_cases import Case, Project, noop, of_rule, rule_test, run  # noqa: E402
 
 
@@ -133,6 +135,22 @@ TOKEN = "ghp_R3alT0kenR3alT0kenR3alT0ken0000"
 def _option_remote(p: Project) -> None:
     """GIT_REMOTE that git would read as an option; PWNED in the project's parent if git ran it."""
     dotenv(p, f"GIT_REMOTE=--upload-pack=touch {p.root.parent / 'PWNED'};:\n")
+
+
+def _key_in_repo(rel: str, *, track: bool = False, ignore: bool = False):
+    """PEM_KEY_PATH=rel, a file in the repository; committed (track), or listed in .gitignore (ignore)."""
+    def setup(p: Project) -> None:
+        key = p.write(rel, "not a real key, only its place matters here\n")
+        key.chmod(0o600)
+        if ignore:
+            p.write(".gitignore", p.root.joinpath(".gitignore").read_text() + rel + "\n")
+            p.git("add", ".gitignore")
+        if track:
+            p.git("add", "-f", rel)
+        p.git("commit", "-q", "--allow-empty", "-m", "key")  # only what was added (not `git add -A`)
+        p.push()
+        dotenv(p, f"PEM_KEY_PATH={rel}\n")
+    return setup
 
 
 def _toml_without_dotenv(p: Project) -> None:
@@ -342,6 +360,46 @@ CASES: list[Case] = [
          expect_at(None, contains="git remote get-url origin")),
     Case("settings.remote", False, "a remote name", lambda p: dotenv(p, "GIT_REMOTE=origin\n")),
     Case("settings.remote", False, "a URL", lambda p: dotenv(p, f"GIT_REMOTE={p.remote}\n")),
+    # the review's case: a NUL byte passed the check, then SSHConnection.open() raised ValueError
+    Case("settings.host", True, "NUL byte in berth.toml",
+         lambda p: p.write("berth.toml", '[environments.staging]\nhosts = ["203.0.113.10\\u0000"]\n'),
+         expect_at("berth.toml", 2, contains="contains a NUL byte")),
+    Case("settings.host", True, "control character in .env",
+         lambda p: dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5", "SERVER_IP=203.0.113.5\x1b[2J")),
+         expect_at(".env", 2, contains="U+001B")),
+    Case("settings.host", True, "shell metacharacter", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_IP=203.0.113.5", "SERVER_IP=web$(id)")), expect_at(".env", 2, contains="'$'")),
+    Case("settings.host", True, "--host with a bell character", lambda p: None, hosts=("203.0.113.7\x07",),
+         expect=expect_at(None, contains="U+0007")),
+    Case("settings.host", False, "IPv6 with a zone", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_IP=203.0.113.5", "SERVER_IP=fe80::1%eth0"))),
+    # settings.user
+    Case("settings.user", True, "option-like user", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy", "SERVER_USER=-oProxyCommand=x")), expect_at(".env", 3, contains="starts with '-'")),
+    Case("settings.user", True, "NUL byte in berth.toml",
+         lambda p: p.write("berth.toml", '[environments.staging]\nuser = "deploy\\u0000"\n'),
+         expect_at("berth.toml", 2, contains="contains a NUL byte")),
+    Case("settings.user", True, "escape sequence", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy", "SERVER_USER=deploy\x1b]0;x\x07")), expect_at(".env", 3, contains="U+001B")),
+    Case("settings.user", True, "whitespace", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy", 'SERVER_USER="deploy -oProxyCommand=x"')), expect_at(".env", 3, contains="whitespace")),
+    Case("settings.user", True, "shell metacharacter", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy", "SERVER_USER='a`id`'")), expect_at(".env", 3, contains="'`'")),
+    Case("settings.user", False, "plain user", noop),
+    Case("settings.user", False, "directory user", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy", "SERVER_USER=deploy@ad.example.com"))),
+    Case("settings.user", False, "no user (ssh's default)", lambda p: dotenv(p, base=p.DOTENV.replace(
+        "SERVER_USER=deploy\n", ""))),
+    # settings.verify-timeout (the review: VERIFY_TIMEOUT=abc passed the check, then config and deploy crashed)
+    *[Case("settings.verify-timeout", True, f"VERIFY_TIMEOUT={value}", lambda p, v=value: dotenv(p, f"VERIFY_TIMEOUT={v}\n"),
+           expect_at(".env", 4, contains=f"verify_timeout '{value}' is not a whole number of seconds from 1 to 3600"))
+      for value in ("abc", "0", "-5", "99999", "1.5")],
+    Case("settings.verify-timeout", True, "zero in berth.toml",
+         lambda p: p.write("berth.toml", "[environments.staging]\nverify_timeout = 0\n"),
+         expect_at("berth.toml", 2, contains="verify_timeout 0 is not")),
+    *[Case("settings.verify-timeout", False, f"VERIFY_TIMEOUT={value}",
+           lambda p, v=value: dotenv(p, f"VERIFY_TIMEOUT={v}\n")) for value in ("1", "300", "3600")],
+    Case("settings.verify-timeout", False, "default", noop),
     # settings.health-url
     Case("settings.health-url", True, "no scheme", lambda p: dotenv(p, "HEALTH_URL=localhost:8080/health\n"),
          expect_at(".env", 4, contains="localhost:8080/health")),
@@ -367,6 +425,18 @@ CASES: list[Case] = [
     Case("ssh.key-mode", True, "group readable", lambda p: key_file(p, 0o640), expect_at(".env", 4)),
     Case("ssh.key-mode", False, "0600", lambda p: key_file(p, 0o600)),
     Case("ssh.key-mode", False, "0400", lambda p: key_file(p, 0o400)),
+    # ssh.key-in-repo (the review: PEM_KEY_PATH itself committed passed the check)
+    Case("ssh.key-in-repo", True, "committed", _key_in_repo("deploy_key", track=True),
+         expect_at(".env", 4, contains="the SSH key deploy_key (PEM_KEY_PATH) is committed")),
+    Case("ssh.key-in-repo", True, "committed, named by an absolute path",
+         lambda p: (_key_in_repo("keys/deploy.pem", track=True)(p), dotenv(p, f"PEM_KEY_PATH={p.root}/keys/deploy.pem\n")),
+         expect_at(".env", 4, contains="keys/deploy.pem (PEM_KEY_PATH) is committed")),
+    Case("ssh.key-in-repo", True, "untracked and not ignored", _key_in_repo("deploy_key"),
+         lambda p, found: (expect_at(".env", 4, contains="one `git add .` away from being committed")(p, found),
+                           _assert("echo deploy_key >> .gitignore" in found[0].fix))),
+    Case("ssh.key-in-repo", False, "untracked and ignored", _key_in_repo("keys/deploy.pem", ignore=True)),
+    Case("ssh.key-in-repo", False, "outside the repository", lambda p: key_file(p, 0o600)),
+    Case("ssh.key-in-repo", False, "no key (ssh-agent)", noop),
 ]
 
 
@@ -546,3 +616,17 @@ def test_unset_variable_inside_an_unused_default(project):
     compose(project, 'services:\n  web:\n    image: "${IMAGE:-${REGISTRY}/shop}"\n')
     app_env(project, "IMAGE=nginx:1.25\n")
     assert of_rule(run(project).findings, "compose.unset-variable") == []
+
+
+def test_key_in_repo_above_the_project_directory(project):
+    """The project is a subdirectory of the repository; the key is committed beside it, at the top."""
+    key = project.write("deploy_key", "not a real key\n")
+    key.chmod(0o600)
+    project.write("app/docker-compose.yml", project.COMPOSE)
+    project.git("add", "-f", "deploy_key", "app/docker-compose.yml")
+    project.commit("key at the top")
+    project.write("app/.env", project.DOTENV + "PEM_KEY_PATH=../deploy_key\n")
+    report = run_checks(load_target(project.root / "app"), offline=True)
+    found = of_rule(report.findings, "ssh.key-in-repo")
+    assert [(f.file, f.line) for f in found] == [(project.root / "app" / ".env", 4)]
+    assert "the SSH key deploy_key (PEM_KEY_PATH) is committed" in found[0].message

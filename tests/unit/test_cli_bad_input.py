@@ -155,6 +155,19 @@ def test_non_numeric_port_in_dotenv(berth_cli, app):
     assert ".env:3" in proc.stdout and "settings.port" in proc.stdout
 
 
+@pytest.mark.parametrize("cmd", [c for c in SETTINGS_COMMANDS if c[0] != "check"] + [["doctor"]], ids=" ".join)
+def test_host_given_with_a_control_character(berth_cli, app, cmd):
+    """--host is validated like SERVER_IP: the commands that connect stop before ssh (review §16)."""
+    (app / ".env").write_text("ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\n")
+    proc = berth_cli("-C", str(app), "--host", "203.0.113.5\x1b[2J", *cmd)
+    if cmd == ["plan"]:
+        assert proc.returncode == 0 and "[settings.host]" in proc.stdout  # plan shows the check's finding
+        return
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = one_paragraph_error(proc)
+    assert "host '203.0.113.5\\x1b[2J' contains the control character U+001B" in err and "Where: --host" in err
+
+
 # --------------------------------------------------------------------------- files that `check` reports
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -613,3 +614,106 @@ def test_property_toml_key_lines_finds_every_key_on_its_line(tree, data):
     tomllib.loads(w.text)  # the writer wrote valid TOML
     found = toml_key_lines(w.text)
     assert {k: found.get(k) for k in w.expected} == w.expected, w.text
+
+
+# --------------------------------------------------------------------------- values that cannot be used (review §16)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "99999", "1.5", " "])
+def test_unusable_verify_timeout_is_a_located_usage_error(root, value):
+    """The review: VERIFY_TIMEOUT=abc made `target.verify_timeout` (config, deploy) raise ValueError."""
+    write(root, ".env", f"ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\nVERIFY_TIMEOUT={value}\n")
+    target = load_target(root)
+    if value.strip() == "":
+        assert target.verify_timeout == DEFAULT_VERIFY_TIMEOUT  # empty: not set
+        return
+    with pytest.raises(UsageError) as info:
+        target.verify_timeout  # noqa: B018
+    assert info.value.exit_code == 2
+    assert f"verify_timeout '{value}' is not a whole number of seconds from 1 to 3600" in info.value.what
+    assert info.value.where == f"{root / '.env'}:3"
+
+
+@pytest.mark.parametrize("value", [0, 3601])
+def test_verify_timeout_out_of_range_in_toml(root, value):
+    write(root, "berth.toml", f"[environments.staging]\nhosts = [\"a\"]\nverify_timeout = {value}\n")
+    with pytest.raises(UsageError) as info:
+        load_target(root).verify_timeout  # noqa: B018
+    assert info.value.where == f"{root / 'berth.toml'}:3"
+
+
+@pytest.mark.parametrize("value", [1, 3600])
+def test_verify_timeout_bounds_are_allowed(root, value):
+    write(root, "berth.toml", f"[environments.staging]\nverify_timeout = {value}\n")
+    assert load_target(root).verify_timeout == value
+
+
+@pytest.mark.parametrize("toml, says", [
+    ('hosts = ["203.0.113.10\\u0000"]', "host '203.0.113.10\\x00' contains a NUL byte"),
+    ('hosts = ["203.0.113.10\\u001b[2J"]', "contains the control character U+001B"),
+    ('hosts = ["-oProxyCommand=x"]', "starts with '-'"),
+    ('hosts = ["a b"]', "contains whitespace"),
+    ('hosts = ["a"]\nuser = "deploy\\u0000"', "SERVER_USER 'deploy\\x00' contains a NUL byte"),
+    ('hosts = ["a"]\nuser = "-oProxyCommand=x"', "SERVER_USER '-oProxyCommand=x' starts with '-'"),
+    ('hosts = ["a"]\nuser = "deploy\\u0007"', "U+0007"),
+    ('hosts = ["a"]\nuser = "a;id"', "contains ';'"),
+], ids=["host-nul", "host-escape", "host-dash", "host-space", "user-nul", "user-dash", "user-bell", "user-semicolon"])
+def test_unusable_host_or_user_is_a_located_usage_error(root, toml, says):
+    """Target.hosts is what status, logs, doctor and deploy use: they stop before any connection."""
+    write(root, "berth.toml", f"[environments.staging]\n{toml}\n")
+    target = load_target(root)
+    with pytest.raises(UsageError) as info:
+        target.hosts  # noqa: B018
+    assert says in info.value.what
+    assert info.value.exit_code == 2
+    line = 3 if "user" in toml else 2
+    assert info.value.where == f"{root / 'berth.toml'}:{line}"
+
+
+def test_unusable_host_from_the_command_line(root):
+    write(root, ".env", "ENVIRONMENT=staging\n")
+    with pytest.raises(UsageError) as info:
+        load_target(root, hosts=("203.0.113.5\x00",)).hosts  # noqa: B018
+    assert info.value.where == "--host"
+
+
+def test_usable_hosts_and_users(root):
+    write(root, "berth.toml", '[environments.staging]\nhosts = ["203.0.113.5", "web-1.prod", "fe80::1%eth0", '
+                              '"bücher.example"]\nuser = "deploy@ad.example.com"\n')
+    assert [h.address for h in load_target(root).hosts] == ["203.0.113.5", "web-1.prod", "fe80::1%eth0",
+                                                            "bücher.example"]
+
+
+@pytest.mark.parametrize("text, line", [
+    ("[environments.staging]\nuser = \"x\"\nhosts = " + "[" * 500 + '"a"' + "]" * 500 + "\n", 3),  # the review's
+    ("[environments.staging]\nhosts = " + "[" * 5000 + '"a"' + "]" * 5000 + "\n", 2),
+    ("[environments.staging]\nhosts = " + "[" * 40 + '"a"' + "]" * 40 + "\n", 2),  # tomllib reads it
+    ("[check]\nseverity = " + "{ a = " * 300 + '"info"' + " }" * 300 + "\n", 2),
+    ("[check.severity." + ".".join(["a"] * 3000) + "]\nx = \"info\"\n", 2),  # recursive [check] walks
+], ids=["arrays-500", "arrays-5000", "arrays-40", "inline-tables-300", "dotted-table-3000"])
+def test_deeply_nested_toml_is_a_located_usage_error(root, text, line):
+    """The review: `hosts = [[[[…]]]]` 500 levels deep made tomllib raise RecursionError (a traceback)."""
+    write(root, "berth.toml", text)
+    with pytest.raises(UsageError) as info:
+        load_target(root, "staging")
+    assert "berth.toml nests arrays or tables more than 32 levels deep" in info.value.what
+    assert info.value.where == f"{root / 'berth.toml'}:{line}"
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("make", ["fifo", "dev-zero", "dev-urandom", "directory", "too-big"])
+def test_berth_toml_that_cannot_be_read(root, make):
+    path = root / "berth.toml"
+    if make == "fifo":
+        os.mkfifo(path)
+    elif make == "directory":
+        path.mkdir()
+    elif make == "too-big":
+        path.write_text("[defaults]\n" + "#" * (2 * 1024 * 1024) + "\n")
+    else:
+        path.symlink_to("/dev/" + make.split("-")[1])
+    with pytest.raises(UsageError) as info:
+        load_target(root, "staging")
+    assert info.value.where == str(path)
+    says = "is 2048 KiB; a berth.toml over 1 MiB is not plausible" if make == "too-big" else "not a regular file"
+    assert says in info.value.what

@@ -6,8 +6,11 @@ file holds nothing that a secret scanner (berth's own, GitHub push protection) w
 """
 
 import base64
+import itertools
 import random
+import shutil
 import string
+import subprocess
 
 import pytest
 
@@ -79,6 +82,46 @@ JSON_KEY = '{"type": "service_account", "private_key": "-----BEGIN ' + 'PRIVATE 
     + '\\n-----END ' + 'PRIVATE KEY-----\\n"}\n'
 GENERIC_YAML = f'database:\n  host: db\n  password: "{GENERIC}"\n'
 
+# -- private keys, made at test time (never committed): every format ssh-keygen and openssl write.
+_key_numbers = itertools.count()
+OPENSSH = "OPENSSH " + "PRIVATE KEY"
+OPENSSH_HEADER = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"  # of every ed25519 key
+
+
+def make_key(p, tool: str, *args: str) -> str:
+    """The text of a new private key: `ssh-keygen -f FILE ARGS` or `openssl genpkey ARGS`, in a directory
+    outside the repository (skipped when the tool cannot make that kind of key)."""
+    if shutil.which(tool) is None:
+        pytest.skip(f"no {tool}")
+    path = p.root.parent / "keygen" / f"key{next(_key_numbers)}"
+    path.parent.mkdir(exist_ok=True)
+    argv = ["ssh-keygen", "-q", "-C", "", "-f", str(path), *args] if tool == "ssh-keygen" else \
+        ["openssl", "genpkey", "-out", str(path), *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    if proc.returncode != 0:
+        pytest.skip(f"this {tool} cannot make {' '.join(args)}: {proc.stderr.strip()}")
+    return path.read_text()
+
+
+def commit_key(rel: str, tool: str, *args: str):
+    def setup(p) -> None:
+        p.key_text = make_key(p, tool, *args)
+        commit_file(rel, p.key_text)(p)
+    return setup
+
+
+def key_at(rel: str, begin: str):
+    """One finding at rel:1:1 naming the BEGIN line, and no line of the key's body in it."""
+    def check(p, found) -> None:
+        rule_cases.expect_at(rel, 1, 1, contains=f"{rel} contains a private key (BEGIN {begin})",
+                             fix_required=True)(p, found)
+        body = [ln for ln in p.key_text.splitlines()[1:-1] if len(ln) > 20]
+        assert body and not [ln for ln in body if ln in found[0].message + found[0].fix]
+    return check
+
+
+PEM_ONLY = "-----BEGIN RSA " + "PRIVATE KEY-----\n...\n-----END RSA " + "PRIVATE KEY-----\n"
+
 CASES: list[Case] = [
     # secrets.private-key
     Case("secrets.private-key", True, "PEM file committed", commit_file("deploy/id_rsa", PRIVATE_KEY),
@@ -89,6 +132,40 @@ CASES: list[Case] = [
          commit_file("keys.py", 'def is_key(text):\n    return text.startswith("-----BEGIN RSA ' + 'PRIVATE KEY-----")\n')),
     Case("secrets.private-key", False, "key file that git does not track",
          lambda p: p.write("id_rsa", PRIVATE_KEY)),
+    # the review: an unencrypted ed25519 (or ECDSA) OpenSSH key was never flagged (its first body line is a
+    # fixed header, below the entropy threshold); every format ssh-keygen and openssl write is a key
+    Case("secrets.private-key", True, "ed25519 (OpenSSH)", commit_key("deploy_key", "ssh-keygen", "-t", "ed25519", "-N", ""),
+         key_at("deploy_key", OPENSSH)),
+    Case("secrets.private-key", True, "ed25519, encrypted", commit_key("deploy_key", "ssh-keygen", "-t", "ed25519",
+                                                                        "-N", "passphrase"), key_at("deploy_key", OPENSSH)),
+    Case("secrets.private-key", True, "ECDSA (OpenSSH)", commit_key("id_ecdsa", "ssh-keygen", "-t", "ecdsa", "-N", ""),
+         key_at("id_ecdsa", OPENSSH)),
+    Case("secrets.private-key", True, "ECDSA (PEM)", commit_key("id_ecdsa", "ssh-keygen", "-t", "ecdsa", "-m", "PEM",
+                                                                 "-N", ""), key_at("id_ecdsa", "EC " + "PRIVATE KEY")),
+    Case("secrets.private-key", True, "RSA (OpenSSH)", commit_key("id_rsa", "ssh-keygen", "-t", "rsa", "-b", "2048",
+                                                                   "-N", ""), key_at("id_rsa", OPENSSH)),
+    Case("secrets.private-key", True, "RSA (PEM)", commit_key("id_rsa", "ssh-keygen", "-t", "rsa", "-b", "2048", "-m",
+                                                               "PEM", "-N", ""), key_at("id_rsa", "RSA " + "PRIVATE KEY")),
+    Case("secrets.private-key", True, "RSA (PEM), encrypted",
+         commit_key("id_rsa", "ssh-keygen", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "passphrase"),
+         key_at("id_rsa", "RSA " + "PRIVATE KEY")),
+    Case("secrets.private-key", True, "DSA (OpenSSH)", commit_key("id_dsa", "ssh-keygen", "-t", "dsa", "-N", ""),
+         key_at("id_dsa", OPENSSH)),
+    Case("secrets.private-key", True, "DSA (PEM)", commit_key("id_dsa", "ssh-keygen", "-t", "dsa", "-m", "PEM", "-N", ""),
+         key_at("id_dsa", "DSA " + "PRIVATE KEY")),
+    Case("secrets.private-key", True, "PKCS#8 (ed25519, the smallest body)",
+         commit_key("key.pem", "openssl", "-algorithm", "ed25519"), key_at("key.pem", "PRIVATE KEY")),
+    Case("secrets.private-key", True, "PKCS#8, encrypted",
+         commit_key("key.pem", "openssl", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-128-cbc",
+                    "-pass", "pass:passphrase"), key_at("key.pem", "ENCRYPTED " + "PRIVATE KEY")),
+    Case("secrets.private-key", True, "ed25519 in a YAML block scalar", lambda p: (
+        setattr(p, "key_text", make_key(p, "ssh-keygen", "-t", "ed25519", "-N", "")),
+        commit_file("deploy.yml", "ssh:\n  key: |\n" + "".join(f"    {ln}\n" for ln in p.key_text.splitlines()))(p)),
+         lambda p, found: rule_cases.expect_at("deploy.yml", 3, 5, contains="(BEGIN " + OPENSSH + ")")(p, found)),
+    Case("secrets.private-key", False, "docs that show only the first lines of a key", commit_file("docs/keys.md", (
+        "An unencrypted ed25519 key starts like this:\n\n    -----BEGIN " + OPENSSH + "-----\n    " + OPENSSH_HEADER
+        + "\n\nand never belongs in the repository.\n"))),
+    Case("secrets.private-key", False, "a placeholder between BEGIN and END", commit_file("docs/keys.md", PEM_ONLY)),
     # secrets.aws-access-key
     Case("secrets.aws-access-key", True, "access key id in settings.py", commit_file("app/settings.py", SETTINGS_PY),
          at("app/settings.py", 3, col_of(SETTINGS_PY, AWS_KEY), contains="an AWS access key id (AKIA…, 20 characters)")),

@@ -527,3 +527,31 @@ def test_known_hosts_none_with_trust_new_host_is_refused(tmp_path, ssh_calls):
     conn = SSHConnection(_closed_local_host(), SSHOptions(trust_new_host=True, ssh_config=config, connect_timeout=5))
     err = assert_refused_before_connecting(conn, ssh_calls, "the known_hosts file is `none` (no file at all)")
     assert err.where == str(config)
+
+
+# --------------------------------------------------------------------------- hosts and users ssh cannot be given
+
+
+@pytest.mark.parametrize("host", [
+    Host("203.0.113.10\x00", "deploy"), Host("203.0.113.10\x1b[2J", "deploy"), Host("-oProxyCommand=x", "deploy"),
+    Host("a b", "deploy"), Host("203.0.113.5", "deploy\x00"), Host("203.0.113.5", "-oProxyCommand=x"),
+    Host("203.0.113.5", "a b"), Host("203.0.113.5", "x\x07"),
+], ids=["host-nul", "host-escape", "host-dash", "host-space", "user-nul", "user-dash", "user-space", "user-bell"])
+def test_base_argv_refuses_what_ssh_cannot_be_given(host):
+    with pytest.raises(SSHError):
+        base_argv(host, SSHOptions(), CP)
+
+
+def test_open_with_a_nul_byte_in_the_host_leaves_no_control_directory(monkeypatch, tmp_path):
+    """The review: SSHConnection.open() raised ValueError (embedded null byte) and left its temp dir behind."""
+    import tempfile
+
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(dir=tmp_path, **kw)) or made[-1])
+    conn = SSHConnection(Host("203.0.113.10\x00", "deploy"), SSHOptions())
+    with pytest.raises(SSHError) as info:
+        conn.open()
+    assert "contains a NUL byte" in info.value.what
+    assert made and not Path(made[0]).exists()
+    assert conn.control_path is None

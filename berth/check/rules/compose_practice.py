@@ -223,9 +223,12 @@ def _positions(text: str) -> dict[tuple, tuple[int, int]]:
 
 def where(cf, *path: str | int) -> tuple[int | None, int | None]:
     """(line, col) of the key or item at `path` in a compose file, or of its nearest enclosing one."""
+    from berth.compose_file import read_compose_text
+    from berth.errors import UsageError
+
     try:
-        text = cf.path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        text = read_compose_text(cf.path)
+    except UsageError:
         return None, None
     positions = _positions(text)
     path = tuple(path)

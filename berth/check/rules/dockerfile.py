@@ -146,7 +146,7 @@ def _collect_builds(ctx) -> dict[str, Build]:
             b.key_path = ("services", svc.name, "build", "context")
         if not context_dir.is_dir():
             b.problem = f"its build context {context} does not exist"
-        elif not path.is_file():
+        elif not path.exists():  # a FIFO or /dev/zero behind a symlink exists: parse_file refuses it (invalid)
             b.problem = f"{_rel(ctx, path)} does not exist" + (" (build.dockerfile is relative to the context)"
                                                                  if "dockerfile" in spec else "")
         else:
@@ -260,7 +260,7 @@ def dockerfile_invalid(ctx):
     for b in builds(ctx).values():
         if b.error is not None and b.key not in seen:
             seen.add(b.key)
-            yield finding(f"{b.error.message}", **b.loc(b.error.line))
+            yield finding(f"{b.error.message}", **b.loc(b.error.line), fix=getattr(b.error, "fix", None))
         elif b.parsed is not None and b.target and b.stage() is None:
             names = ", ".join(s.name for s in b.parsed.stages if s.name) or "none"
             yield finding(f"service {b.service} builds target {b.target!r}, which is not a stage of "

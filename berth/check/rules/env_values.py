@@ -488,7 +488,7 @@ def health_url_port(ctx):
         return
     setting = ctx.target.settings.get("health_urls")
     file, line = (setting.file, setting.line) if setting else (None, None)
-    servers = {h.address.lower() for h in ctx.target.hosts}
+    servers = {a.lower() for a in ctx.target.get("hosts", [])}  # raw: unusable hosts are settings.host findings
     for url in urls:
         parts = _split_url(url)
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

@@ -12,7 +12,8 @@ generic-api-key):
 2. regex: each candidate line goes through the precise patterns of the detectors whose keywords
    it contains.
 3. entropy: the match must look random (bits per character) and not be a placeholder
-   (`sk-your-key-here`, `xxxx`, `change_me`, `...EXAMPLE`).
+   (`sk-your-key-here`, `xxxx`, `change_me`, `...EXAMPLE`). A private key instead must be whole
+   (BEGIN line, base64 body, END line), as gitleaks' private-key rule requires.
 
 Files over 1 MiB are skipped. The real env files (.env, .env.docker) are ignored by git, so they are
 not scanned: that is where secrets belong. Findings never contain the secret: at most the fixed,
@@ -89,8 +90,12 @@ DETECTORS: tuple[Detector, ...] = (
               _prefix("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-")),
 )
 
-PRIVATE_KEY = r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-PRIVATE_KEY_BODY = r"[A-Za-z0-9+/]{60,}"
+PRIVATE_KEY = token_format("private-key").source  # the BEGIN line, as the masker knows it
+PRIVATE_KEY_END = r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
+# one line of a key's base64 body, once indentation, quotes and a literal \n are taken off
+PRIVATE_KEY_BODY_LINE = r"[A-Za-z0-9+/]+={0,2}"
+PRIVATE_KEY_MIN_BODY = 64  # base64 characters; the smallest key (ed25519, OpenSSH format) has ~400
+PRIVATE_KEY_MAX_LINES = 400  # an 8192-bit RSA key is ~100 lines; with blank lines and headers, well under
 
 # name = value, name: value, "name": "value", name := value, name => value
 GENERIC = (
@@ -190,16 +195,31 @@ def _last_word(name: str) -> str:
 
 
 def _private_key_body(text: str, m: re.Match[str], lineno: int, read_file: Callable[[], str | None]) -> bool:
-    """A BEGIN line alone is not a key (code that looks for keys has one); the base64 body must follow."""
-    after = text[m.end():m.end() + 800]
-    if not _compiled(PRIVATE_KEY_BODY).search(after):
+    """Is the BEGIN line at `m` the start of a whole key: a base64 body of at least PRIVATE_KEY_MIN_BODY
+    characters, then an END line? A BEGIN line alone is not a key (code that looks for keys has one), nor is
+    a documentation example with "..." for the body.
+
+    No entropy test: the first body line of an OpenSSH key is a fixed header (b3BlbnNzaC1rZXktdjE =
+    "openssh-key-v1", then the cipher and the key type), the same for every unencrypted ed25519 key.
+    """
+    after = text[m.end():]
+    if not _compiled(PRIVATE_KEY_END).search(after.replace("\\n", "\n")):  # not all on this line (as in JSON)
         whole = read_file()
         if whole is None:
             return False
         lines = whole.splitlines()
-        after = "\n".join(lines[lineno:lineno + 12])[:1500]
-    body = _compiled(PRIVATE_KEY_BODY).search(after.replace("\\n", "\n"))
-    return bool(body) and shannon_entropy(body.group(0)) >= 4.0
+        after += "\n" + "\n".join(lines[lineno:lineno + PRIVATE_KEY_MAX_LINES])
+    after = after.replace("\\n", "\n")  # a key in a JSON string or a one-line env value
+    end = _compiled(PRIVATE_KEY_END).search(after)
+    if end is None or _compiled(PRIVATE_KEY).search(after, 0, end.start()):
+        return False  # no END, or another BEGIN first: this one only names the header
+    body = 0
+    for line in after[:end.start()].split("\n"):
+        # indentation (YAML block scalars), quotes and concatenation (a key written in code), a trailing \
+        word = line.strip().strip("\"'`,;+\\").strip()
+        if _compiled(PRIVATE_KEY_BODY_LINE).fullmatch(word):
+            body += len(word)
+    return body >= PRIVATE_KEY_MIN_BODY
 
 
 def git_bytes(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
@@ -280,10 +300,13 @@ def scan_repository(root: Path, ctx=None) -> list[Hit]:
 
     def reader(rel: str) -> Callable[[], str | None]:
         def read() -> str | None:
+            from berth.errors import UsageError
+            from berth.files import read_bytes
+
             if rel not in texts:
-                try:
-                    texts[rel] = (root / rel).read_bytes().decode("utf-8", errors="replace")
-                except OSError:
+                try:  # a tracked symlink may point at a FIFO or a device
+                    texts[rel] = read_bytes(root / rel, limit=MAX_FILE_BYTES).decode("utf-8", errors="replace")
+                except UsageError:
                     texts[rel] = None
             return texts[rel]
         return read

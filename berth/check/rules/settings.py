@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from berth.check.findings import Severity, finding, rule
 from berth.config import bool_setting, setting_spec
+from berth.config import HOST_FIX, USER_FIX, host_problem, user_problem
+from berth.errors import UsageError
 
 
 def _at(ctx, name):
@@ -26,7 +28,7 @@ def environment_allowed(ctx):
 @rule("settings.no-hosts", Severity.ERROR, "no server to deploy to",
       "set SERVER_IP in .env, or hosts = [...] for this environment in berth.toml")
 def hosts_present(ctx):
-    if not ctx.target.hosts:
+    if not ctx.target.get("hosts"):  # the raw setting: Target.hosts refuses unusable hosts (settings.host)
         s = ctx.target.settings.get("hosts")
         # `hosts = []` in berth.toml is the line to fix; otherwise .env is where SERVER_IP would go
         file, line = (s.file, s.line) if s and s.file and s.file.name == "berth.toml" else (
@@ -54,14 +56,14 @@ def health_urls_valid(ctx):
             yield finding(f"health URL {url!r} is not an http:// or https:// URL with a host", file, line)
 
 
-@rule("settings.host", Severity.ERROR, "a host is not a usable address or ssh alias",
-      "write an IP address, a DNS name or a Host alias from ~/.ssh/config")
+@rule("settings.host", Severity.ERROR, "a host is not a usable address or ssh alias", HOST_FIX)
 def hosts_valid(ctx):
-    for host in ctx.target.hosts:
-        if host.address.startswith("-") or any(c.isspace() for c in host.address) or "/" in host.address:
+    # the same test as Target.hosts, which status, logs, doctor and deploy use: here as findings, every one
+    for address in ctx.target.get("hosts", []):
+        problem = host_problem(address)
+        if problem:
             file, line = _at(ctx, "hosts")
-            yield finding(f"host {host.address!r} is not an address or ssh alias (ssh would read it as an option)",
-                          file, line)
+            yield finding(f"host {address!r} {problem}: it is not an address or ssh alias", file, line)
 
 
 @rule("settings.boolean", Severity.ERROR, "a yes/no setting in .env is not a boolean word",
@@ -85,3 +87,22 @@ def remote_valid(ctx):
         yield finding(refused.what, s.file, s.line)
     else:  # the setting names a remote whose URL in .git/config starts with '-'
         yield finding(f"{refused.what} ({refused.where})", fix="git remote set-url origin URL, with a real URL")
+
+
+@rule("settings.user", Severity.ERROR, "SERVER_USER is not a user name ssh can be given", USER_FIX)
+def user_valid(ctx):
+    user = ctx.target.get("user")
+    problem = user_problem(user) if user is not None else None
+    if problem:
+        file, line = _at(ctx, "user")
+        yield finding(f"SERVER_USER {user!r} {problem}", file, line)
+
+
+@rule("settings.verify-timeout", Severity.ERROR, "VERIFY_TIMEOUT is not a whole number of seconds from 1 to 3600",
+      "set VERIFY_TIMEOUT (or verify_timeout in berth.toml) to seconds, e.g. 90, or leave it out for the default")
+def verify_timeout_valid(ctx):
+    try:
+        ctx.target.verify_timeout  # noqa: B018  (the property deploy, rollback and config use)
+    except UsageError as exc:
+        file, line = _at(ctx, "verify_timeout")
+        yield finding(exc.what, file, line, fix=exc.fix)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import os
 import stat
+from pathlib import Path
 
+from berth import gitlocal
 from berth.check.findings import Severity, finding, rule
 
 
@@ -71,3 +74,30 @@ def config_runs_commands(ctx):
         elif keyword in _RUNS_LOCALLY and value.lower() not in ("none", "internal", ""):
             yield finding(f"{m.group(1)} in {rel} {_RUNS_LOCALLY[keyword]}, each time berth connects",
                           ctx.root / rel, n, m.start(1) + 1)
+@rule("ssh.key-in-repo", Severity.ERROR, "the SSH key (PEM_KEY_PATH) is inside the repository and committed or "
+      "not ignored by git", "move the key out of the repository (e.g. ~/.ssh) and point PEM_KEY_PATH there, or "
+      "add it to .gitignore; a key that was committed must be replaced")
+def key_in_repo(ctx):
+    path = ctx.target.local_path("key")
+    if path is None or not path.is_file() or not ctx.is_git_repo:  # no such file: ssh.key-missing
+        return
+    toplevel = gitlocal.toplevel(ctx.root)
+    # the directories resolved as git resolves the work tree, the file itself not: a symlink in the
+    # repository to a key outside it is only a link
+    absolute = Path(os.path.realpath(Path(os.path.abspath(path)).parent)) / path.name
+    if toplevel is None or not absolute.is_relative_to(toplevel):
+        return
+    rel = absolute.relative_to(toplevel).as_posix()
+    s = ctx.target.settings["key"]
+    tracked = gitlocal.git(toplevel, "ls-files", "-z", "--", f":(literal){rel}", check=False).stdout.split("\0")
+    if rel in tracked:
+        yield finding(f"the SSH key {rel} (PEM_KEY_PATH) is committed: everyone with a clone of the repository can "
+                      "log in to the servers", s.file, s.line,
+                      fix=f"git rm --cached {rel} and add it to .gitignore, then replace the key (it stays in git "
+                          "history): make a new key pair, put its public half in the servers' authorized_keys and "
+                          "remove the old one; keep the new key outside the repository (~/.ssh)")
+    elif not gitlocal.is_ignored(toplevel, rel):
+        yield finding(f"the SSH key {rel} (PEM_KEY_PATH) is inside the repository and not ignored by git: it is one "
+                      "`git add .` away from being committed", s.file, s.line,
+                      fix=f"move it out of the repository (e.g. ~/.ssh) and point PEM_KEY_PATH there, or "
+                          f"echo {rel} >> .gitignore")
