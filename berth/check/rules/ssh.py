@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -74,6 +74,8 @@ def config_runs_commands(ctx):
         elif keyword in _RUNS_LOCALLY and value.lower() not in ("none", "internal", ""):
             yield finding(f"{m.group(1)} in {rel} {_RUNS_LOCALLY[keyword]}, each time berth connects",
                           ctx.root / rel, n, m.start(1) + 1)
+
+
 @rule("ssh.key-in-repo", Severity.ERROR, "the SSH key (PEM_KEY_PATH) is inside the repository and committed or "
       "not ignored by git", "move the key out of the repository (e.g. ~/.ssh) and point PEM_KEY_PATH there, or "
       "add it to .gitignore; a key that was committed must be replaced")
