@@ -177,12 +177,12 @@ def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_ro
     try:
         run_deploy(target, opts, printer, outcome)
     except BerthError as exc:
-        outcome["ok"] = False
-        outcome["error"] = exc.paragraph()
+        outcome.update(ok=False, exit_code=exc.exit_code, error=exc.paragraph())
         if as_json:
             printer.json(outcome)
             sys.exit(exc.exit_code)
         raise
+    outcome.update(exit_code=0, error=None)
     if as_json:
         printer.json(outcome)
     else:
@@ -344,7 +344,9 @@ def main() -> None:
         _print_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        # a second Ctrl-C (berth.interrupt), or one before berth touched any server
+        click.echo("stopped at once; if a deploy or rollback was changing a server, `berth status` shows what "
+                   "it left and `berth deploy` or `berth rollback` completes it", err=True)
         sys.exit(130)
 
 

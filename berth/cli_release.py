@@ -33,11 +33,12 @@ def rollback(obj, release, yes, trust_new_host, lock_wait, verify_timeout, as_js
     try:
         run_rollback(target, release, opts, printer, outcome)
     except BerthError as exc:
+        outcome.update(ok=False, exit_code=exc.exit_code, error=exc.paragraph())
         if as_json:
-            outcome.update(ok=False, error=exc.paragraph())
             printer.json(outcome)
             sys.exit(exc.exit_code)
         raise
+    outcome.update(exit_code=0, error=None)
     if as_json:
         printer.json(outcome)
     else:

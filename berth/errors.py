@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+# The exit-code contract (docs/RELEASES.md): the same for every command that changes a server.
+OK = 0
+FAILED = 1  # it failed, and every host serves what it served before (nothing changed, or rolled back)
+USAGE = 2  # bad flags, settings or files: nothing was done
+LOCKED = 3  # another deploy or a manual lock holds a host
+NEEDS_A_PERSON = 4  # a host does not serve its last good release: the rollback failed, was impossible or skipped
+INTERRUPTED = 130  # stopped at once by a second Ctrl-C: a host may be mid-change (`berth status` says)
+
+
 class BerthError(Exception):
     """What went wrong, where, and how to fix it. The CLI prints it without a traceback.
 

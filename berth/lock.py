@@ -121,6 +121,7 @@ class HeldLock:
     session: HostSession
     owner: dict
     took_over: str | None = None  # description of a stale lock that was replaced
+    stale_owner: dict | None = None  # that lock's owner record: a deploy that never finished
 
     def release(self) -> None:
         release(self.session, self.owner["token"])
@@ -134,12 +135,12 @@ def read(session: HostSession) -> dict | None:
 def acquire(session: HostSession, owner: dict, wait: float = 0) -> HeldLock:
     deadline = time.monotonic() + wait
     payload = json.dumps(owner).encode()
-    took_over = None
+    took_over, stale_owner = None, None
     attempts = 0  # takeovers tried: each ends the stale lock or finds it changed, so few are ever needed
     while True:
         result = session.conn.run(lock_commands.acquire(session.state_dir), stdin=payload, timeout=30)
         if result.ok:
-            return HeldLock(session, owner, took_over)
+            return HeldLock(session, owner, took_over, stale_owner)
         if result.exit_code != lock_commands.HELD:
             raise BerthError(f"could not take the deploy lock on {session.host.label}: {result.tail(300)}")
         holder = parse_owner(result.out)
@@ -150,7 +151,7 @@ def acquire(session: HostSession, owner: dict, wait: float = 0) -> HeldLock:
             attempts += 1
             broke = session.conn.run(lock_commands.release(session.state_dir, holder["token"]), timeout=60)
             if broke.ok and "removed" in broke.out:
-                took_over = f"{describe(holder)} ({reason})"
+                took_over, stale_owner = f"{describe(holder)} ({reason})", holder
             elif not broke.ok and broke.exit_code not in (lock_commands.NOT_OURS, lock_commands.BUSY):
                 raise BerthError(f"could not take over the stale deploy lock on {session.host.label}: "
                                  f"{broke.err.strip()[-300:]}")

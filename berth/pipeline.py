@@ -149,9 +149,13 @@ def public_strings(target: Target, env: Mapping[str, str], compose_files=None) -
     return out
 
 
-def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset()) -> CheckReport:
+def check_or_stop(target: Target, log: StepLog, *, skip: set[str] = frozenset(),
+                  outcome: dict | None = None) -> CheckReport:
+    """`outcome` (the --json document) gets the findings of warning level and above, pass or fail."""
     with log.step("check") as info:
         report = run_checks(target, skip=skip)
+        if outcome is not None:
+            outcome["findings"] = [f.as_dict(target.root) for f in report.at_least(Severity.WARNING)]
         counts = report.counts()
         info["detail"] = f"{report.rules_run} rules: {counts['error']} errors, {counts['warning']} warnings"
         shown = report.at_least(Severity.WARNING)
@@ -252,6 +256,8 @@ class Plan:
     timeout: float
     who: str
     built: set[str] = field(default_factory=set)  # services with `build:`: their image names are the project's
+    ports: list = field(default_factory=list)  # preflight.Port: the host ports the release publishes
+    pulled: list[str] = field(default_factory=list)  # images it runs without building them
 
 
 def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
@@ -263,7 +269,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     log = StepLog(printer)
     started = time.monotonic()
     outcome.update({"ok": False, "environment": target.environment, "commit": None, "hosts": [], "steps": log.steps})
-    report = check_or_stop(target, log, skip={"git.unpushed"} if opts.push else set())
+    report = check_or_stop(target, log, skip={"git.unpushed"} if opts.push else set(), outcome=outcome)
     ctx = report.context
     outcome["commit"] = ctx.head
     subject = gitlocal.head_subject(target.root)
@@ -280,17 +286,65 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
         timeout=opts.verify_timeout or target.verify_timeout,
         who=gitlocal.user_identity(target.root),
     )
-    for host in target.hosts:
-        host_out = {"host": host.label, "ok": False, "release": None}
-        outcome["hosts"].append(host_out)
-        deploy_host(plan, host, log, host_out)
+    plan.ports, plan.pulled = _published(target)
+    from berth import interrupt
+
+    try:
+        with interrupt.deferred():  # from here a Ctrl-C finishes the step in progress and rolls back
+            for n, host in enumerate(target.hosts):
+                if n and interrupt.requested():  # it came while the last host recorded its release
+                    raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
+                host_out = {"host": host.label, "ok": False, "release": None, "state": "not-reached"}
+                outcome["hosts"].append(host_out)
+                deploy_host(plan, host, log, host_out)
+            if interrupt.requested():
+                printer.line(f"  ! {interrupt.requested()} came after the release was verified: it is recorded and stays")
+    except BerthError as exc:
+        where_hosts_are(outcome["hosts"], [h.label for h in target.hosts], exc, printer)
+        raise
     outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
     outcome["seconds"] = round(time.monotonic() - started, 3)
     return outcome
 
 
+HOST_STATES = {
+    "deployed": "runs the new release",
+    "rolled-back": "serves the release it ran before",
+    "unchanged": "unchanged: serves what it ran before",
+    "needs-a-person": "does NOT serve its last good release",
+    "not-reached": "not touched",
+}
+
+
+def where_hosts_are(hosts: list[dict], labels: list[str], exc: BerthError, printer: StepPrinter) -> None:
+    """After a failed deploy: one line per host saying what it serves, and the next command in `exc.fix`."""
+    from berth.errors import NEEDS_A_PERSON
+
+    seen = {h["host"] for h in hosts}
+    rows = [*hosts, *({"host": label, "state": "not-reached"} for label in labels if label not in seen)]
+    if len(rows) > 1 or exc.exit_code == NEEDS_A_PERSON:
+        for h in rows:
+            printer.line(f"  {h['host']}: {HOST_STATES.get(h.get('state', ''), h.get('state', '?'))}")
+    if exc.exit_code == NEEDS_A_PERSON:
+        bad = ", ".join(h["host"] for h in rows if h.get("state") == "needs-a-person")
+        exc.fix = (f"{bad} needs a person: `berth status` and `berth doctor` show what runs there; then `berth "
+                   "rollback RELEASE` to a release `berth releases` lists as ok, or fix and `berth deploy`")
+
+
+def _published(target: Target) -> tuple[list, list[str]]:
+    """The host ports and pulled images of the release, for preflight (an unresolvable model: none known)."""
+    from berth import compose_config, preflight
+
+    try:
+        model = compose_config.resolve_compose(target).model
+    except BerthError:  # (check has reported what makes it unresolvable; compose itself decides then)
+        return [], []
+    return preflight.published_ports(model), preflight.pulled_images(model)
+
+
 def deploy_host(plan: Plan, host, log: StepLog, host_out: dict) -> None:
     from berth import connect as connect_stage
+    from berth import interrupt
     from berth import lock as lock_stage
     from berth import release as release_stage
 
@@ -308,6 +362,8 @@ def deploy_host(plan: Plan, host, log: StepLog, host_out: dict) -> None:
             if held.took_over:
                 release_stage.audit(session, "lock-taken-over", who=plan.who, stale=held.took_over)
         try:
+            if held.stale_owner:
+                _record_unfinished(session, held.stale_owner, log)
             _deploy_locked(plan, session, log, host_out)
         finally:
             if conn.lost:
@@ -323,15 +379,44 @@ def deploy_host(plan: Plan, host, log: StepLog, host_out: dict) -> None:
         host_out["ssh_connections"] = conn.connections_opened
 
 
+class Progress:
+    """How far a release got on one host: what undoing it takes."""
+
+    def __init__(self) -> None:
+        self.changed = False  # the checkout or env file changed (sync began)
+        self.up = False  # `docker compose up` began: containers may have been replaced
+
+
+def _record_unfinished(session, stale: dict, log: StepLog) -> None:
+    """A deploy or rollback whose berth was killed or cut off left its lock: record it as failed, once."""
+    from berth import release as release_stage
+    from berth.release import COMMIT
+
+    if stale.get("command") not in ("deploy", "rollback") or not COMMIT.fullmatch(str(stale.get("commit") or "")):
+        return
+    history, _ = release_stage.read_history(session, limit=50)
+    record = {"id": release_stage.new_release_id(stale["commit"], taken={r.get("id") for r in history}),
+              "kind": stale["command"], "commit": stale["commit"], "deployed_by": stale.get("who"),
+              "host": session.host.address, "started_at": stale.get("since"),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "result": "failed",
+              "failure": f"the {stale['command']} never finished (berth was killed or lost its connection); "
+                         "the deploy after it took over"}
+    release_stage.record(session, record)
+    release_stage.audit(session, f"{stale['command']}-unfinished", who=stale.get("who"), release=record["id"],
+                        commit=stale["commit"])
+    log.printer.line(f"  ! an earlier {stale['command']} of {stale['commit'][:7]} by {stale.get('who')} never "
+                     f"finished; recorded as failed release {record['id']}, and this deploy replaces what it left")
+
+
 def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     from berth import deploy as deploy_stage
     from berth import env as env_stage
     from berth import hooks as hooks_stage
     from berth import release as release_stage
-    from berth import rollback as rollback_stage
     from berth import sync as sync_stage
     from berth import verify as verify_stage
-    from berth.engines import compose as compose_engine
+
+    from berth import interrupt
 
     target, label = plan.target, session.host.label
     current = session.current or {}
@@ -349,6 +434,10 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
         "env_checksum": plan.env_checksum,
         "compose": f"{session.compose.variant} {session.compose_version}",
         "previous": current.get("commit"),
+        # what verify checked: a rollback to this release verifies it the same way
+        "services": plan.services,
+        "health_urls": [gitlocal.public_url(u) for u in target.health_urls],
+        "verify_timeout": plan.timeout,
         "result": "failed",
     }
     if session.current_error:
@@ -357,86 +446,67 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
     for p in problems:
         log.printer.line(f"  ! {p}")
     host_started = time.monotonic()
-    changed_server = False
+    progress = Progress()
     try:
+        with log.step("preflight", label) as info:
+            info["detail"] = _preflight(plan, session)
         with log.step("sync", label) as info:
+            progress.changed = True  # from here on a failure is a failed release that is undone
             synced = sync_stage.sync(session, plan.remote_url, plan.commit, current.get("commit"))
             info["detail"] = synced.describe()
             if synced.untracked:
                 info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"
-        changed_server = True
         with log.step("env", label) as info:
             remote_path, size = env_stage.ship_env(session, plan.env_path, target.env_file)
             info["detail"] = f"{target.env_file} → {remote_path} (0600, {size} bytes)"
         unchanged = current.get("commit") == plan.commit and current.get("result") == "ok"
         needs_build = not unchanged
+        if needs_build:  # built before anything restarts: a build error leaves the running containers alone
+            with log.step("build", label) as info:
+                deploy_stage.compose_build(session)
+                info["detail"] = "built"
         if target.hooks("pre"):
-            if needs_build:  # pre-deploy hooks (migrations) run with the new images, before anything restarts
-                with log.step("build", label) as info:
-                    deploy_stage.compose_build(session)
-                    info["detail"] = "built"
-                needs_build = False
-            with log.step("pre-hook", label) as info:
-                try:
-                    info["detail"] = ", ".join(hooks_stage.run_hooks("pre", target.hooks("pre"), session, release, target.root))
-                except BerthError:
-                    _restore_checkout(session, current, plan, target)  # nothing running has changed
-                    raise
+            with log.step("pre-hook", label) as info:  # migrations run with the new images, before any restart
+                info["detail"] = ", ".join(hooks_stage.run_hooks("pre", target.hooks("pre"), session, release, target.root))
         with log.step("deploy", label) as info:
             if unchanged and current.get("env_checksum") == plan.env_checksum and _running_as_recorded(
                     verify_stage.container_states(session), plan.services, current):
                 # same commit, same env file, every container up on the recorded image: compose has nothing to do
-                info["detail"] = "nothing changed since the running release: build and up skipped"
+                info["detail"] = "nothing changed since the running release: up skipped"
             else:
-                deployed = deploy_stage.compose_up(session, build=needs_build)
-                info["detail"] = "up" + (", built" if deployed.built else "") + (
-                    " (same commit as the running release: build skipped)" if unchanged else "")
-        try:
-            with log.step("verify", label) as info:
-                verified = verify_stage.verify(session, plan.services, target.health_urls, plan.timeout)
-                info["detail"] = verified.describe()
-                if not verified.ok:
-                    raise _verify_failure(label, verified, log.printer)
-        except VerifyFailed as failure:
-            release["failure"] = log.printer.mask(failure.what)
-            if plan.opts.rollback and current.get("result") == "ok" and current.get("commit"):
-                try:
-                    back = rollback_stage.roll_back(session, log, current, plan.remote_url, plan.services,
-                                                    target.health_urls, plan.timeout, target.env_file)
-                    release["rolled_back_to"] = current["id"]
-                    failure.what += f"; rolled back to release {current['id']} ({current['commit'][:7]}), which is healthy again"
-                    release_stage.audit(session, "rollback", who=plan.who, to=current["id"], reason="verify failed",
-                                        failed_release=release["id"])
-                    host_out["rolled_back_to"] = current["id"]
-                    host_out["rollback_images"] = {c.service: c.image_id for c in back.containers}
-                except BerthError as exc:
-                    failure.what += f"; the automatic rollback to {current['id']} failed too: {exc.what}"
-            elif not plan.opts.rollback:
-                failure.what += "; --no-rollback: the failed release stays in place for debugging"
-            else:
-                failure.what += "; there is no earlier good release on this host to roll back to"
-            raise failure
+                progress.up = True
+                deploy_stage.compose_up(session, build=False)
+                info["detail"] = "up" + (" (same commit as the running release: build skipped)" if unchanged else "")
+        with log.step("verify", label) as info:
+            verified = verify_stage.verify(session, plan.services, target.health_urls, plan.timeout)
+            info["detail"] = verified.describe()
+            if not verified.ok:
+                raise _verify_failure(label, verified, log.printer)
+        interrupt.check("verify")  # a signal while verify waited: the release is undone, verified or not
         if target.hooks("post"):
             with log.step("post-hook", label) as info:
                 info["detail"] = ", ".join(hooks_stage.run_hooks("post", target.hooks("post"), session, release, target.root))
-        release["images"] = {c.service: {"name": c.image, "id": c.image_id, "built": c.service in plan.built or bool(
-            compose_engine.builds_image(c.service, {"name": c.image}, session.compose.project))}
-            for c in verified.containers if c.image_id}
+        release["images"] = _images_of(verified.containers, plan.built, session.compose.project)
         release["containers"] = {c.service: c.id for c in verified.containers}
         release["result"] = "ok"
         host_out["ok"] = True
     except BerthError as exc:
         release.setdefault("failure", log.printer.mask(exc.what))
+        if not progress.changed and isinstance(exc, interrupt.Interrupted):
+            exc.what += "; nothing on the server had been changed"
+        if progress.changed:
+            _undo(plan, session, log, current, progress, exc, release, host_out)
+        host_out["state"] = _host_state(exc, progress)
         raise
     finally:
-        if changed_server and session.conn.lost:
+        if progress.changed and session.conn.lost:
             log.printer.line("  ! no release record was written (the connection is gone); `berth status` shows the "
                              "server's state, and deploying again completes it")
-        elif changed_server:
+        elif progress.changed:
             release["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             release["duration"] = round(time.monotonic() - host_started, 3)
             try:
-                with log.step("record", label) as info:
+                with interrupt.uninterruptible(), log.step("record", label) as info:
                     ok = release["result"] == "ok"
                     release_stage.record(session, release, env_file=target.env_file if ok else None)
                     warnings = release_stage.keep_and_prune(session, release, history, target.keep_releases) if ok else []
@@ -450,6 +520,132 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
             except BerthError:
                 if release["result"] == "ok":
                     raise
+        if host_out.get("ok"):
+            host_out["state"] = "deployed"
+
+
+def _images_of(containers, built: set[str], project: str) -> dict:
+    from berth.engines import compose as compose_engine
+
+    return {c.service: {"name": c.image, "id": c.image_id, "built": c.service in built or bool(
+        compose_engine.builds_image(c.service, {"name": c.image}, project))} for c in containers if c.image_id}
+
+
+def _preflight(plan: Plan, session) -> str:
+    """Refuse what would make `up` fail with the old containers already gone (berth.preflight)."""
+    from berth import preflight
+
+    result = session.conn.run(preflight.script(plan.ports, plan.pulled),
+                              timeout=preflight.PULL_TIMEOUT * max(1, len(plan.pulled)) + 60)
+    facts = preflight.parse(result.out, plan.pulled)
+    found = preflight.problems(facts, plan.ports, session.compose.project, session.host.label, bool(plan.built))
+    if found:
+        raise BerthError(
+            "; ".join(found) + "; nothing on the server was changed",
+            fix="free the port (stop what holds it, or change the published port in the compose file or env file), "
+                "make the image available, or free disk space; then deploy again",
+        )
+    parts = [f"{len(plan.ports)} port{'s' * (len(plan.ports) != 1)} free or this project's"] if plan.ports else []
+    parts += [f"{len(plan.pulled)} pulled image{'s' * (len(plan.pulled) != 1)} present"] if plan.pulled else []
+    if facts.free_mb is not None:
+        parts.append(f"{facts.free_mb / 1024:.1f} GB free")
+    return ", ".join(parts) or "ok"
+
+
+def _undo(plan: Plan, session, log: StepLog, current: dict, progress: Progress, exc: BerthError, release: dict,
+          host_out: dict) -> None:
+    """After a failure on a changed server: put the running release back, and say what the host now runs.
+
+    Before `up` only the checkout, env file and image tags changed: those go back (no container was
+    touched). From `up` on, the full rollback runs. The outcome is written into `exc` (message, exit code).
+    """
+    from berth import interrupt
+    from berth import release as release_stage
+    from berth import rollback as rollback_stage
+    from berth import verify as verify_stage
+    from berth.errors import NEEDS_A_PERSON
+
+    label = session.host.label
+    good = current if current.get("result") == "ok" and current.get("commit") and current.get("id") else None
+    with interrupt.uninterruptible():
+        if session.conn.lost:
+            log.printer.line(f"  ! {session.conn.lost}; reconnecting to undo the release")
+            if not session.conn.reconnect():
+                exc.what += (f"; berth could not reconnect to {label}, so the failed release may be half in place "
+                             "there: the next berth deploy (or berth rollback) from any machine finishes or undoes it")
+                exc.exit_code = NEEDS_A_PERSON
+                return
+        if progress.up:
+            try:  # what the failed release ran, so that `status` and `rollback` can recognise it later
+                release["images"] = _images_of(verify_stage.container_states(session), plan.built,
+                                               session.compose.project)
+            except BerthError:
+                pass
+        if not plan.opts.rollback:
+            exc.what += "; --no-rollback: the failed release stays in place for debugging"
+            if progress.up:
+                exc.exit_code = NEEDS_A_PERSON
+            return
+        if not good:
+            if progress.up:
+                exc.what += "; there is no earlier good release on this host to roll back to"
+                exc.exit_code = NEEDS_A_PERSON
+            return
+        try:
+            if progress.up:
+                back = rollback_stage.roll_back(
+                    session, log, good, plan.remote_url, good.get("services") or plan.services,
+                    tuple(good.get("health_urls") or plan.target.health_urls),
+                    float(good.get("verify_timeout") or plan.timeout), plan.target.env_file)
+                host_out["rollback_images"] = {c.service: c.image_id for c in back.containers}
+                exc.what += f"; rolled back to release {good['id']} ({good['commit'][:7]}), which is healthy again"
+            else:
+                with log.step("restore", label) as info:
+                    info["detail"] = _restore_unstarted(session, good, plan)
+                exc.what += (f"; nothing had been restarted, and the checkout, env file and images of release "
+                             f"{good['id']} ({good['commit'][:7]}) are back in place")
+        except BerthError as undo_error:
+            exc.what += f"; undoing it failed too: {undo_error.what}"
+            exc.exit_code = NEEDS_A_PERSON
+            return
+        release["rolled_back_to"] = good["id"]
+        host_out["rolled_back_to"] = good["id"]
+        release_stage.audit(session, "rollback", who=plan.who, to=good["id"], reason=_reason(exc),
+                            failed_release=release["id"])
+
+
+def _reason(exc: BerthError) -> str:
+    from berth.interrupt import Interrupted
+
+    if isinstance(exc, VerifyFailed):
+        return "verify failed"
+    if isinstance(exc, Interrupted):
+        return exc.what
+    return "deploy failed"
+
+
+def _host_state(exc: BerthError, progress: Progress) -> str:
+    """For --json: what the host serves after a failed deploy."""
+    from berth.errors import NEEDS_A_PERSON
+
+    if exc.exit_code == NEEDS_A_PERSON:
+        return "needs-a-person"
+    return "rolled-back" if progress.changed else "unchanged"
+
+
+def _restore_unstarted(session, good: dict, plan: Plan) -> str:
+    """The checkout, env file and built image tags of `good` again; no container was replaced yet."""
+    from berth import sync as sync_stage
+    from berth.commands import release as release_commands
+    from berth.rollback import _restore_images
+
+    sync_stage.sync(session, plan.remote_url, good["commit"], good["commit"])
+    result = session.conn.run(release_commands.restore_env(session.state_dir, good["id"],
+                                                           f"{session.app_dir}/{plan.target.env_file}"), timeout=60)
+    if not result.ok:
+        raise BerthError(f"could not put back the env file of release {good['id']}: {result.tail(300)}")
+    _, detail = _restore_images(session, good)
+    return f"release {good['id']}: checkout, env file; {detail}"
 
 
 def _running_as_recorded(containers, services: list[str], current: dict) -> bool:
@@ -472,22 +668,10 @@ class VerifyFailed(BerthError):
 def _verify_failure(label: str, verified, printer: StepPrinter) -> VerifyFailed:
     details = "\n".join(verified.problems)
     for service, text in verified.logs.items():
-        details += f"\n--- last log lines of {service} ---\n{text or '(no output)'}"
+        details += f"\n--- last log lines of {service} ---\n{text}"
     return VerifyFailed(
         f"verify failed on {label}: " + "; ".join(verified.problems),
         fix="read the service's log lines below; `berth doctor` names the likely cause (crash loop, missing variable, "
             "unreachable database, wrong health URL port), `berth logs SERVICE` shows more",
         details=printer.mask(details),
     )
-
-
-def _restore_checkout(session, current: dict, plan: Plan, target: Target) -> None:
-    """After a failed pre-deploy hook: the checkout and env file go back to the running release."""
-    from berth import sync as sync_stage
-    from berth.commands import release as release_commands
-
-    if not current.get("commit"):
-        return
-    sync_stage.sync(session, plan.remote_url, current["commit"], current["commit"])
-    session.conn.run(release_commands.restore_env(session.state_dir, current["id"],
-                                                  f"{session.app_dir}/{target.env_file}"), timeout=60)

@@ -175,3 +175,30 @@ def read_jsonl(text: str, what: str) -> tuple[list[dict], list[str]]:
 def read_audit(session: HostSession, limit: int = 50) -> tuple[list[dict], list[str]]:
     result = session.conn.run(release_commands.read_audit(session.state_dir, limit), timeout=60)
     return read_jsonl(result.out, "audit.jsonl")
+
+
+def running_release(containers, history: list[dict], current: dict | None = None) -> dict | None:
+    """The release whose images the containers run now: the newest record that matches them.
+
+    What runs is the truth, not the pointer: after a failed `--no-rollback` deploy the failed
+    release runs while current.json still names the one before it. A record matches when every
+    service it has an image for and that has a container runs exactly that image id. A failed
+    release that was undone (`rolled_back_to`, `returned_to`) no longer runs, whatever its images
+    (an env-only change builds the same ones). `current` counts when no history record matches.
+    None when nothing runs or no record matches (containers changed by hand, records without images).
+    """
+    running = {c.service: c.image_id for c in containers if c.image_id and c.status != "missing"}
+    if not running:
+        return None
+    best, best_score = None, 0
+    candidates = [r for r in reversed(history) if not (r.get("rolled_back_to") or r.get("returned_to"))]
+    if current:
+        candidates.append(current)
+    for r in candidates:
+        images = r.get("images") if isinstance(r.get("images"), dict) else {}
+        common = [s for s in images if s in running]
+        if not common or any(running[s] != (images[s] or {}).get("id") for s in common):
+            continue
+        if len(common) > best_score:  # covering more of what runs beats newer; ties keep the first (newest)
+            best, best_score = r, len(common)
+    return best

@@ -16,14 +16,16 @@ from berth.errors import BerthError
 from berth.steps import StepLog
 
 
-def pick(history: list[dict], current: dict | None, wanted: str | None) -> dict:
-    """The release to return to: `wanted` (an id or commit prefix), else the last good one before current.
+def pick(history: list[dict], running: dict | None, wanted: str | None) -> dict:
+    """The release to return to: `wanted` (an id or commit prefix), else the newest good one that is not running.
 
-    A prefix that matches more than one release is refused with the candidates, and so is the
-    running release unless it is named by its full id (rolling "back" to it only redeploys it).
+    `running` is the release that runs now (berth.release.running_release: from the containers'
+    images, the current.json pointer only when those say nothing). A prefix that matches more than
+    one release is refused with the candidates, and so is the running release unless it is named by
+    its full id (rolling "back" to it only redeploys it).
     """
     good = [r for r in history if r.get("result") == "ok" and r.get("commit") and r.get("id")]
-    current_id = (current or {}).get("id")
+    running_id = (running or {}).get("id")
     if wanted:
         exact = [r for r in good if r["id"] == wanted]
         if exact:
@@ -34,22 +36,32 @@ def pick(history: list[dict], current: dict | None, wanted: str | None) -> dict:
             raise BerthError(f"no successful release matches '{wanted}'",
                              fix=f"pick one that `berth releases` lists (recent: {known})", exit_code=2)
         if len(matches) > 1:
-            shown = "; ".join(_candidate(r, current_id) for r in matches[-10:])
+            shown = "; ".join(_candidate(r, running_id) for r in matches[-10:])
             raise BerthError(f"'{wanted}' matches {len(matches)} releases, and berth does not guess which one: "
                              f"{shown}{' (and older ones)' if len(matches) > 10 else ''}",
                              fix="name one by its full id, as `berth releases` lists it", exit_code=2)
-        if matches[0]["id"] == current_id:
-            raise BerthError(f"'{wanted}' is the running release {current_id}; rolling back to it would only "
+        if matches[0]["id"] == running_id:
+            raise BerthError(f"'{wanted}' is the running release {running_id}; rolling back to it would only "
                              "redeploy it",
-                             fix=f"to redeploy it on purpose, name it in full: berth rollback {current_id}",
+                             fix=f"to redeploy it on purpose, name it in full: berth rollback {running_id}",
                              exit_code=2)
         return matches[0]
-    current_commit = (current or {}).get("commit")
-    older = [r for r in good if r["id"] != current_id and r["commit"] != current_commit]
+    older = [r for r in good if not _same_release(r, running)]
     if not older:
         raise BerthError("there is no earlier successful release to roll back to",
                          fix="`berth releases` lists what this host has run")
     return older[-1]
+
+
+def _same_release(r: dict, running: dict | None) -> bool:
+    """Whether returning to `r` would change nothing: it is the running release, or runs its commit and images."""
+    if not running:
+        return False
+    if r["id"] == running.get("id") or r["id"] == running.get("rollback_of"):
+        return True
+    ids = {s: (i or {}).get("id") for s, i in (r.get("images") or {}).items()}
+    running_ids = {s: (i or {}).get("id") for s, i in (running.get("images") or {}).items()}
+    return r["commit"] == running.get("commit") and (not ids or not running_ids or ids == running_ids)
 
 
 def _candidate(release: dict, current_id: str | None) -> str:
@@ -145,13 +157,19 @@ def _image_entry(container, was: dict, project: str) -> dict:
     return entry
 
 
+def describe_release(r: dict | None) -> str:
+    """`20261201T220440Z-0152026 (failed, commit 0152026)` — for "from X to Y" lines."""
+    if not r:
+        return "containers that match no release record"
+    result = r.get("result", "?")
+    kind = " rollback" if r.get("kind") == "rollback" else ""
+    return f"{r.get('id')} ({result}{kind}, commit {str(r.get('commit', '?'))[:7]})"
+
+
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> dict:
     """`berth rollback [RELEASE]` on every host of the target, under the deploy lock."""
-    from berth import connect as connect_stage
-    from berth import gitlocal
-    from berth import lock as lock_stage
-    from berth.pipeline import confirm, debug_hook, ssh_options
-    from berth.transport.ssh import SSHConnection
+    from berth import gitlocal, interrupt
+    from berth.pipeline import confirm
 
     log = StepLog(printer)
     outcome.update({"ok": False, "environment": target.environment, "hosts": [], "steps": log.steps})
@@ -161,7 +179,24 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     confirm(target, opts.yes, log, action="roll back")
     who = gitlocal.user_identity(target.root)
     services = _services(target)
-    for host in target.hosts:
+    with interrupt.deferred():  # a Ctrl-C finishes the step in progress, then returns to what ran before
+        _each_host(target, wanted, opts, remote_url, who, services, log, outcome)
+    outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
+    return outcome
+
+
+def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
+               outcome: dict) -> None:
+    from berth import connect as connect_stage
+    from berth import interrupt
+    from berth import lock as lock_stage
+    from berth.pipeline import debug_hook, ssh_options
+    from berth.transport.ssh import SSHConnection
+
+    printer = log.printer
+    for n, host in enumerate(target.hosts):
+        if n and interrupt.requested():  # it came while the last host recorded its rollback
+            raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
         host_out = {"host": host.label, "ok": False}
         outcome["hosts"].append(host_out)
         conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer),
@@ -173,28 +208,115 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
                 held = lock_stage.acquire(session, lock_stage.new_owner(who, None, "", "rollback"), wait=opts.lock_wait)
                 info["detail"] = "acquired"
             try:
-                history, _ = release_stage.read_history(session, limit=500)
-                to = pick(history, session.current, wanted)
-                printer.line(f"  rolling back to release {to['id']} ({to['commit'][:7]} \"{to.get('subject', '')}\")")
-                verified = roll_back(session, log, to, remote_url, services, target.health_urls,
-                                     opts.verify_timeout or target.verify_timeout, target.env_file)
-                record = rollback_record(to, verified, who, session.host.address, reason=wanted or "previous",
-                                         project=session.compose.project, taken={r.get("id") for r in history})
-                with log.step("record", host.label) as info:
-                    release_stage.record(session, record, env_file=target.env_file)
-                    warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases)
-                    release_stage.audit(session, "rollback", who=who, to=to["id"], release=record["id"], reason="manual")
-                    info["detail"] = f"release {record['id']} (rollback to {to['id']})" + "".join(f"; {w}" for w in warnings)
-                    if warnings:  # recorded all the same; the step says what was not kept
-                        info["status"] = "warn"
-                        host_out["warnings"] = warnings
-                host_out.update(ok=True, release=record)
+                _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out)
             finally:
-                held.release()
+                if not conn.lost:
+                    held.release()
         finally:
             session.close()
-    outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
-    return outcome
+    if interrupt.requested():
+        printer.line(f"  ! {interrupt.requested()} came after the rollback was verified: it is recorded and stays")
+
+
+def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, remote_url: str, who: str,
+                    services: list[str], host_out: dict) -> None:
+    """One host: pick, say "from X to Y", roll back, record the attempt whatever its outcome."""
+    from berth import interrupt
+    from berth.errors import NEEDS_A_PERSON
+
+    printer = log.printer
+    history, _ = release_stage.read_history(session, limit=500)
+    running = release_stage.running_release(verify_stage.container_states(session), history, session.current)
+    running = running or session.current
+    to = pick(history, running, wanted)
+    printer.line(f"  rolling back from {describe_release(running)} to release {to['id']} "
+                 f"({to['commit'][:7]} \"{to.get('subject', '')}\")")
+    host_out.update(rolled_back_from=(running or {}).get("id"), to=to["id"])
+    taken = {r.get("id") for r in history}
+    reason = wanted or "previous"
+    try:
+        verified = roll_back(session, log, to, remote_url, to.get("services") or services,
+                             tuple(to.get("health_urls") or target.health_urls),
+                             float(opts.verify_timeout or to.get("verify_timeout") or target.verify_timeout),
+                             target.env_file)
+    except BerthError as exc:
+        with interrupt.uninterruptible():
+            record = _failed_rollback_record(session, to, who, reason, exc, taken)
+            back = _return_to(session, log, running, to, remote_url, services, target, exc)
+            if back is not None:
+                record["returned_to"] = running["id"]
+            _record(session, log, record, history, target, who, to, ok=False)
+            host_out["release"] = record
+            if back is None:
+                exc.exit_code = NEEDS_A_PERSON
+                host_out["state"] = "needs-a-person"
+            else:
+                host_out["state"] = "rolled-back"
+        raise
+    record = rollback_record(to, verified, who, session.host.address, reason=reason,
+                             project=session.compose.project, taken=taken)
+    with interrupt.uninterruptible():
+        _record(session, log, record, history, target, who, to, ok=True, host_out=host_out)
+    host_out.update(ok=True, release=record, state="rolled-back-to")
+
+
+def _failed_rollback_record(session: HostSession, to: dict, who: str, reason: str, exc: BerthError,
+                            taken: set) -> dict:
+    """The record of a rollback that failed: what runs now is `to`'s attempt, so `status` can name it."""
+    now = time.time()
+    record = {
+        **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
+        "id": release_stage.new_release_id(to["commit"], now, taken),
+        "kind": "rollback", "rollback_of": to["id"], "reason": reason, "host": session.host.address,
+        "deployed_by": who, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "result": "failed", "failure": exc.what,
+    }
+    if not session.conn.lost:
+        try:
+            containers = verify_stage.container_states(session)
+            was = to.get("images") or {}
+            record["images"] = {c.service: _image_entry(c, was.get(c.service, {}), session.compose.project)
+                                for c in containers if c.image_id}
+        except BerthError:
+            pass
+    return record
+
+
+def _return_to(session: HostSession, log: StepLog, before: dict | None, to: dict, remote_url: str,
+               services: list[str], target, exc: BerthError):
+    """After a failed rollback: back to the release that ran before it, when that one was good. None: not back."""
+    if session.conn.lost and not session.conn.reconnect():
+        exc.what += f"; berth could not reconnect to {session.host.label}, so the rollback may be half done there"
+        return None
+    if not before or before.get("result") != "ok" or before.get("id") == to["id"]:
+        what = describe_release(before)
+        exc.what += f"; what ran before ({what}) was not a good release either, so {session.host.label} is left as it is"
+        return None
+    try:
+        back = roll_back(session, log, before, remote_url, before.get("services") or services,
+                         tuple(before.get("health_urls") or target.health_urls),
+                         float(before.get("verify_timeout") or target.verify_timeout), target.env_file)
+    except BerthError as again:
+        exc.what += f"; returning to {before['id']}, which ran before, failed too: {again.what}"
+        return None
+    exc.what += f"; {session.host.label} is back on release {before['id']}, which ran before and is healthy"
+    return back
+
+
+def _record(session: HostSession, log: StepLog, record: dict, history: list[dict], target, who: str, to: dict,
+            ok: bool, host_out: dict | None = None) -> None:
+    if session.conn.lost:
+        return
+    with log.step("record", session.host.label) as info:
+        release_stage.record(session, record, env_file=target.env_file if ok else None)
+        warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases) if ok else []
+        release_stage.audit(session, "rollback", who=who, to=to["id"], release=record["id"], reason="manual",
+                            result="ok" if ok else "failed", failure=record.get("failure"))
+        info["detail"] = (f"release {record['id']} (rollback to {to['id']}, {'ok' if ok else 'failed'})"
+                          + "".join(f"; {w}" for w in warnings))
+        if warnings and host_out is not None:  # recorded all the same; the step says what was not kept
+            info["status"] = "warn"
+            host_out["warnings"] = warnings
 
 
 def _services(target) -> list[str]:

@@ -2,7 +2,7 @@
 
 `BERTH_FAILPOINT=STEP:kill` makes berth SIGKILL itself as STEP starts; `STEP:pause` creates the
 file named by BERTH_FAILPOINT_FILE and waits until it is deleted (meanwhile a test cuts the
-network). They exist so tests can prove that every interruption leaves a state `berth status`
+network or sends a signal), then runs the step: a signal sent during the pause lands "during" STEP. They exist so tests can prove that every interruption leaves a state `berth status`
 explains and a rerun repairs.
 """
 
@@ -15,8 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from berth import interrupt
 from berth.errors import BerthError
 from berth.output import StepPrinter
+
+
+_fired: set[str] = set()
 
 
 def _failpoint(step: str) -> None:
@@ -24,8 +28,9 @@ def _failpoint(step: str) -> None:
     if not spec:
         return
     name, _, action = spec.partition(":")
-    if name != step:
+    if name != step or spec in _fired:  # once: the rollback that follows has steps of the same names
         return
+    _fired.add(spec)
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "pause":
@@ -45,6 +50,7 @@ class StepLog:
 
     @contextmanager
     def step(self, name: str, host: str | None = None):
+        interrupt.check(name)  # a deferred Ctrl-C stops before the next step, not in the middle of one
         _failpoint(name)
         info = {"step": name, "host": host, "ok": False, "seconds": None, "detail": ""}
         started = time.monotonic()

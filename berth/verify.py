@@ -12,6 +12,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from berth import interrupt
 from berth.commands.shell import quote
 from berth.connect import HostSession
 from berth.engines.compose import ContainerState, in_dir, parse_inspect
@@ -91,9 +92,10 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
         if failed or time.monotonic() > deadline:
             problems = [] if containers else [f"no container of project {session.compose.project} exists on the host"]
             problems += [f"service {s} has no container" for s in missing]
-            problems += [f"service {c.service} ({c.name}) is {c.describe()}" for c in pending]
+            problems += [problem_of(c) for c in pending]
             bad = sorted({c.service for c in pending})
             return VerifyResult(False, containers, problems=problems, logs=service_logs(session, bad))
+        interrupt.check("verify")
         time.sleep(POLL_SECONDS)
 
     results: dict[str, str] = {}
@@ -103,6 +105,7 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
             if status.isdigit() and 200 <= int(status) < 300:
                 results[url] = status
                 break
+            interrupt.check("verify")
             if time.monotonic() > deadline:
                 results[url] = status
                 return VerifyResult(False, containers, results,
@@ -112,10 +115,21 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
     return VerifyResult(True, containers, results)
 
 
+def problem_of(c: ContainerState) -> str:
+    """One line: the container's state, and the health probe's own output when its healthcheck fails."""
+    text = f"service {c.service} ({c.name}) is {c.describe()}"
+    if c.health_log:
+        probe = " ".join(c.health_log.split())
+        text += f"; its healthcheck said: {probe[:300]}{'…' if len(probe) > 300 else ''}"
+    return text
+
+
 def service_logs(session: HostSession, services: list[str], lines: int = LOG_LINES) -> dict[str, str]:
     logs = {}
     for service in services:
         argv = session.compose.logs((service,), tail=lines)
         result = session.conn.run(in_dir(session.app_dir, argv), timeout=60)
-        logs[service] = (result.out + result.err).rstrip()
+        text = (result.out + result.err).rstrip()
+        if text:  # an empty section says nothing
+            logs[service] = text
     return logs

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from berth.commands.shell import case_patterns, join, quote
 
-# docker inspect format: one line per container, fields separated by a tab
+# docker inspect format: one JSON object per container and line. `json` renders every field, so a
+# container without a healthcheck (no .State.Health) or never started (no StartedAt) still gives a
+# whole line; .State carries the health probe's own output and the daemon's start error. Never
+# .Config.Env: it holds the app's secrets.
 INSPECT_FORMAT = (
-    '{{index .Config.Labels "com.docker.compose.service"}}\t{{.Name}}\t{{.Id}}\t{{.State.Status}}\t'
-    "{{if .State.Health}}{{.State.Health.Status}}{{end}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t"
-    "{{.State.StartedAt}}\t{{.HostConfig.RestartPolicy.Name}}\t{{.Config.Image}}\t{{.Image}}"
+    '{"service":{{json (index .Config.Labels "com.docker.compose.service")}},"name":{{json .Name}},'
+    '"id":{{json .Id}},"state":{{json .State}},"restarts":{{json .RestartCount}},'
+    '"policy":{{json .HostConfig.RestartPolicy.Name}},"image":{{json .Config.Image}},"image_id":{{json .Image}}}'
 )
 KEEP_REPOSITORY = "berth-releases"
 
@@ -65,12 +68,16 @@ def in_dir(app_dir: str, argv: list[str]) -> str:
     return f"cd {quote(app_dir)} && {join(argv)}"
 
 
+# every state docker gives a container (.State.Status)
+CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+
+
 @dataclass(frozen=True)
 class ContainerState:
     service: str
     name: str
     id: str
-    status: str  # running, exited, restarting, created, ...
+    status: str  # one of CONTAINER_STATES, or "missing" for an expected service without a container
     health: str  # healthy, unhealthy, starting, "" (no healthcheck)
     exit_code: int
     restarts: int
@@ -78,6 +85,9 @@ class ContainerState:
     restart_policy: str
     image: str = ""  # the image reference the container was created from (e.g. app-web)
     image_id: str = ""
+    health_log: str = ""  # the output of the last failing health probe (docker keeps the last five)
+    error: str = ""  # why the daemon could not start it (a port already taken, a missing mount)
+    oom_killed: bool = False
 
     @property
     def ready(self) -> bool:
@@ -88,28 +98,82 @@ class ContainerState:
 
     @property
     def failed(self) -> bool:
-        if self.health == "unhealthy":
+        """Will not get better by waiting: verify stops at once."""
+        if self.health == "unhealthy" and self.status == "running":
             return True
-        return self.status in ("exited", "dead") and not self.ready and self.restart_policy in ("", "no")
+        # after `up` has returned, a container still in `created` is never started by anyone
+        if self.status in ("dead", "missing", "created") or (self.error and self.status != "running"):
+            return True
+        return self.status == "exited" and not self.ready and self.restart_policy in ("", "no")
 
     def describe(self) -> str:
+        if self.status == "missing":
+            return "missing (no container)"
         # a stopped container keeps its last health status; it means nothing once it is not running
         health = f" ({self.health})" if self.health and self.status in ("running", "restarting") else ""
-        extra = f", exit code {self.exit_code}" if self.status in ("exited", "restarting") else ""
+        extra = f", exit code {self.exit_code}" if self.status in ("exited", "restarting", "dead") else ""
+        extra += " (out of memory)" if self.oom_killed and self.status != "running" else ""
         extra += f", restarted {self.restarts}x" if self.restarts else ""
+        extra += f": {self.error}" if self.error else ""
+        if self.status == "created" and not self.error:
+            extra += ", never started"
         return f"{self.status}{health}{extra}"
 
 
+def missing_container(service: str) -> ContainerState:
+    """The row of an expected service that has no container at all."""
+    return ContainerState(service, "", "", "missing", "", 0, 0, "", "")
+
+
 def parse_inspect(stdout: str) -> list[ContainerState]:
+    """INSPECT_FORMAT lines → states; a line that is not such an object is skipped."""
+    import json
+
     states = []
     for line in stdout.splitlines():
-        parts = line.split("\t")
-        if len(parts) != 11:
+        try:
+            row = json.loads(line)
+        except ValueError:
             continue
-        service, name, cid, status, health, code, restarts, started, policy, image, image_id = parts
-        states.append(ContainerState(service, name.lstrip("/"), cid, status, health,
-                                     int(code or 0), int(restarts or 0), started, policy, image, image_id))
+        if not isinstance(row, dict) or not isinstance(row.get("state"), dict):
+            continue
+        state = row["state"]
+        health = state.get("Health") if isinstance(state.get("Health"), dict) else {}
+        states.append(ContainerState(
+            service=_text(row.get("service")), name=_text(row.get("name")).lstrip("/"), id=_text(row.get("id")),
+            status=_text(state.get("Status")), health=_text(health.get("Status")),
+            exit_code=_number(state.get("ExitCode")), restarts=_number(row.get("restarts")),
+            started_at=_started(state.get("StartedAt")), restart_policy=_text(row.get("policy")),
+            image=_text(row.get("image")), image_id=_text(row.get("image_id")),
+            health_log=_health_output(health) if health.get("Status") in ("unhealthy", "starting") else "",
+            error=_text(state.get("Error")).strip(), oom_killed=state.get("OOMKilled") is True,
+        ))
     return states
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _started(value) -> str:
+    # a container that never started has StartedAt 0001-01-01T00:00:00Z
+    text = _text(value)
+    return "" if text.startswith("0001-") else text
+
+
+def _health_output(health: dict) -> str:
+    """The output of the newest failed probe (the probe's own words: 'connection refused', a stack trace)."""
+    log = [e for e in health.get("Log") or () if isinstance(e, dict)]
+    failed = [e for e in log if e.get("ExitCode") != 0] or log
+    if not failed:
+        return ""
+    entry = failed[-1]
+    output = _text(entry.get("Output")).strip()
+    return output or f"(the probe exited with code {_number(entry.get('ExitCode'))} and printed nothing)"
 
 
 # one path component of an image reference (docker's grammar; lowercase only)

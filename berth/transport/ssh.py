@@ -37,6 +37,7 @@ from berth.transport import Result
 # builds, hooks and `up` pass longer ones
 DEFAULT_TIMEOUT = 600
 ALIVE_TIMEOUT = 10
+RECONNECT_SECONDS = 30  # how long berth tries to get back to a host it lost mid-release, to undo the release
 
 
 @dataclass(frozen=True)
@@ -316,11 +317,14 @@ class SSHConnection:
         argv = command_argv(self.host, self.opts, self.control_path, script)
         started = time.monotonic()
         try:
+            # its own session: a Ctrl-C in the terminal reaches berth only, which lets the command
+            # finish (berth.interrupt); the master connection is already authenticated, nothing prompts
             proc = subprocess.run(
                 argv,
                 input=stdin if stdin is not None else b"",
                 capture_output=True,
                 timeout=timeout,
+                start_new_session=True,
             )
         except subprocess.TimeoutExpired:
             raise SSHError(
@@ -337,6 +341,27 @@ class SSHConnection:
         if check and not result.ok:
             raise SSHError(f"command failed on {self.host.label} (exit {result.exit_code}): {result.tail(500)}")
         return result
+
+    def reconnect(self, within: float | None = None, pause: float = 2) -> bool:
+        """After a lost connection: open a new master, trying again for `within` seconds
+        (BERTH_RECONNECT_SECONDS, default 30); True once it works."""
+        if within is None:
+            try:
+                within = float(os.environ.get("BERTH_RECONNECT_SECONDS", RECONNECT_SECONDS))
+            except ValueError:
+                within = RECONNECT_SECONDS
+        deadline = time.monotonic() + within
+        while True:
+            self._cleanup_dir()
+            try:
+                self.open()
+            except (SSHError, subprocess.TimeoutExpired):
+                if time.monotonic() + pause >= deadline:
+                    return False
+                time.sleep(pause)
+                continue
+            self.lost = None
+            return True
 
     def stream(self, script: str, on_line: Callable[[str], None]) -> int:
         """Run a long command (e.g. `logs -f`) and pass each output line as it arrives."""

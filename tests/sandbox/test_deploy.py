@@ -49,7 +49,7 @@ def test_new_commit_redeploy_changes_running_version(app):
     assert result.returncode == 0, result.stdout + result.stderr
     assert get(app.url("/version"))[1].strip() == "2"
     assert json.loads((app.state_dir / "current.json").read_text())["commit"] == new
-    assert "up, built" in result.stdout
+    assert "✓ build" in result.stdout and "✓ deploy" in result.stdout
 
 
 def test_noop_redeploy_restarts_nothing(app):

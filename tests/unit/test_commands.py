@@ -18,11 +18,14 @@ from berth.commands import files as file_commands
 from berth.commands import git as git_commands
 from berth.commands import host as host_commands
 from berth.commands import lock as lock_commands
+from berth.commands import preflight as preflight_commands
 from berth.commands import release as release_commands
 from berth.commands import shell
 from berth.engines import compose as compose_engine
 from berth.engines.compose import Compose, ContainerState, in_dir, parse_inspect
 from berth.errors import BerthError, UsageError
+from berth.preflight import Port
+from tests.unit.docker_states import inspect_line
 
 pytestmark = pytest.mark.usefixtures("git_env")
 
@@ -118,19 +121,22 @@ def test_inspect_containers_skips_inspect_without_containers(tmp_path):
 
 
 def test_parse_inspect_and_states():
-    line = "\t".join
     out = "\n".join([
-        line(["web", "/shop-web-1", "c1", "running", "healthy", "0", "0", "2024-01-01T00:00:00Z", "always", "shop-web", "sha256:1"]),
-        line(["db", "/shop-db-1", "c2", "running", "unhealthy", "0", "3", "t", "always", "postgres:16", "sha256:2"]),
-        line(["migrate", "/shop-migrate-1", "c3", "exited", "", "0", "0", "t", "no", "shop-web", "sha256:1"]),
-        line(["worker", "/shop-worker-1", "c4", "exited", "", "2", "0", "t", "", "shop-worker", "sha256:3"]),
-        line(["api", "/shop-api-1", "c5", "restarting", "", "1", "7", "t", "always", "shop-api", "sha256:4"]),
+        inspect_line("web", "shop-web-1", "c1", "running", "healthy", policy="always", image="shop-web", image_id="sha256:1"),
+        inspect_line("db", "shop-db-1", "c2", "running", "unhealthy", 0, 3, policy="always", image="postgres:16",
+                     image_id="sha256:2", probe=(1, "pg_isready: no response\n")),
+        inspect_line("migrate", "shop-migrate-1", "c3", "exited", policy="no", image="shop-web", image_id="sha256:1"),
+        inspect_line("worker", "shop-worker-1", "c4", "exited", code=2, policy="", image="shop-worker"),
+        inspect_line("api", "shop-api-1", "c5", "restarting", code=1, restarts=7, policy="always"),
         "garbage line",
+        "[1, 2]",
+        '{"service": "x", "state": "not a mapping"}',
     ])
     states = {s.service: s for s in parse_inspect(out)}
     assert set(states) == {"web", "db", "migrate", "worker", "api"}
     assert states["web"].name == "shop-web-1" and states["web"].ready and not states["web"].failed
     assert states["db"].failed and not states["db"].ready
+    assert states["db"].health_log == "pg_isready: no response"  # the probe's own words, not "(no output)"
     assert states["migrate"].ready and not states["migrate"].failed
     assert states["worker"].failed and states["worker"].describe() == "exited, exit code 2"
     assert not states["api"].ready and not states["api"].failed
@@ -171,6 +177,9 @@ GENERATORS = {
         for argv in (c.base(), c.build(), c.up(), c.logs(), c.logs(("web",), 10, True))
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
     "berth.engines.compose.ContainerState": lambda: [],
+    "berth.engines.compose.missing_container": lambda: [],  # a state, not a command
+    "berth.commands.preflight.script": lambda: [
+        preflight_commands.script([Port("web", 8080), Port("dns", 53, "udp")], ["postgres:16", WEIRD])],
     "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
     "berth.engines.compose.ref_component": lambda: [],  # a name, not a command
     "berth.engines.compose.builds_image": lambda: [],  # a predicate
@@ -191,7 +200,8 @@ GENERATORS = {
     "berth.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
 }
 
-MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands]
+MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands,
+           preflight_commands]
 
 
 def _public_callables():

@@ -26,8 +26,9 @@ import pytest
 from berth import doctor as d
 from berth.commands import doctor as cmd
 from berth.config import Host, load_target
-from berth.engines.compose import INSPECT_FORMAT, ContainerState
+from berth.engines.compose import ContainerState
 from berth.secrets import Masker
+from tests.unit.docker_states import inspect_line
 
 PASSWORD = "pw-Zq8x7c6v5b4n"
 SH = shutil.which("sh") or "/bin/sh"
@@ -98,14 +99,6 @@ def target(tmp_path):
     root.mkdir()
     (root / ".env").write_text("ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\nSERVER_USER=deploy\n")
     return load_target(root)
-
-
-def inspect_line(service, name, cid, status, health="", code=0, restarts=0, started=None, policy="unless-stopped",
-                 image=None):
-    fields = [service, "/" + name, cid, status, health, str(code), str(restarts), started or stamp(3600), policy,
-              image or f"app-{service}", "sha256:" + "1" * 64]
-    assert len(fields) == INSPECT_FORMAT.count("\t") + 1 == 11
-    return "\t".join(fields)
 
 
 # --------------------------------------------------------------------------- parse_gather

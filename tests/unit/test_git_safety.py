@@ -302,5 +302,5 @@ def test_rollback_and_a_failed_pre_hook_tell_sync_which_commit_is_running(monkey
     with pytest.raises(_Stop):
         rollback.roll_back(session, log, {"id": "R1", "commit": older}, "/r.git", [], (), 1, ".env.docker")
     with pytest.raises(_Stop):
-        pipeline._restore_checkout(session, session.current, SimpleNamespace(remote_url="/r.git"), None)
+        pipeline._restore_unstarted(session, session.current, SimpleNamespace(remote_url="/r.git"))
     assert seen == [(older, running), (running, running)]

@@ -25,6 +25,7 @@ from berth.engines import compose as compose_engine
 from berth.engines.compose import Compose
 from berth.errors import BerthError
 from berth.transport import Result
+from tests.unit.docker_states import inspect_line
 
 FAKE_DOCKER = r'''
 import json, re, sys
@@ -249,8 +250,7 @@ class InspectConn:
 
 
 def _inspect_line(service: str, status="running", health="") -> str:
-    return "\t".join([service, f"/app-{service}-1", "c" * 12, status, health, "0", "0", "2026-12-01T00:00:00Z",
-                      "unless-stopped", f"app-{service}", IMG["a"]])
+    return inspect_line(service, f"app-{service}-1", "c" * 12, status, health or None, image_id=IMG["a"])
 
 
 def test_verify_fails_when_no_service_is_expected():

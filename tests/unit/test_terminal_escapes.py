@@ -82,6 +82,7 @@ def test_berth_status_neutralises_the_subject_from_the_release_record(project, m
 
     rows = [{"host": "deploy@203.0.113.5", "environment": "staging", "app_dir": "/home/deploy/app",
              "current": {"commit": "a" * 40, "subject": SUBJECT, "id": "r1", "deployed_by": "me"},
+             "running": {"commit": "a" * 40, "subject": SUBJECT, "id": "r1", "deployed_by": "me", "result": "ok"},
              "last_deploy": None, "checkout": None, "services": [], "problems": [], "lock": None, "healthy": True}]
     monkeypatch.setattr(berth.status, "collect_status", lambda *a: rows)
     out = CliRunner().invoke(cli, ["-C", str(project.root), "status"], catch_exceptions=False).output
