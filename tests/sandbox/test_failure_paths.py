@@ -403,3 +403,44 @@ def test_services_without_a_healthcheck_deploy_and_show_as_running(app, layout):
     assert not [c for c in checks if c["id"].startswith("service.") and c["status"] == "fail"], checks
     if health:
         assert get(app.url("/health"))[0] == 200
+
+
+def test_every_docker_format_berth_uses_works_on_the_real_engine(sandbox):
+    """Each template against containers in every state docker can hold them in here (dead cannot be made on
+    purpose), with and without a healthcheck: one whole line per container, exit 0."""
+    from berth.engines.compose import parse_inspect
+    from tests.sandbox.conftest import Server
+    from tests.sandbox.formats import ENGINE_FORMATS
+
+    server = Server(sandbox.hosts[0])
+    names = {f"fmt-{kind}": kind for kind in ("created", "running", "healthy", "unhealthy", "paused", "exited",
+                                              "restarting")}
+    try:
+        base = ["--label", "com.docker.compose.service=fmt", "busybox:1.35"]
+        server.docker("create", "--name", "fmt-created", "-p", "127.0.0.1::80", *base, "sleep", "600")
+        server.docker("run", "-d", "--name", "fmt-running", *base, "sleep", "600")
+        server.docker("run", "-d", "--name", "fmt-healthy", "--health-cmd", "true", "--health-interval", "1s",
+                      *base, "sleep", "600")
+        server.docker("run", "-d", "--name", "fmt-unhealthy", "--health-cmd", "echo probe says no; false",
+                      "--health-interval", "1s", "--health-retries", "1", *base, "sleep", "600")
+        server.docker("run", "-d", "--name", "fmt-paused", *base, "sleep", "600")
+        server.docker("pause", "fmt-paused")
+        server.docker("run", "--name", "fmt-exited", *base, "sh", "-c", "exit 3", check=False)
+        server.docker("run", "-d", "--name", "fmt-restarting", "--restart", "always", *base, "sh", "-c", "exit 1")
+        time.sleep(4)
+        for name, argv, objects in ENGINE_FORMATS:
+            args = list(names) if objects == "containers" else ["busybox:1.35"] if objects == "images" else []
+            out = server.docker(*argv, *args)  # raises on a template error
+            lines = out.strip().splitlines()
+            assert len(lines) == (len(args) if objects else max(1, len(lines))) and all(lines), (name, out)
+        states = {s.name: s for s in parse_inspect(server.docker("inspect", "--format", ENGINE_FORMATS[0][1][2],
+                                                                 *names))}
+        assert {n: s.status for n, s in states.items()} == {
+            "fmt-created": "created", "fmt-running": "running", "fmt-healthy": "running", "fmt-unhealthy": "running",
+            "fmt-paused": "paused", "fmt-exited": "exited", "fmt-restarting": states["fmt-restarting"].status}
+        assert states["fmt-restarting"].status in ("restarting", "running", "exited")
+        assert states["fmt-healthy"].health == "healthy" and states["fmt-running"].health == ""
+        assert states["fmt-unhealthy"].health == "unhealthy" and "probe says no" in states["fmt-unhealthy"].health_log
+        assert states["fmt-exited"].exit_code == 3 and states["fmt-created"].started_at == ""
+    finally:
+        server.docker("rm", "-f", *names, check=False)

@@ -72,7 +72,8 @@ def test_manual_rollback_reuses_kept_images_and_can_go_forward_again(app):
     result = app.berth("rollback")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "kept images restored, no build" in out and f"rolling back to release {first['id']}" in out
+    assert "kept images restored, no build" in out
+    assert f"from {second['id']} (ok, commit {second['commit'][:7]}) to release {first['id']}" in out
     assert get(app.url("/version")) == (200, "1\n")
     now = current(app)
     assert now["kind"] == "rollback" and now["rollback_of"] == first["id"] and now["commit"] == first["commit"]

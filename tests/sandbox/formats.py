@@ -1,0 +1,30 @@
+"""Every docker `--format` template berth sends to a server, for the real-engine test.
+
+tests/unit/test_container_states.py counts the `docker … --format` sites in berth/: a new one
+fails that test until it is added here (and so run against a real engine).
+"""
+
+from __future__ import annotations
+
+from berth.commands.doctor import CONTAINER_DETAILS_FORMAT
+from berth.commands.preflight import LISTEN_FORMAT
+from berth.engines.compose import INSPECT_FORMAT
+
+FORMAT_SITES = {
+    "berth/commands/doctor.py": 4,  # version, INSPECT_FORMAT, CONTAINER_DETAILS_FORMAT, info
+    "berth/commands/host.py": 1,  # version
+    "berth/commands/preflight.py": 2,  # LISTEN_FORMAT, info
+    "berth/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
+}
+
+# (name, docker argv before the objects, whether it takes container ids)
+ENGINE_FORMATS = [
+    ("inspect containers", ["inspect", "--format", INSPECT_FORMAT], "containers"),
+    ("container details", ["inspect", "--format", CONTAINER_DETAILS_FORMAT], "containers"),
+    ("published ports", ["inspect", "--format", LISTEN_FORMAT], "containers"),
+    ("server version", ["version", "--format", "{{.Server.Version}}"], None),
+    ("docker root", ["info", "--format", "{{.DockerRootDir}}"], None),
+    ("image id", ["image", "inspect", "--format", "{{.Id}}"], "images"),
+    ("image names", ["images", "--format", "{{.Repository}}:{{.Tag}}"], None),
+    ("gather: version", ["version", "--format", "{{.Server.Version}}"], None),
+]
