@@ -155,6 +155,10 @@ CASES: list[Case] = [
          key_at("id_dsa", "DSA " + "PRIVATE KEY")),
     Case("secrets.private-key", True, "PKCS#8 (ed25519, the smallest body)",
          commit_key("key.pem", "openssl", "-algorithm", "ed25519"), key_at("key.pem", "PRIVATE KEY")),
+    Case("secrets.private-key", True, "PKCS#8 ed25519 whose body ends in '+' (one key in 64)", lambda p: (
+        setattr(p, "key_text", "-----BEGIN " + "PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI" + "Q7xk2Lp9Vb3Rz0sT" * 2
+                + "Q7xk2Lp9Va+\n-----END " + "PRIVATE KEY-----\n"),
+        commit_file("key.pem", p.key_text)(p)), key_at("key.pem", "PRIVATE KEY")),
     Case("secrets.private-key", True, "PKCS#8, encrypted",
          commit_key("key.pem", "openssl", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-aes-128-cbc",
                     "-pass", "pass:passphrase"), key_at("key.pem", "ENCRYPTED " + "PRIVATE KEY")),

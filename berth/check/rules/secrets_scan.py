@@ -216,9 +216,11 @@ def _private_key_body(text: str, m: re.Match[str], lineno: int, read_file: Calla
     body = 0
     for line in after[:end.start()].split("\n"):
         # indentation (YAML block scalars), quotes and concatenation (a key written in code), a trailing \
-        word = line.strip().strip("\"'`,;+\\").strip()
-        if _compiled(PRIVATE_KEY_BODY_LINE).fullmatch(word):
-            body += len(word)
+        # (a '+' is base64 too: a bare line ending in one is kept whole, else one key in 64 was missed)
+        for word in (line.strip().strip("\"'`,;\\").strip(), line.strip().strip("\"'`,;+\\").strip()):
+            if _compiled(PRIVATE_KEY_BODY_LINE).fullmatch(word):
+                body += len(word)
+                break
     return body >= PRIVATE_KEY_MIN_BODY
 
 
