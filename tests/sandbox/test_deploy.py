@@ -118,8 +118,9 @@ def test_broken_build_fails_the_deploy_and_keeps_the_running_release(app):
     result = app.berth("deploy", "--push")
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "✗ deploy" in out and "`docker compose build` failed" in out
+    assert "✗ build" in out and "`docker compose build` failed" in out and "✓ restore" in out
     assert "RUN exit 3" in out or "returned a non-zero code: 3" in out  # the build output is shown
     assert json.loads((app.state_dir / "current.json").read_text()) == running
     assert app.server.containers(app.name) == before  # the old containers keep serving
     assert get(app.url("/health"))[0] == 200
+    assert app.server_head() == running["commit"]  # the checkout is back at the running release
