@@ -438,11 +438,12 @@ def _container_finding(service: str, s: ContainerState, probe: Probe, app: str, 
                        fix=f"start it: {start_it}" + ("" if by_hand else "; the log lines below say why it exited"),
                        details=logs)
     if s.health == "unhealthy":
+        probe = f"--- the healthcheck's own output ---\n{s.health_log}" if s.health_log else ""
         return Finding("service.health", FAIL, f"{service} is running but its healthcheck fails",
                        cause="the healthcheck command fails inside the container: the app is not answering where "
                        "the healthcheck looks, or a dependency is down",
                        fix=f"read the log below and berth logs {service}; check the healthcheck's URL and port "
-                       "match what the app listens on", details=logs)
+                       "match what the app listens on", details="\n".join(t for t in (probe, logs) if t))
     return Finding("service.health", WARN, f"{service} is {s.describe()}", cause="it is still starting",
                    fix="wait for its healthcheck, then run doctor again", details=logs)
 

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -468,6 +468,9 @@ def test_unhealthy_and_starting(target):
     x = one(d.check_services(f, services_exp(web=[]), FakeProbe(logs="GET /health 500"), target), "service.health")
     assert x.status == "fail" and x.summary == "web is running but its healthcheck fails"
     assert x.details == "GET /health 500"
+    probed = d.Container(replace(state("web", health="unhealthy"), health_log="wget: server returned error: 500"))
+    x = one(d.check_services(host_facts([probed]), services_exp(web=[]), FakeProbe(logs=""), target), "service.health")
+    assert x.details == "--- the healthcheck's own output ---\nwget: server returned error: 500"  # no empty log part
     f = host_facts([box("web", health="starting")])
     x = one(d.check_services(f, services_exp(web=[]), FakeProbe(), target), "service.health")
     assert x.status == "warn" and "still starting" in x.cause
