@@ -136,6 +136,7 @@ def acquire(session: HostSession, owner: dict, wait: float = 0) -> HeldLock:
     deadline = time.monotonic() + wait
     payload = json.dumps(owner).encode()
     took_over, stale_owner = None, None
+    unreadable = 0  # looks that found the lock without a readable owner
     attempts = 0  # takeovers tried: each ends the stale lock or finds it changed, so few are ever needed
     while True:
         result = session.conn.run(lock_commands.acquire(session.state_dir), stdin=payload, timeout=30)
@@ -144,6 +145,9 @@ def acquire(session: HostSession, owner: dict, wait: float = 0) -> HeldLock:
         if result.exit_code != lock_commands.HELD:
             raise BerthError(f"could not take the deploy lock on {session.host.label}: {result.tail(300)}")
         holder = parse_owner(result.out)
+        if not holder and unreadable < 2:  # released, or its owner record not yet there: look again
+            unreadable += 1
+            continue
         reason = stale_reason(holder) if holder else "its owner record is unreadable"
         if holder and process_gone(holder) and lock_commands.valid_token(holder.get("token")) and attempts < 5:
             # a berth of ours that was killed: take over exactly that lock (another berth may be doing

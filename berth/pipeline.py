@@ -452,7 +452,11 @@ def _deploy_locked(plan: Plan, session, log: StepLog, host_out: dict) -> None:
             info["detail"] = _preflight(plan, session)
         with log.step("sync", label) as info:
             progress.changed = True  # from here on a failure is a failed release that is undone
-            synced = sync_stage.sync(session, plan.remote_url, plan.commit, current.get("commit"))
+            try:
+                synced = sync_stage.sync(session, plan.remote_url, plan.commit, current.get("commit"))
+            except sync_stage.Refused:
+                progress.changed = False  # refused before the checkout moved: not a release, nothing to undo
+                raise
             info["detail"] = synced.describe()
             if synced.untracked:
                 info["detail"] += f" (untracked on server, left alone: {synced.untracked[:120]})"

@@ -32,13 +32,17 @@ class SyncResult:
         return text
 
 
+class Refused(BerthError):
+    """The server's checkout holds something berth will not overwrite; it was left exactly as it was."""
+
+
 def sync(session: HostSession, remote_url: str, commit: str, running: str | None) -> SyncResult:
     """Check out `commit` on the server; `running` is the commit of the release running there (None: none)."""
     result = session.conn.run(git_commands.sync(session.app_dir, remote_url, commit, running), timeout=600)
     label = session.host.label
     where = f"{label}:{session.app_dir}"
     if result.exit_code == git_commands.DIRTY_CHECKOUT:
-        raise BerthError(
+        raise Refused(
             f"the checkout on {label} has uncommitted changes; berth will not overwrite them",
             where=where,
             fix="look at them (git -C APP_DIR diff on the server); commit and push what should stay, "
@@ -46,7 +50,7 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
             details="changed on the server:\n" + result.err.rstrip(),
         )
     if result.exit_code == git_commands.IGNORED_IN_THE_WAY:
-        raise BerthError(
+        raise Refused(
             f"ignored files in the checkout on {label} would be overwritten by commit {commit[:7]}, which tracks "
             "those paths; berth will not overwrite them",
             where=where,
@@ -70,13 +74,13 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
             details="commits only on the server:\n" + result.err.rstrip(),
         )
     if result.exit_code == git_commands.NOT_A_CHECKOUT:
-        raise BerthError(
+        raise Refused(
             f"{session.app_dir} on {label} exists but is not a git checkout; berth will not replace it",
             where=where,
             fix="move that directory away on the server, or point APP_DIR somewhere else",
         )
     if result.exit_code == git_commands.COMMIT_NOT_FOUND:
-        raise BerthError(
+        raise Refused(
             f"{label} fetched {public_url(remote_url)} but commit {commit[:7]} is not there",
             fix="push the commit (berth deploy --push), and check that the server's remote URL is the one you push to",
         )

@@ -15,7 +15,7 @@ Why removal is safe against other breakers (two CI retries taking over one stale
   one removed: check and removal are one step for everyone who could interfere.
 * the token is compared, not the fact "a lock exists": a breaker that saw lock L (token S) and was
   paused until L was broken and lock N acquired finds N's token, not S, and leaves N alone.
-* an acquire between `mkdir lock` and writing owner.json has no owner.json yet, so no token
+* an acquire between `mkdir lock` and renaming its owner.json into it has no owner.json yet, so no token
   matches: only `token=None` could remove it, and only a person (`berth lock release --force` on a
   lock berth cannot read) asks for that.
 * `mv` then `rm -rf`: the lock vanishes in one rename, so an acquirer never sees it half-deleted.
@@ -49,10 +49,16 @@ def _paths(state_dir: str) -> tuple[str, str]:
 def acquire(state_dir: str) -> str:
     """stdin: the owner JSON. Exit 0 when acquired, HELD (printing the owner) when not."""
     lock, owner = _paths(state_dir)
+    # the owner record is read from stdin before `mkdir`, so the lock is without it only for the
+    # instant of one rename; a loser that looks in that instant waits for it rather than reporting
+    # an unreadable lock (up to 2 s: an owner.json that stays missing is a killed acquirer's)
+    tmp = quote(f"{state_dir}/lock-owner.") + '"$$"'
     return script([
         f"mkdir -p {quote(state_dir)}",
-        f"if mkdir {lock} 2>/dev/null; then cat > {owner}.tmp && mv -f {owner}.tmp {owner}; echo acquired;",
-        f"else cat {owner} 2>/dev/null || echo '{{}}'; exit {HELD}; fi",
+        f"cat > {tmp}",
+        f"if mkdir {lock} 2>/dev/null; then mv -f {tmp} {owner}; echo acquired;",
+        f"else rm -f {tmp}; i=0; while [ -d {lock} ] && [ ! -s {owner} ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done;",
+        f"  cat {owner} 2>/dev/null || echo '{{}}'; exit {HELD}; fi",
     ])
 
 

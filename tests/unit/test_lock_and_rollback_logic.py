@@ -324,3 +324,32 @@ def test_lock_release_force_removes_only_the_lock_that_was_seen(tmp_path):
     assert (state / "lock").is_dir()
     assert lock_stage.break_lock(session, {"token": "newer"}) is True and not (state / "lock").exists()
     assert lock_stage.break_lock(session, {"token": "newer"}) is False
+
+
+def test_a_loser_never_sees_the_winner_without_its_owner_record(tmp_path):
+    """The winner's owner record arrives slowly over SSH; whoever loses still reads who holds the lock."""
+    import time
+
+    state = str(tmp_path / "state")
+    slow = subprocess.Popen(["sh", "-c", lock_commands.acquire(state)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.3)  # the slow one started first and is still reading its stdin
+    fast = sh(lock_commands.acquire(state), json.dumps({"token": "fast", "who": "fay"}).encode())
+    slow_out, _ = slow.communicate(json.dumps({"token": "slow", "who": "sam"}).encode())
+    outcomes = {"fast": (fast.returncode, fast.stdout), "slow": (slow.returncode, slow_out)}
+    winner = next(name for name, (code, _) in outcomes.items() if code == 0)
+    loser_code, loser_out = outcomes["slow" if winner == "fast" else "fast"]
+    assert loser_code == lock_commands.HELD and json.loads(loser_out)["token"] == winner
+    assert sorted(os.listdir(tmp_path / "state")) == ["lock"]  # no owner record left behind
+
+
+def test_every_loser_under_contention_reads_the_winners_token(tmp_path):
+    state = str(tmp_path / "state")
+    procs = [subprocess.Popen(["sh", "-c", lock_commands.acquire(state)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(12)]
+    results = []
+    for i, p in enumerate(procs):
+        out, _ = p.communicate(json.dumps({"token": f"t{i}"}).encode())
+        results.append((p.returncode, out))
+    winner = next(f"t{i}" for i, (code, _) in enumerate(results) if code == 0)
+    assert [json.loads(out)["token"] for code, out in results if code != 0] == [winner] * 11
