@@ -217,8 +217,7 @@ def test_a_lost_connection_during_up_is_undone_on_reconnect(app, tmp_path):
 DEPLOY_STEPS = ["preflight", "sync", "env", "build", "deploy", "verify", "record"]
 
 
-@pytest.mark.parametrize("sig,step", [(signal.SIGINT, s) for s in DEPLOY_STEPS]
-                         + [(signal.SIGTERM, s) for s in ("env", "deploy", "verify")])
+@pytest.mark.parametrize("sig,step", [(sig, s) for sig in (signal.SIGINT, signal.SIGTERM) for s in DEPLOY_STEPS])
 def test_a_signal_during_a_deploy_step_finishes_it_then_rolls_back(app, sig, step, tmp_path):
     deploy_ok(app)
     good = current(app)
@@ -254,7 +253,7 @@ def test_a_signal_during_a_deploy_step_finishes_it_then_rolls_back(app, sig, ste
 ROLLBACK_STEPS = ["sync", "env", "images", "deploy", "verify", "record"]
 
 
-@pytest.mark.parametrize("sig,step", [(signal.SIGINT, s) for s in ROLLBACK_STEPS] + [(signal.SIGTERM, "deploy")])
+@pytest.mark.parametrize("sig,step", [(sig, s) for sig in (signal.SIGINT, signal.SIGTERM) for s in ROLLBACK_STEPS])
 def test_a_signal_during_a_rollback_step_returns_to_what_ran_before(app, sig, step, tmp_path):
     deploy_ok(app)
     first = current(app)

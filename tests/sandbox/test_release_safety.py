@@ -128,7 +128,7 @@ STEPS = ["lock", "sync", "env", "deploy", "verify", "record"]
 
 def cut_network_during(app, step: str, marker) -> subprocess.CompletedProcess:
     """Run a deploy that pauses as `step` starts; cut the host's link and its SSH connection, let it go on."""
-    env = {**__import__("os").environ, **GIT_ENV, "NO_COLOR": "1",
+    env = {**__import__("os").environ, **GIT_ENV, "NO_COLOR": "1", "BERTH_RECONNECT_SECONDS": "3",
            "BERTH_FAILPOINT": f"{step}:pause", "BERTH_FAILPOINT_FILE": str(marker)}
     proc = subprocess.Popen([sys.executable, "-m", "berth", "deploy", "--push"], cwd=app.dir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -171,6 +171,9 @@ def test_interrupted_deploy_is_reported_and_a_rerun_converges(app, action, step,
         assert lock_left  # a killed berth cannot release it; status shows it
     rerun = app.berth("deploy")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    if lock_left and step not in ("lock", "preflight"):  # the next run records the unfinished deploy as failed
+        unfinished = [r for r in history(app) if "never finished" in r.get("failure", "")]
+        assert [r["commit"] for r in unfinished] == [target] and "never finished" in rerun.stdout + rerun.stderr
     assert current(app)["commit"] == target and app.server_head() == target
     assert get(app.url("/version")) == (200, "2\n")
     assert not (app.state_dir / "lock").exists()
