@@ -142,7 +142,7 @@ def profile(root: Path) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.update(GIT_ENV)
     from berth.check import run_checks
-    from berth.config import load_target
+    from berth.configuration.target import load_target
 
     prof = cProfile.Profile()
     prof.enable()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 # The exit-code contract (docs/RELEASES.md): the same for every command that changes a server.
 OK = 0
 FAILED = 1  # it failed, and every host serves what it served before (nothing changed, or rolled back)

@@ -23,7 +23,7 @@ from typing import Any
 
 from berth.check.context import CheckContext
 from berth.check.findings import RULES, Finding, FindingCounts, Severity, rules_matching, selector_matches
-from berth.config import Target
+from berth.configuration.target import Target
 from berth.errors import UsageError
 
 SEVERITY_NAMES = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
@@ -110,7 +110,7 @@ def _order(f: Finding):
 def load_check_config(root: Path) -> CheckConfig:
     """Read and validate `[check]`; every mistake is a UsageError that names the key."""
     import berth.check.rules  # noqa: F401  (rule ids are validated against the registry)
-    from berth.config import toml_section
+    from berth.configuration.target import toml_section
 
     table = toml_section(root, "check")
     where = str(root / "berth.toml")
@@ -244,7 +244,7 @@ class _LineCache:
 
     @staticmethod
     def _read(path: Path) -> list[str] | None:
-        from berth.files import read_bytes
+        from berth.model.files import read_bytes
 
         try:  # a finding may point at a FIFO or a device (files.unreadable): bounded, never blocking
             raw = read_bytes(path, limit=MAX_DIRECTIVE_FILE_BYTES)

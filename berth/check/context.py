@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from berth import gitlocal
-from berth.compose_file import ComposeFile, load_compose_file
-from berth.config import Target
-from berth.envfile import EnvFile, read_env_file
+from berth.configuration.target import Target
 from berth.errors import UsageError
+from berth.model import git as gitlocal
+from berth.model.compose.file import ComposeFile, load_compose_file
+from berth.model.envfile import EnvFile, read_env_file
 
 
 @dataclass

@@ -6,6 +6,6 @@
 - manifests.py YAML out (deterministic) and in (with line numbers)
 - schema.py    offline OpenAPI/JSON-schema validation (kubernetes-validate's packaged schemas)
 - check.py     schema + best-practice rules, as berth check findings
-- apply.py     apply / rollback with kubectl (commands from berth/engines/kubernetes.py)
+- apply.py     apply / rollback with kubectl (commands from berth/remote/engines/kubernetes.py)
 - cli.py       the `berth k8s` click group
 """

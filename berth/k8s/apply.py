@@ -1,7 +1,8 @@
 """`berth k8s apply` and `berth k8s rollback`: kubectl, driven step by step like `berth deploy`.
 
 apply:    render (Secrets in memory) → check → context → confirm → read the release record →
-          namespace (applied alone, so the dry run can see it) → server-side dry run → server-side apply (manifests + release record on stdin) →
+          namespace (applied alone, so the dry run can see it) → server-side dry run →
+          server-side apply (manifests + release record on stdin) →
           rollout status of every workload (with a timeout) → readiness verification
 rollback: render (names only) → context → confirm → read the release record → rollout undo of the
           workloads the last apply changed (or --service) → rollout status → verification →
@@ -23,12 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth.config import Target
-from berth.engines.kubernetes import RELEASE_CONFIGMAP, Invocation, Kubectl, parse_release, parse_workloads
+from berth.configuration.target import Target
+from berth.deploy.gate import confirm
 from berth.errors import BerthError
 from berth.k8s.settings import K8sSettings
-from berth.pipeline import DEBUG_OUTPUT_LIMIT, confirm
-from berth.secrets import masked_tail
+from berth.remote.engines.kubernetes import RELEASE_CONFIGMAP, Invocation, Kubectl, parse_release, parse_workloads
+from berth.remote.session import DEBUG_OUTPUT_LIMIT
+from berth.secrets.masking import masked_tail
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class _Session:
         return result
 
     def tail(self, text: str, limit: int) -> str:
-        """The end of kubectl's output, masked before it is cut (berth.secrets.masked_tail)."""
+        """The end of kubectl's output, masked before it is cut (berth.secrets.masking.masked_tail)."""
         return masked_tail(text, limit, self.printer.mask)
 
 
@@ -132,7 +134,7 @@ def release_configmap(namespace: str, record: dict, instance_selector: str) -> d
 
 
 def _who(root: Path) -> str:
-    from berth import gitlocal
+    from berth.model import git as gitlocal
 
     try:
         return gitlocal.user_identity(root)
@@ -180,17 +182,17 @@ def _verify(session: _Session, rendered, workloads: list[tuple[str, str]], log) 
 
 def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer, runner: Runner = run_kubectl) -> dict:
     from berth.check.findings import Severity
+    from berth.deploy.pipeline import StepLog
     from berth.k8s.check import check_rendered
     from berth.k8s.render import render
-    from berth.output import render_findings
-    from berth.pipeline import StepLog
-    from berth.secrets import Masker, secret_forms
+    from berth.secrets.masking import Masker, secret_forms
+    from berth.ui.output import render_findings
 
     log = StepLog(printer)
     started = time.monotonic()
     with log.step("render") as info:
         rendered = render(target, settings, tag=opts.tag, monitoring=opts.monitoring, with_secrets=True)
-        # the values of the Secrets built in memory, in every form (berth.secrets.secret_forms)
+        # the values of the Secrets built in memory, in every form (berth.secrets.masking.secret_forms)
         more = [form for value in rendered.secret_values for form in secret_forms(value)]
         printer.mask = printer.mask.extended(more) if isinstance(printer.mask, Masker) else Masker(more)
         secrets = sum(1 for m in rendered.manifests if m.secret)
@@ -258,9 +260,9 @@ def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer
 
 def run_rollback(target: Target, settings: K8sSettings, opts: ApplyOptions, printer,
                  runner: Runner = run_kubectl) -> dict:
+    from berth.deploy.pipeline import StepLog
     from berth.k8s.manifests import dump_docs
     from berth.k8s.render import k8s_name, render
-    from berth.pipeline import StepLog
 
     log = StepLog(printer)
     started = time.monotonic()

@@ -15,7 +15,7 @@ from typing import Any
 
 from berth.check.findings import Finding, FindingCounts, Severity
 from berth.k8s.manifests import Doc
-from berth.secrets import is_secret_key, is_secret_value, url_password
+from berth.secrets.masking import is_secret_key, is_secret_value, url_password
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
-from berth.envfile import EnvFile, read_env_bytes, read_env_file
 from berth.errors import UsageError
-from berth.secrets import is_secret_key, is_secret_value, url_password
+from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+from berth.model.envfile import EnvFile, read_env_bytes, read_env_file
+from berth.secrets.masking import is_secret_key, is_secret_value, url_password
 
 _ASSIGN = re.compile(r"^\s*(?:export\s+)?[^=\s]+\s*=\s*(.?)")
 
@@ -51,7 +51,7 @@ def expand_env_file(env: EnvFile, lookup: Mapping[str, str]) -> dict[str, str]:
             if entry.key in lookup:
                 out[entry.key] = lookup[entry.key]
             continue
-        if hasattr(entry, "template"):  # berth.envfile knows what compose interpolates
+        if hasattr(entry, "template"):  # berth.model.envfile knows what compose interpolates
             template = entry.template
         else:
             if raw_lines is None:
@@ -128,7 +128,7 @@ def service_environment(name: str, service: dict, base_dir: Path, project: Mappi
 
 @dataclass(frozen=True)
 class SecretPolicy:
-    """Which settings are secrets: secret-looking names (berth.secrets), values in a known token format
+    """Which settings are secrets: secret-looking names (berth.secrets.masking), values in a known token format
     (sk_live_…, ghp_…, a Slack webhook URL), URLs with a password, values holding a secret of the project env,
     plus `secret_keys`; `plain_keys` un-marks a name — never a token, a URL with a password or a known secret."""
 

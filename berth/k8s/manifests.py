@@ -94,7 +94,7 @@ def parse_docs(text: str, file: Path) -> list[Doc]:
     """Every non-empty document of a YAML stream; `kind: List` is expanded into its items."""
     import yaml
 
-    from berth.compose_file import refuse_unbounded_graph
+    from berth.model.compose.file import refuse_unbounded_graph
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_cls(text)
@@ -129,7 +129,7 @@ def parse_docs(text: str, file: Path) -> list[Doc]:
 
 
 def read_manifest_file(path: Path) -> list[Doc]:
-    from berth.files import read_bytes
+    from berth.model.files import read_bytes
 
     raw = read_bytes(path, limit=MAX_MANIFEST_BYTES, kind="a manifest file")
     try:
@@ -170,7 +170,7 @@ def write_dir(out_dir: Path, files: dict[str, str]) -> list[Path]:
     previous: list[str] = []
     if out_dir.exists():
         if marker.exists():
-            from berth.files import read_bytes
+            from berth.model.files import read_bytes
 
             listed = read_bytes(marker, limit=1024 * 1024, kind="a list of rendered files").decode(errors="replace")
             previous = [n for n in listed.split() if n and "/" not in n and n != MARKER]

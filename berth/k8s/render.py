@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from berth.check.findings import Finding, Severity
-from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
-from berth.config import Target
+from berth.configuration.target import Target
 from berth.errors import UsageError
 from berth.k8s.env import SecretPolicy, service_environment, split_environment
 from berth.k8s.settings import K8sSettings, ServiceSettings
-from berth.secrets import is_secret_key
+from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+from berth.secrets.masking import is_secret_key
 
 _REFERENCED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -313,9 +313,9 @@ class _Renderer:
     # ---------------------------------------------------------------- inputs
 
     def load(self) -> None:
-        from berth.compose_file import load_compose_file, read_compose_text
-        from berth.envfile import read_env_file
         from berth.k8s.manifests import _positions
+        from berth.model.compose.file import load_compose_file, read_compose_text
+        from berth.model.envfile import read_env_file
 
         root = self.target.root
         files = self.target.compose_files
@@ -395,7 +395,7 @@ class _Renderer:
         if self._tag is None:
             tag = self.tag_override or self.settings.tag
             if not tag:
-                from berth import gitlocal
+                from berth.model import git as gitlocal
 
                 head = gitlocal.head_commit(self.target.root) if gitlocal.is_repo(self.target.root) else None
                 if not head:
@@ -555,6 +555,94 @@ class _Renderer:
             labels["app.kubernetes.io/version"] = version
 
         # environment → ConfigMap + Secret
+        plain, secret, env_from = self._environment(name, svc, kname, labels, file, out, stateful, repo_name, mounts)
+
+        # compose secrets and configs → mounted Secret/ConfigMap volumes
+        config_hash_inputs: dict[str, Any] = {"env": plain}
+        self._files(name, kname, svc, "secrets", volumes, mounts, config_hash_inputs)
+        self._files(name, kname, svc, "configs", volumes, mounts, config_hash_inputs)
+
+        ports = self._ports(name, svc, conf)
+        container, resources, pod_sc = self._container(name, svc, conf, kname, image, repo_name, ports, env_from, mounts,
+                                                       deploy, stateful and bool(claims))
+
+        pod_spec: dict[str, Any] = {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+        }
+        if svc.get("init"):
+            pod_spec["shareProcessNamespace"] = True
+            self.note("note", Severity.INFO, f"service {name}: init: true → shareProcessNamespace, so the pod's pause "
+                      "process reaps zombie processes as compose's init would", "services", name, "init")
+        pod_spec["securityContext"] = pod_sc
+        grace = svc.get("stop_grace_period")
+        if grace is not None:
+            seconds = duration_seconds(grace)
+            if seconds is None:
+                self.unsupported(name, "stop_grace_period", f"{grace!r} is not a duration")
+            else:
+                pod_spec["terminationGracePeriodSeconds"] = math.ceil(seconds)
+        self._pod_extras(name, svc, pod_spec)
+        pod_spec["containers"] = [container]
+        if volumes:
+            pod_spec["volumes"] = volumes
+
+        annotations = self._pod_annotations(name, svc, conf, ports, config_hash_inputs,
+                                            secret if self.with_secrets else {})
+
+        workload_annotations = {"kubernetes.io/change-cause": f"berth k8s apply {image}"}
+        deps = self._depends_on(name, svc)
+        if deps:
+            workload_annotations["berth.dev/depends-on"] = deps
+        for k, v in (deploy.get("labels") or {}).items() if isinstance(deploy.get("labels"), dict) else ():
+            workload_annotations[str(k)] = "" if v is None else str(v)
+
+        replicas, autoscale = self._replicas(name, svc, deploy, conf, repo_name, stateful)
+        template = {"metadata": {"labels": dict(labels), "annotations": annotations}, "spec": pod_spec}
+        kind = "StatefulSet" if stateful else "Deployment"
+        spec: dict[str, Any] = {}
+        if autoscale is None:
+            spec["replicas"] = replicas
+        spec["revisionHistoryLimit"] = 10
+        spec["selector"] = {"matchLabels": dict(selector)}
+        if stateful:
+            spec["serviceName"] = f"{kname}-headless"
+            spec["podManagementPolicy"] = "OrderedReady"
+            spec["updateStrategy"] = {"type": "RollingUpdate"}
+        else:
+            spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+        spec["template"] = template
+        if stateful and claims:
+            spec["volumeClaimTemplates"] = claims
+            spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        self._deploy_notes(name, deploy)
+
+        out += self._service_objects(file, kname, labels, selector, conf, ports, stateful)
+        out.append(Manifest(file, {"apiVersion": "apps/v1", "kind": kind,
+                                   "metadata": self._meta(kname, kname, labels, workload_annotations), "spec": spec}))
+        self.workloads.append((kind, kname))
+
+        min_pods = autoscale.min if autoscale else replicas
+        if min_pods >= 2:
+            out.append(Manifest(file, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                                       "metadata": self._meta(kname, kname, labels),
+                                       "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}}))
+        if autoscale:
+            out.append(Manifest(file, self._hpa(name, kname, kind, labels, autoscale, resources)))
+        if conf.host:
+            ingress = self._ingress(name, kname, labels, conf, ports)
+            if ingress:
+                out.append(Manifest(file, ingress))
+        if self.isolate:
+            out.append(Manifest(file, self._network_policy(name, kname, labels, selector, conf, ports)))
+        self._publish_notes(name, svc, conf, ports)
+        return out
+
+    # ---------------------------------------------------------------- pieces
+
+    def _environment(self, name: str, svc: dict, kname: str, labels: dict, file: str, out: list[Manifest],
+                     stateful: bool, repo_name: str, mounts: list) -> tuple[dict, dict, list]:
+        """The service's environment → a ConfigMap (settings) and a Secret (secrets), appended to `out`."""
         env_vars = split_environment(
             service_environment(name, svc, self.compose_path.parent, self.project_env, str(self.compose_path)),
             self.policy)
@@ -598,13 +686,11 @@ class _Renderer:
                               self.env_source if s == "environment" else s for s in sources)),
                           "services", name, "environment" if "environment" in svc else "env_file")
             env_from.append({"secretRef": {"name": secret_name}})
+        return plain, secret, env_from
 
-        # compose secrets and configs → mounted Secret/ConfigMap volumes
-        config_hash_inputs: dict[str, Any] = {"env": plain}
-        self._files(name, kname, svc, "secrets", volumes, mounts, config_hash_inputs)
-        self._files(name, kname, svc, "configs", volumes, mounts, config_hash_inputs)
-
-        ports = self._ports(name, svc, conf)
+    def _container(self, name: str, svc: dict, conf: ServiceSettings, kname: str, image: str, repo_name: str,
+                   ports: list, env_from: list, mounts: list, deploy: dict, owns_claims: bool) -> tuple[dict, dict, dict]:
+        """The pod's one container; also its resources and the pod's security context."""
         container: dict[str, Any] = {"name": kname, "image": image}
         pull = svc.get("pull_policy")
         if pull in ("always", "never", "missing", "if_not_present"):
@@ -635,7 +721,7 @@ class _Renderer:
             self.note("resources", Severity.WARNING,
                       f"service {name}: no deploy.resources: the pod gets no CPU/memory requests or limits",
                       "services", name, fix="set deploy.resources.reservations and .limits (cpus, memory)")
-        pod_sc, container_sc = self._security(name, svc, conf, image, repo_name, stateful and bool(claims))
+        pod_sc, container_sc = self._security(name, svc, conf, image, repo_name, owns_claims)
         container["securityContext"] = container_sc
         if svc.get("tty"):
             container["tty"] = True
@@ -643,33 +729,16 @@ class _Renderer:
             container["stdin"] = True
         if mounts:
             container["volumeMounts"] = mounts
+        return container, resources, pod_sc
 
-        pod_spec: dict[str, Any] = {
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-        }
-        if svc.get("init"):
-            pod_spec["shareProcessNamespace"] = True
-            self.note("note", Severity.INFO, f"service {name}: init: true → shareProcessNamespace, so the pod's pause "
-                      "process reaps zombie processes as compose's init would", "services", name, "init")
-        pod_spec["securityContext"] = pod_sc
-        grace = svc.get("stop_grace_period")
-        if grace is not None:
-            seconds = duration_seconds(grace)
-            if seconds is None:
-                self.unsupported(name, "stop_grace_period", f"{grace!r} is not a duration")
-            else:
-                pod_spec["terminationGracePeriodSeconds"] = math.ceil(seconds)
-        self._pod_extras(name, svc, pod_spec)
-        pod_spec["containers"] = [container]
-        if volumes:
-            pod_spec["volumes"] = volumes
-
+    def _pod_annotations(self, name: str, svc: dict, conf: ServiceSettings, ports: list, config_hash_inputs: dict,
+                         written_secret: dict) -> dict[str, str]:
+        """Checksums (a changed setting rolls the pods), the service's labels/annotations, and scrape hints."""
         annotations = {}
         config_checksum = _checksum(config_hash_inputs)
         annotations["berth.dev/config-checksum"] = config_checksum
-        if secret and self.with_secrets:
-            annotations["berth.dev/secret-checksum"] = _checksum(secret)
+        if written_secret:
+            annotations["berth.dev/secret-checksum"] = _checksum(written_secret)
         for source in ("labels", "annotations"):
             extra = svc.get(source) or {}
             if isinstance(extra, list):
@@ -688,35 +757,12 @@ class _Renderer:
             else:
                 annotations.update({"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
                                     "prometheus.io/path": conf.metrics_path or "/metrics"})
+        return annotations
 
-        workload_annotations = {"kubernetes.io/change-cause": f"berth k8s apply {image}"}
-        deps = self._depends_on(name, svc)
-        if deps:
-            workload_annotations["berth.dev/depends-on"] = deps
-        for k, v in (deploy.get("labels") or {}).items() if isinstance(deploy.get("labels"), dict) else ():
-            workload_annotations[str(k)] = "" if v is None else str(v)
-
-        replicas, autoscale = self._replicas(name, svc, deploy, conf, repo_name, stateful)
-        template = {"metadata": {"labels": dict(labels), "annotations": annotations}, "spec": pod_spec}
-        kind = "StatefulSet" if stateful else "Deployment"
-        spec: dict[str, Any] = {}
-        if autoscale is None:
-            spec["replicas"] = replicas
-        spec["revisionHistoryLimit"] = 10
-        spec["selector"] = {"matchLabels": dict(selector)}
-        if stateful:
-            spec["serviceName"] = f"{kname}-headless"
-            spec["podManagementPolicy"] = "OrderedReady"
-            spec["updateStrategy"] = {"type": "RollingUpdate"}
-        else:
-            spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
-        spec["template"] = template
-        if stateful and claims:
-            spec["volumeClaimTemplates"] = claims
-            spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
-        self._deploy_notes(name, deploy)
-
-        # Services
+    def _service_objects(self, file: str, kname: str, labels: dict, selector: dict, conf: ServiceSettings,
+                         ports: list, stateful: bool) -> list[Manifest]:
+        """The Kubernetes Services in front of the workload: headless for a StatefulSet, and one for its ports."""
+        objects: list[Manifest] = []
         svc_ports = [{"name": p.name, "port": p.port, "targetPort": p.port, "protocol": p.protocol} for p in ports]
         if stateful:
             headless = {"apiVersion": "v1", "kind": "Service",
@@ -725,36 +771,16 @@ class _Renderer:
                                  "selector": dict(selector)}}
             if svc_ports:
                 headless["spec"]["ports"] = svc_ports
-            out.append(Manifest(file, headless))
+            objects.append(Manifest(file, headless))
         if svc_ports:
             service_spec: dict[str, Any] = {}
             if conf.service_type != "ClusterIP":
                 service_spec["type"] = conf.service_type
             service_spec["selector"] = dict(selector)
             service_spec["ports"] = svc_ports
-            out.append(Manifest(file, {"apiVersion": "v1", "kind": "Service",
-                                       "metadata": self._meta(kname, kname, labels), "spec": service_spec}))
-        out.append(Manifest(file, {"apiVersion": "apps/v1", "kind": kind,
-                                   "metadata": self._meta(kname, kname, labels, workload_annotations), "spec": spec}))
-        self.workloads.append((kind, kname))
-
-        min_pods = autoscale.min if autoscale else replicas
-        if min_pods >= 2:
-            out.append(Manifest(file, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                                       "metadata": self._meta(kname, kname, labels),
-                                       "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(selector)}}}))
-        if autoscale:
-            out.append(Manifest(file, self._hpa(name, kname, kind, labels, autoscale, resources)))
-        if conf.host:
-            ingress = self._ingress(name, kname, labels, conf, ports)
-            if ingress:
-                out.append(Manifest(file, ingress))
-        if self.isolate:
-            out.append(Manifest(file, self._network_policy(name, kname, labels, selector, conf, ports)))
-        self._publish_notes(name, svc, conf, ports)
-        return out
-
-    # ---------------------------------------------------------------- pieces
+            objects.append(Manifest(file, {"apiVersion": "v1", "kind": "Service",
+                                           "metadata": self._meta(kname, kname, labels), "spec": service_spec}))
+        return objects
 
     def _image(self, name: str, svc: dict, conf: ServiceSettings) -> str:
         if conf.image:
@@ -1221,7 +1247,7 @@ class _Renderer:
                                  fix="create the file, or remove the entry")
             if kind == "secrets" and not self.with_secrets:
                 return "", str(decl["file"])
-            from berth.files import read_bytes
+            from berth.model.files import read_bytes
 
             raw = read_bytes(path, limit=1024 * 1024, kind=f"the file of {kind[:-1]} {source} (a ConfigMap/Secret)")
             try:
@@ -1333,8 +1359,8 @@ class _Renderer:
         path = self.compose_path.parent / context / str(dockerfile)
         if not path.exists():
             return None
-        from berth.dockerfile import MAX_DOCKERFILE_BYTES
-        from berth.files import read_bytes
+        from berth.model.dockerfile import MAX_DOCKERFILE_BYTES
+        from berth.model.files import read_bytes
 
         # a FIFO, /dev/zero or a huge file: a located error (exit 2), as for the compose file
         text = read_bytes(path, limit=MAX_DOCKERFILE_BYTES, kind="a Dockerfile").decode("utf-8", errors="replace")

@@ -223,7 +223,7 @@ def validate_table(table: dict, where: str) -> None:
 
 def load_settings(root: Path, environment: str, project: str) -> K8sSettings:
     """The [kubernetes] settings of one environment (defaults when berth.toml has none)."""
-    from berth.config import toml_section
+    from berth.configuration.target import toml_section
 
     where = str(root / "berth.toml")
     table = toml_section(root, "kubernetes")

@@ -45,7 +45,8 @@ MIRROR = os.environ.get("BERTH_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
 PG_MAJOR = "15"
 
-from berth.init import POSTGRES_IMAGE, PYTHON_IMAGE, REDIS_IMAGE  # noqa: E402 - the tags `berth init` writes
+from berth.scaffold.project import POSTGRES_IMAGE, PYTHON_IMAGE, REDIS_IMAGE  # noqa: E402 - the tags `berth init` writes
+
 STACK_IMAGES = (PYTHON_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE)
 
 PACKAGES = ("python3", "python3-venv", "python-is-python3", "python3-pip", f"postgresql-{PG_MAJOR}",

@@ -6,15 +6,15 @@ fails that test until it is added here (and so run against a real engine).
 
 from __future__ import annotations
 
-from berth.commands.doctor import CONTAINER_DETAILS_FORMAT
-from berth.commands.preflight import LISTEN_FORMAT
-from berth.engines.compose import INSPECT_FORMAT
+from berth.remote.commands.doctor import CONTAINER_DETAILS_FORMAT
+from berth.remote.commands.preflight import LISTEN_FORMAT
+from berth.remote.engines.compose import INSPECT_FORMAT
 
 FORMAT_SITES = {
-    "berth/commands/doctor.py": 4,  # version, INSPECT_FORMAT, CONTAINER_DETAILS_FORMAT, info
-    "berth/commands/host.py": 1,  # version
-    "berth/commands/preflight.py": 2,  # LISTEN_FORMAT, info
-    "berth/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
+    "berth/remote/commands/doctor.py": 4,  # version, INSPECT_FORMAT, CONTAINER_DETAILS_FORMAT, info
+    "berth/remote/commands/host.py": 1,  # version
+    "berth/remote/commands/preflight.py": 2,  # LISTEN_FORMAT, info
+    "berth/remote/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
 }
 
 # (name, docker argv before the objects, whether it takes container ids)

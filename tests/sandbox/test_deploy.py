@@ -6,8 +6,6 @@ import json
 import stat
 import urllib.request
 
-from tests.sandbox.conftest import SECRET
-
 
 def get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as resp:

@@ -15,7 +15,6 @@ import subprocess
 import pytest
 
 from berth import sandbox as sb
-
 from tests.sandbox.conftest import SECRET
 
 pytestmark = pytest.mark.timeout(600)

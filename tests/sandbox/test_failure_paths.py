@@ -407,7 +407,7 @@ def test_services_without_a_healthcheck_deploy_and_show_as_running(app, layout):
 def test_every_docker_format_berth_uses_works_on_the_real_engine(sandbox):
     """Each template against containers in every state docker can hold them in here (dead cannot be made on
     purpose), with and without a healthcheck: one whole line per container, exit 0."""
-    from berth.engines.compose import parse_inspect
+    from berth.remote.engines.compose import parse_inspect
     from tests.sandbox.conftest import Server
     from tests.sandbox.formats import ENGINE_FORMATS
 

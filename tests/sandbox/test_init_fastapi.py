@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from berth import sandbox as sb
 from tests.sandbox.conftest import GIT_ENV, Server, run
 
 pytestmark = pytest.mark.timeout(900)

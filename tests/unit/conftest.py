@@ -33,7 +33,7 @@ def isolated_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def git_env(monkeypatch):
-    """Apply GIT_ISOLATION to this process too (berth.gitlocal passes os.environ to git)."""
+    """Apply GIT_ISOLATION to this process too (berth.model.git passes os.environ to git)."""
     for key in [k for k in os.environ if k.startswith("GIT_")]:
         monkeypatch.delenv(key, raising=False)
     for key, value in GIT_ISOLATION.items():

@@ -23,7 +23,7 @@ import pytest
 import berth.check.rules  # noqa: F401  (registers the rules)
 from berth.check import CheckReport, run_checks
 from berth.check.findings import Finding, Severity
-from berth.config import load_target
+from berth.configuration.target import load_target
 
 Project = object  # conftest's Project (tests/unit is not a package, so conftest cannot be imported)
 Setup = Callable[[Project], None]

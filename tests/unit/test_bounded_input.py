@@ -1,5 +1,5 @@
-"""The user's files are read bounded (berth.files.read_bytes) and YAML alias bombs are refused before they are
-expanded (berth.compose_file.refuse_unbounded_graph): review §6."""
+"""The user's files are read bounded (berth.model.files.read_bytes) and YAML alias bombs are refused before they are
+expanded (berth.model.compose.file.refuse_unbounded_graph): review §6."""
 
 from __future__ import annotations
 
@@ -10,15 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.compose_file import (
-    MAX_YAML_DEPTH,
-    allowed_alias_ratio,
-    excessive_aliasing,
-    load_compose_file,
-    parse_compose_text,
-)
 from berth.errors import UsageError
-from berth.files import read_bytes
+from berth.model.compose.file import MAX_YAML_DEPTH, allowed_alias_ratio, excessive_aliasing, load_compose_file, parse_compose_text
+from berth.model.files import read_bytes
 
 
 def bomb(levels: int, width: int = 9) -> str:

@@ -15,7 +15,7 @@ import pytest
 import berth.check.rules  # noqa: F401  (registers the rules)
 from berth.check import formats
 from berth.check.findings import RULES, Finding, Severity
-from berth.output import render_findings
+from berth.ui.output import render_findings
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SARIF_LEVELS = {"none", "note", "warning", "error"}

@@ -17,10 +17,11 @@ import pytest
 pytest.register_assert_rewrite("rule_cases")
 
 import rule_cases  # noqa: E402  (the shared case harness, tests/unit/rule_cases.py)
+from rule_cases import Case, Project, noop, of_rule, rule_test, run  # noqa: E402
+
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import RULES, Finding, Severity  # noqa: E402
-from berth.config import load_target  # noqa: E402
-from rule_cases import Case, Project, noop, of_rule, rule_test, run  # noqa: E402
+from berth.configuration.target import load_target  # noqa: E402
 
 
 def pos(text: str, needle: str, nth: int = 0) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""berth.commands and berth.engines: the exact argv / shell text, and the scripts executed for real with `sh`."""
+"""berth.remote.commands and berth.remote.engines: the exact argv / shell text, and the scripts executed for real with `sh`."""
 
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-import berth.commands
-import berth.engines
-from berth.commands import files as file_commands
-from berth.commands import git as git_commands
-from berth.commands import host as host_commands
-from berth.commands import lock as lock_commands
-from berth.commands import preflight as preflight_commands
-from berth.commands import release as release_commands
-from berth.commands import shell
-from berth.engines import compose as compose_engine
-from berth.engines.compose import Compose, ContainerState, in_dir, parse_inspect
+import berth.remote.commands
+import berth.remote.engines
+from berth.deploy.stages.preflight import Port
 from berth.errors import BerthError, UsageError
-from berth.preflight import Port
+from berth.remote import shell
+from berth.remote.commands import files as file_commands
+from berth.remote.commands import git as git_commands
+from berth.remote.commands import host as host_commands
+from berth.remote.commands import lock as lock_commands
+from berth.remote.commands import preflight as preflight_commands
+from berth.remote.commands import release as release_commands
+from berth.remote.engines import compose as compose_engine
+from berth.remote.engines.compose import Compose, ContainerState, in_dir, parse_inspect
 from tests.unit.docker_states import inspect_line
 
 pytestmark = pytest.mark.usefixtures("git_env")
@@ -152,52 +152,52 @@ WEIRD = "x'; y \"$z\" `w`"
 
 # every public command builder, called with representative arguments
 GENERATORS = {
-    "berth.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
-    "berth.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
+    "berth.remote.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
+    "berth.remote.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
                                         git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA, SHA[:7])],
-    "berth.commands.git.valid_commit": lambda: [],  # a validator, returns no command
-    "berth.commands.git.checkout_head": lambda: [git_commands.checkout_head(f"/srv/{WEIRD}")],
-    "berth.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
-    "berth.commands.host.parse_facts": lambda: [],  # a parser, returns no command
-    "berth.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
-    "berth.commands.release.record": lambda: [release_commands.record("/h/.berth/shop", "ID", True),
+    "berth.remote.commands.git.valid_commit": lambda: [],  # a validator, returns no command
+    "berth.remote.commands.git.checkout_head": lambda: [git_commands.checkout_head(f"/srv/{WEIRD}")],
+    "berth.remote.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
+    "berth.remote.commands.host.parse_facts": lambda: [],  # a parser, returns no command
+    "berth.remote.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
+    "berth.remote.commands.release.record": lambda: [release_commands.record("/h/.berth/shop", "ID", True),
                                               release_commands.record("/h/.berth/shop", "ID", False)],
-    "berth.commands.release.history": lambda: [release_commands.history("/h/.berth/shop", 5)],
-    "berth.commands.shell.quote": lambda: [shell.quote(WEIRD)],
-    "berth.commands.shell.join": lambda: [shell.join(["a", WEIRD])],
-    "berth.commands.shell.chain": lambda: [shell.chain("a", "", "b")],
-    "berth.commands.shell.case_patterns": lambda: [shell.case_patterns(["a", WEIRD])],
-    "berth.commands.shell.script": lambda: [shell.script(["a", "b"])],
-    "berth.engines.compose.in_dir": lambda: [in_dir("/srv/app", ["docker", "compose", "up"])],
-    "berth.engines.compose.parse_inspect": lambda: [],
-    "berth.engines.compose.Compose": lambda: [
+    "berth.remote.commands.release.history": lambda: [release_commands.history("/h/.berth/shop", 5)],
+    "berth.remote.shell.quote": lambda: [shell.quote(WEIRD)],
+    "berth.remote.shell.join": lambda: [shell.join(["a", WEIRD])],
+    "berth.remote.shell.chain": lambda: [shell.chain("a", "", "b")],
+    "berth.remote.shell.case_patterns": lambda: [shell.case_patterns(["a", WEIRD])],
+    "berth.remote.shell.script": lambda: [shell.script(["a", "b"])],
+    "berth.remote.engines.compose.in_dir": lambda: [in_dir("/srv/app", ["docker", "compose", "up"])],
+    "berth.remote.engines.compose.parse_inspect": lambda: [],
+    "berth.remote.engines.compose.Compose": lambda: [
         " ".join(argv)
         for variant in ("v2", "v1")
         for c in [Compose(variant, "shop", ("a.yml", "b.yml"), ".env.docker")]
         for argv in (c.base(), c.build(), c.up(), c.logs(), c.logs(("web",), 10, True))
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
-    "berth.engines.compose.ContainerState": lambda: [],
-    "berth.engines.compose.missing_container": lambda: [],  # a state, not a command
-    "berth.commands.preflight.script": lambda: [
+    "berth.remote.engines.compose.ContainerState": lambda: [],
+    "berth.remote.engines.compose.missing_container": lambda: [],  # a state, not a command
+    "berth.remote.commands.preflight.script": lambda: [
         preflight_commands.script([Port("web", 8080), Port("dns", 53, "udp")], ["postgres:16", WEIRD])],
-    "berth.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
-    "berth.engines.compose.ref_component": lambda: [],  # a name, not a command
-    "berth.engines.compose.builds_image": lambda: [],  # a predicate
-    "berth.engines.compose.keep_images": lambda: [
+    "berth.remote.engines.compose.keep_ref": lambda: [compose_engine.keep_ref("shop", "web", "20261127T001918Z-abc1234")],
+    "berth.remote.engines.compose.ref_component": lambda: [],  # a name, not a command
+    "berth.remote.engines.compose.builds_image": lambda: [],  # a predicate
+    "berth.remote.engines.compose.keep_images": lambda: [
         compose_engine.keep_images({"web": {"name": "shop-web", "id": "sha256:1"}}, "shop", "R1")],
-    "berth.engines.compose.restore_images": lambda: [
+    "berth.remote.engines.compose.restore_images": lambda: [
         compose_engine.restore_images({"web": {"name": "shop-web", "id": "sha256:1"},
                                        "db": {"name": "postgres:16", "id": "sha256:2", "built": False}}, "shop")],
-    "berth.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
-    "berth.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
-    "berth.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],
-    "berth.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
-    "berth.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
-    "berth.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
-    "berth.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok"),
+    "berth.remote.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
+    "berth.remote.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
+    "berth.remote.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],
+    "berth.remote.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
+    "berth.remote.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
+    "berth.remote.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
+    "berth.remote.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok"),
                                             lock_commands.release("/h/.berth/shop", None)],
-    "berth.commands.lock.valid_token": lambda: [],  # a predicate
-    "berth.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
+    "berth.remote.commands.lock.valid_token": lambda: [],  # a predicate
+    "berth.remote.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
 }
 
 MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands,
@@ -242,7 +242,7 @@ def _string_literals(path: Path):
 
 
 def _source_files():
-    for package in (berth.commands, berth.engines):
+    for package in (berth.remote.commands, berth.remote.engines):
         yield from sorted(Path(package.__file__).parent.glob("*.py"))
 
 

@@ -1,4 +1,4 @@
-"""berth.compose_config and `berth config`: the resolved compose model, checked against compose itself.
+"""berth.model.compose.resolve and `berth config`: the resolved compose model, checked against compose itself.
 
 The differential tests run the real `docker compose config --format json` (Compose v2, no daemon
 needed; skipped without it) on the same files and env file and compare the `services` part with
@@ -18,10 +18,10 @@ import yaml
 from click.testing import CliRunner
 
 from berth.cli import Ctx
-from berth.compose_config import byte_size, format_duration, go_duration, resolve_compose
-from berth.config import load_target
-from berth.config_cmd import config
+from berth.cli.config import config
+from berth.configuration.target import load_target
 from berth.errors import BerthError, UsageError
+from berth.model.compose.resolve import byte_size, format_duration, go_duration, resolve_compose
 
 REPO = Path(__file__).resolve().parents[2]
 DOTENV = "ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\nSERVER_USER=deploy\nHEALTH_URL=http://203.0.113.5/health\n"

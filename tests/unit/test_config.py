@@ -1,4 +1,4 @@
-"""berth.config: where each setting comes from, and the errors for bad settings files."""
+"""berth.configuration.target: where each setting comes from, and the errors for bad settings files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth.config import DEFAULT_VERIFY_TIMEOUT, Host, load_target
+from berth.configuration.target import DEFAULT_VERIFY_TIMEOUT, Host, load_target
 from berth.errors import UsageError
 
 
@@ -477,7 +477,7 @@ def test_a_toml_setting_finding_points_at_its_line(root):
 
 
 def test_toml_key_lines_paths():
-    from berth.config import toml_key_lines
+    from berth.configuration.target import toml_key_lines
 
     text = '''\
 top = 1
@@ -508,7 +508,7 @@ z = '''+"'''it'''''"+'''
 
 @pytest.mark.parametrize("text", ["[a\nb = 1", 'a = "unterminated', "a = [1,", "= 1", "a = \"\\uZZZZ\"", "[" * 5000])
 def test_toml_key_lines_never_raises(text):
-    from berth.config import toml_key_lines
+    from berth.configuration.target import toml_key_lines
 
     assert isinstance(toml_key_lines(text), dict)
 
@@ -607,7 +607,7 @@ class _Writer:
 def test_property_toml_key_lines_finds_every_key_on_its_line(tree, data):
     import tomllib
 
-    from berth.config import toml_key_lines
+    from berth.configuration.target import toml_key_lines
 
     w = _Writer(data.draw)
     w.document((), tree)

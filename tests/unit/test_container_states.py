@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.engines.compose import CONTAINER_STATES, parse_inspect
-from berth.status import host_row, render_status
+from berth.ops.status import host_row, render_status
+from berth.remote.engines.compose import CONTAINER_STATES, parse_inspect
 from tests.unit.docker_states import inspect_line
 
 ROOT = Path(__file__).resolve().parents[2]

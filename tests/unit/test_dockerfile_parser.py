@@ -1,4 +1,4 @@
-"""berth.dockerfile: Dockerfiles read the way BuildKit reads them, with line numbers."""
+"""berth.model.dockerfile: Dockerfiles read the way BuildKit reads them, with line numbers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth.dockerfile import (
+from berth.model.dockerfile import (
     DockerfileError,
     Heredoc,
     arg_pairs,

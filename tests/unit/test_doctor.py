@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from berth import doctor as d
-from berth.commands import doctor as cmd
-from berth.config import Host, load_target
-from berth.engines.compose import ContainerState
-from berth.secrets import Masker
+from berth.configuration.target import Host, load_target
+from berth.ops import doctor as d
+from berth.remote.commands import doctor as cmd
+from berth.remote.engines.compose import ContainerState
+from berth.secrets.masking import Masker
 from tests.unit.docker_states import inspect_line
 
 PASSWORD = "pw-Zq8x7c6v5b4n"

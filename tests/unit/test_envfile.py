@@ -1,4 +1,4 @@
-"""berth.envfile: env files parsed the way Docker Compose v2 parses them.
+"""berth.model.envfile: env files parsed the way Docker Compose v2 parses them.
 
 The table below is checked twice: against berth's parser (always), and against the real
 ``docker compose config`` (when Compose v2 is installed; no daemon is needed). A seeded random
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.envfile import EnvEntry, EnvFile, parse_env_text, read_env_file
 from berth.errors import UsageError
+from berth.model.envfile import EnvEntry, EnvFile, parse_env_text, read_env_file
 
 ERROR = "error"  # compose refuses the file (berth reports it as env.syntax)
 STRICT = "strict"  # compose accepts it but berth refuses it on purpose (see docs/ENV_FILES.md)

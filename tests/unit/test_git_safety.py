@@ -11,12 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from berth import gitlocal
-from berth import sync as sync_stage
-from berth.commands import git as git_commands
-from berth.config import load_target
+from berth.configuration.target import load_target
+from berth.deploy.stages import sync as sync_stage
 from berth.errors import BerthError, UsageError
-from berth.transport import Result
+from berth.model import git as gitlocal
+from berth.remote.transport import Result
 
 TOKEN = "ghp_R3alT0kenR3alT0kenR3alT0ken0000"
 
@@ -104,10 +103,10 @@ def test_ls_remote_and_fetch_put_the_url_after_a_double_dash(project, monkeypatc
 
 
 def test_push_puts_the_url_after_a_double_dash(project):
-    from berth.output import StepPrinter
-    from berth.pipeline import push_if_needed
-    from berth.secrets import Masker
-    from berth.steps import StepLog
+    from berth.deploy.gate import push_if_needed
+    from berth.deploy.steplog import StepLog
+    from berth.secrets.masking import Masker
+    from berth.ui.output import StepPrinter
 
     flag = project.root.parent / "PWNED"
     project.write("new.txt", "x\n")
@@ -284,10 +283,10 @@ class _Stop(Exception):
 
 
 def test_rollback_and_a_failed_pre_hook_tell_sync_which_commit_is_running(monkeypatch):
-    from berth import pipeline, rollback
-    from berth.output import StepPrinter
-    from berth.secrets import Masker
-    from berth.steps import StepLog
+    from berth.deploy import rollback
+    from berth.deploy.steplog import StepLog
+    from berth.secrets.masking import Masker
+    from berth.ui.output import StepPrinter
 
     seen = []
 
@@ -302,5 +301,5 @@ def test_rollback_and_a_failed_pre_hook_tell_sync_which_commit_is_running(monkey
     with pytest.raises(_Stop):
         rollback.roll_back(session, log, {"id": "R1", "commit": older}, "/r.git", [], (), 1, ".env.docker")
     with pytest.raises(_Stop):
-        pipeline._restore_unstarted(session, session.current, SimpleNamespace(remote_url="/r.git"))
+        rollback.restore_unstarted(session, session.current, "/r.git", ".env.docker")
     assert seen == [(older, running), (running, running)]

@@ -1,4 +1,4 @@
-"""`berth init` (berth/init.py, berth/init_cmd.py) on three sample repositories: what it writes passes
+"""`berth init` (berth/scaffold/project.py, berth/cli/init.py) on three sample repositories: what it writes passes
 `berth check --offline` once .env / .env.docker are filled from the examples (with `berth secrets
 generate`), a second run changes nothing, --dry-run writes nothing and existing files are kept."""
 
@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 def berth(root: Path, *args: str):
     from berth.cli import cli
-    from berth.init_cmd import init
-    from berth.secrets_cmd import secrets
+    from berth.cli.init import init
+    from berth.cli.secrets import secrets
 
     for command in (init, secrets):
         if command.name not in cli.commands:
@@ -89,7 +89,7 @@ def test_init_writes_files_that_pass_check(sample, run_git, kind):
     assert "0 errors" in check.output
 
     from berth.check import run_checks
-    from berth.config import load_target
+    from berth.configuration.target import load_target
 
     report = run_checks(load_target(root), offline=True)
     assert not report.errors

@@ -1,4 +1,4 @@
-"""Unit tests for berth.check.interpolation (compose-go compatible interpolation)."""
+"""Unit tests for berth.model.compose.interpolation (compose-go compatible interpolation)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from berth.check.interpolation import (
-    InterpolationError,
-    MissingRequiredVariable,
-    VarRef,
-    find_references,
-    interpolate,
-)
+from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, VarRef, find_references, interpolate
 
 # Variable states used throughout: SET is non-empty, EMPTY is set but "", UNSET is absent.
 ENV = {"SET": "val", "EMPTY": "", "OTHER": "o", "MSG": "from-env", "DOLLAR": "a$b", "BR": "}{"}

@@ -1,4 +1,4 @@
-"""Differential tests: berth.check.interpolation vs the real ``docker compose config``.
+"""Differential tests: berth.model.compose.interpolation vs the real ``docker compose config``.
 
 Successful cases are batched into one compose file per environment (one service whose
 ``environment:`` mapping has one key per case). Cases where our implementation raises
@@ -20,11 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.check.interpolation import (
-    InterpolationError,
-    MissingRequiredVariable,
-    interpolate,
-)
+from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 
 
 def _compose_available() -> bool:

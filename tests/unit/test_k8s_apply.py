@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from berth.engines.kubernetes import Invocation, Kubectl, parse_release, parse_workloads
+from berth.remote.engines.kubernetes import Invocation, Kubectl, parse_release, parse_workloads
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ("from berth.cli import cli, main; from berth.k8s.cli import k8s; "
+CLI = ("from berth.cli import cli, main; from berth.cli.k8s import k8s; "
        "'k8s' in cli.commands or cli.add_command(k8s); main()")
 
 SECRET_KEY = "sk-k8s-test-secret-0123456789"

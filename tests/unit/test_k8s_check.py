@@ -15,7 +15,7 @@ from berth.errors import UsageError
 from berth.k8s.check import K8S_RULES, check_paths, selector_matches
 from berth.k8s.schema import newest_version, resolve_versions, shipped_versions
 
-CLI = ("from berth.cli import cli, main; from berth.k8s.cli import k8s; "
+CLI = ("from berth.cli import cli, main; from berth.cli.k8s import k8s; "
        "'k8s' in cli.commands or cli.add_command(k8s); main()")
 VERSIONS = ("1.30", "newest")
 

@@ -18,19 +18,19 @@ from pathlib import Path
 import pytest
 
 from berth.check.findings import Severity
-from berth.config import load_target
+from berth.configuration.target import load_target
 from berth.errors import UsageError
 from berth.k8s.check import check_paths, check_rendered
 from berth.k8s.render import cpu_quantity, duration_seconds, k8s_name, memory_quantity, render
 from berth.k8s.schema import newest_version, shipped_versions
 from berth.k8s.settings import load_settings
-from berth.output import render_findings
+from berth.ui.output import render_findings
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "k8s"
 UPDATE = os.environ.get("BERTH_UPDATE_GOLDEN") == "1"
 VERSIONS = ("1.30", "newest")
-CLI = ("from berth.cli import cli, main; from berth.k8s.cli import k8s; "
+CLI = ("from berth.cli import cli, main; from berth.cli.k8s import k8s; "
        "'k8s' in cli.commands or cli.add_command(k8s); main()")
 
 DB_PASSWORD = "pg-Pa55w0rd-not-for-files"

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from berth import lock as lock_stage
-from berth.commands import lock as lock_commands
+from berth.deploy import lock as lock_stage
+from berth.deploy.rollback import pick
 from berth.errors import BerthError
-from berth.rollback import pick
+from berth.remote.commands import lock as lock_commands
 
 
 def sh(script: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
@@ -153,8 +153,8 @@ def test_pick_without_an_earlier_release_says_so():
 
 def test_noop_deploy_only_when_the_recorded_containers_still_run():
     """A container recreated by hand (same image, maybe another environment) makes the deploy run compose."""
-    from berth.engines.compose import ContainerState
-    from berth.pipeline import _running_as_recorded
+    from berth.deploy.decide import running_as_recorded as _running_as_recorded
+    from berth.remote.engines.compose import ContainerState
 
     def running(cid: str) -> ContainerState:
         return ContainerState("web", "app-web-1", cid, "running", "healthy", 0, 0, "", "unless-stopped", "app-web",
@@ -178,7 +178,7 @@ class LocalConn:
         self.before_run = before_run  # called with the script about to run (a hook to interleave)
 
     def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = False):
-        from berth.transport import Result
+        from berth.remote.transport import Result
 
         if self.before_run:
             self.before_run(script)

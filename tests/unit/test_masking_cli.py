@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from berth.cli import Ctx, cli
-from berth.config import load_target
-from berth.connect import HostSession
-from berth.engines.compose import Compose
-from berth.output import StepPrinter
-from berth.pipeline import debug_hook, masker_for
-from berth.transport import Result
+from berth.configuration.target import load_target
+from berth.remote.engines.compose import Compose
+from berth.remote.session import HostSession, debug_hook
+from berth.remote.transport import Result
+from berth.secrets.target import masker_for
+from berth.ui.output import StepPrinter
 
 PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
             "VJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuic")
@@ -69,7 +69,7 @@ def printer_for(project, verbose=False) -> StepPrinter:
 
 
 def test_berth_logs_masks_every_line_of_a_multi_line_secret(app, monkeypatch, capsys):
-    from berth import status
+    from berth.ops import status
 
     lines = (f"web-1  | loaded key: {PEM.splitlines()[0]}", *(f"web-1  | {ln}" for ln in PEM.splitlines()[1:]),
              f"web-1  | secret key = {SINGLE}")
@@ -112,10 +112,10 @@ def test_verbose_output_never_shows_part_of_a_secret_straddling_the_cut(app, cap
 def test_server_errors_quoted_in_messages_are_masked_before_they_are_cut(app, monkeypatch):
     import subprocess as sp
 
-    from berth import sync
+    from berth.deploy.stages import sync
     from berth.errors import BerthError
-    from berth.pipeline import ssh_options
-    from berth.transport import ssh
+    from berth.remote.session import ssh_options
+    from berth.remote.transport import ssh
 
     secret = "supersecretvalue123"
     app.write(".env.docker", app.APP_ENV + f"SECRET_KEY={secret}\n")
@@ -199,48 +199,48 @@ def assert_masked_json(output: str) -> dict:
 
 
 def test_deploy_json_is_masked_field_by_field(app, monkeypatch):
-    import berth.pipeline
+    import berth.deploy.pipeline
 
     def fake_deploy(target, opts, printer, outcome):
         outcome.update(ok=True, commit="a" * 40, seconds=1.0, hosts=[{"host": "h", "release": {"subject": API_TOKEN}}],
                        steps=[{"step": "deploy", "detail": f"token={API_TOKEN}"}])
         return outcome
 
-    monkeypatch.setattr(berth.pipeline, "run_deploy", fake_deploy)
+    monkeypatch.setattr(berth.deploy.pipeline, "run_deploy", fake_deploy)
     doc = assert_masked_json(invoke(app, "deploy", "--json", "--yes").output)
     assert doc["steps"][0]["detail"] == "token=****" and doc["hosts"][0]["release"]["subject"] == "****"
 
 
 def test_status_and_doctor_json_are_masked_field_by_field(app, monkeypatch):
-    import berth.doctor
-    import berth.status
+    import berth.ops.doctor
+    import berth.ops.status
 
     rows = [{"host": "h", "healthy": True, "current": {"subject": f"fix {API_TOKEN}"}, "problems": [API_TOKEN]}]
-    monkeypatch.setattr(berth.status, "collect_status", lambda *a: rows)
+    monkeypatch.setattr(berth.ops.status, "collect_status", lambda *a: rows)
     assert assert_masked_json(invoke(app, "status", "--json").output)[0]["current"]["subject"] == "fix ****"
     checks = [{"host": "h", "ok": True, "checks": [{"id": "env", "details": f"API_TOKEN={API_TOKEN}"}]}]
-    monkeypatch.setattr(berth.doctor, "run_doctor", lambda *a, **k: checks)
+    monkeypatch.setattr(berth.ops.doctor, "run_doctor", lambda *a, **k: checks)
     assert assert_masked_json(invoke(app, "doctor", "--json").output)[0]["checks"][0]["details"] == "API_TOKEN=****"
 
 
 def test_rollback_json_is_masked(app, monkeypatch):
-    import berth.rollback
+    import berth.deploy.rollback
 
     def fake_rollback(target, release, opts, printer, outcome):
         outcome.update(ok=True, hosts=[{"host": "h", "to": {"subject": API_TOKEN}}])
 
-    monkeypatch.setattr(berth.rollback, "run_rollback", fake_rollback)
+    monkeypatch.setattr(berth.deploy.rollback, "run_rollback", fake_rollback)
     assert assert_masked_json(invoke(app, "rollback", "--json", "--yes").output)["hosts"][0]["to"]["subject"] == "****"
 
 
 @pytest.mark.parametrize("command, key", [("releases", "releases"), ("audit", "events")])
 def test_releases_and_audit_json_mask_what_the_server_recorded(app, monkeypatch, command, key):
-    import berth.status
+    import berth.ops.status
 
     record = {"id": "20261130T100000Z-aaaaaaa", "event": "deploy", "result": "failed",
               "deployed_by": f"token={API_TOKEN}"}
     conn = FakeConn(out=json.dumps(record) + "\n")
-    monkeypatch.setattr(berth.status, "_session", lambda t, h, trust, p: fake_session(t, conn))
+    monkeypatch.setattr(berth.ops.status, "_session", lambda t, h, trust, p: fake_session(t, conn))
     doc = assert_masked_json(invoke(app, command, "--json").output)
     assert doc[0][key][0]["deployed_by"] == "token=****"
     text = invoke(app, command).output  # and the text view
@@ -279,7 +279,7 @@ def named_app(project):
 
 
 def test_berth_config_masks_secrets_recognised_beyond_their_key_names(project):
-    from berth.config_cmd import config
+    from berth.cli.config import config
 
     named_app(project)
     result = CliRunner().invoke(config, ["--format", "json"], obj=Ctx(project.root, None, (), False))

@@ -16,15 +16,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from berth import hooks as hooks_stage
-from berth import release as release_stage
-from berth import verify as verify_stage
-from berth.commands import doctor as doctor_commands
-from berth.commands import release as release_commands
-from berth.engines import compose as compose_engine
-from berth.engines.compose import Compose
+from berth.deploy import release as release_stage
+from berth.deploy.stages import hooks as hooks_stage
+from berth.deploy.stages import verify as verify_stage
 from berth.errors import BerthError
-from berth.transport import Result
+from berth.remote.commands import doctor as doctor_commands
+from berth.remote.commands import release as release_commands
+from berth.remote.engines import compose as compose_engine
+from berth.remote.engines.compose import Compose
+from berth.remote.transport import Result
 from tests.unit.docker_states import inspect_line
 
 FAKE_DOCKER = r'''
@@ -162,8 +162,8 @@ def test_run_hooks_fails_the_deploy_on_a_hook_whose_first_command_fails(tmp_path
 
 
 def test_every_command_over_ssh_has_a_finite_timeout(monkeypatch, tmp_path):
-    from berth.config import Host
-    from berth.transport import ssh
+    from berth.configuration.target import Host
+    from berth.remote.transport import ssh
 
     seen = []
 
@@ -183,8 +183,8 @@ def test_every_command_over_ssh_has_a_finite_timeout(monkeypatch, tmp_path):
 
 
 def test_a_master_connection_that_hangs_is_not_alive(monkeypatch, tmp_path):
-    from berth.config import Host
-    from berth.transport import ssh
+    from berth.configuration.target import Host
+    from berth.remote.transport import ssh
 
     def hang(argv, **kw):
         raise subprocess.TimeoutExpired(argv, kw.get("timeout"))
@@ -197,10 +197,10 @@ def test_a_master_connection_that_hangs_is_not_alive(monkeypatch, tmp_path):
 
 
 def test_status_gives_every_command_a_timeout(monkeypatch, project):
-    from berth import status
-    from berth.config import load_target
-    from berth.output import StepPrinter
-    from berth.secrets import Masker
+    from berth.configuration.target import load_target
+    from berth.ops import status
+    from berth.secrets.masking import Masker
+    from berth.ui.output import StepPrinter
 
     calls = []
 
@@ -297,10 +297,10 @@ services:
     ("*", ["web", "worker", "db"]),
 ])
 def test_deploy_and_rollback_expect_the_services_compose_profiles_enables(project, profiles, expected):
-    from berth.compose_config import active_services
-    from berth.compose_file import load_compose_file
-    from berth.config import load_target
-    from berth.rollback import _services
+    from berth.configuration.target import load_target
+    from berth.deploy.rollback import _services
+    from berth.model.compose.file import load_compose_file
+    from berth.model.compose.resolve import active_services
 
     project.write("docker-compose.yml", PROFILED)
     project.write(".env.docker", f"COMPOSE_PROFILES={profiles}\n" if profiles else "TAG=1\n")
@@ -311,8 +311,8 @@ def test_deploy_and_rollback_expect_the_services_compose_profiles_enables(projec
 
 
 def test_a_later_compose_file_can_set_a_services_profiles(tmp_path):
-    from berth.compose_config import active_services, built_services
-    from berth.compose_file import load_compose_file
+    from berth.model.compose.file import load_compose_file
+    from berth.model.compose.resolve import active_services, built_services
 
     (tmp_path / "a.yml").write_text(PROFILED)
     (tmp_path / "b.yml").write_text("services:\n  web:\n    profiles: []\n  extra:\n    image: busybox\n")
@@ -423,7 +423,7 @@ def test_prune_kept_images_runs_nothing_an_id_holds(tmp_path):
 
 def test_restore_images_repoints_only_names_the_project_builds(tmp_path):
     """`postgres:16` belongs to the whole daemon: it is not re-tagged, and the step says it moved."""
-    from berth.rollback import _restore_images
+    from berth.deploy.rollback import restore_images
 
     server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"], "postgres:16": IMG["d"]},
                         images=[IMG["a"], IMG["c"]])
@@ -431,7 +431,7 @@ def test_restore_images_repoints_only_names_the_project_builds(tmp_path):
         "web": {"name": "app-web", "id": IMG["a"], "built": True},
         "db": {"name": "postgres:16", "id": IMG["c"], "built": False},
     }}
-    rebuild, detail = _restore_images(session_on(server), to)
+    rebuild, detail = restore_images(session_on(server), to)
     assert server.tags == {"app-web:latest": IMG["a"], "postgres:16": IMG["d"]}
     assert not rebuild
     assert detail == ("kept images restored, no build; postgres:16 now points at another image than release "
@@ -440,23 +440,23 @@ def test_restore_images_repoints_only_names_the_project_builds(tmp_path):
 
 def test_restore_images_of_an_older_record_treats_other_names_as_shared(tmp_path):
     """No `built` in the record: only compose's default name (project-service) is known to be the project's."""
-    from berth.rollback import _restore_images
+    from berth.deploy.rollback import restore_images
 
     server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"], "myorg/api:latest": IMG["d"],
                                         "redis:7": IMG["e"]}, images=[IMG["a"], IMG["c"]])
     to = {"id": "r1", "images": {"web": {"name": "app-web", "id": IMG["a"]},
                                  "api": {"name": "myorg/api", "id": IMG["c"]},
                                  "cache": {"name": "redis:7", "id": IMG["e"]}}}
-    rebuild, detail = _restore_images(session_on(server), to)
+    rebuild, detail = restore_images(session_on(server), to)
     assert server.tags == {"app-web:latest": IMG["a"], "myorg/api:latest": IMG["d"], "redis:7": IMG["e"]}
     assert rebuild and "myorg/api now points at another image" in detail and "redis" not in detail
 
 
 def test_restore_images_rebuilds_when_a_built_image_is_gone(tmp_path):
-    from berth.rollback import _restore_images
+    from berth.deploy.rollback import restore_images
 
     server = FakeServer(tmp_path, tags={"app-web:latest": IMG["b"]})
-    rebuild, detail = _restore_images(session_on(server), {"id": "r1", "images": {
+    rebuild, detail = restore_images(session_on(server), {"id": "r1", "images": {
         "web": {"name": "app-web", "id": IMG["a"], "built": True}}})
     assert rebuild and detail == "images not kept: rebuilding" and server.tags == {"app-web:latest": IMG["b"]}
 

@@ -14,11 +14,12 @@ import pytest
 
 pytest.register_assert_rewrite("rule_cases")
 
+from rule_cases import Case, both, expect_first, noop, rule_test, write_files  # noqa: E402
+
 import berth.check.rules  # noqa: E402,F401  (registers the rules)
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import Finding, Severity  # noqa: E402
-from berth.config import load_target  # noqa: E402
-from rule_cases import Case, both, expect_first, noop, rule_test, write_files  # noqa: E402
+from berth.configuration.target import load_target  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

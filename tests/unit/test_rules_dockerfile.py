@@ -9,11 +9,12 @@ import pytest
 
 pytest.register_assert_rewrite("rule_cases")
 
+from rule_cases import Case, expect_first, rule_test, run_case, write_files  # noqa: E402
+
 import berth.check.rules  # noqa: E402,F401  (registers the rules)
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import Finding, Severity  # noqa: E402
-from berth.config import load_target  # noqa: E402
-from rule_cases import Case, expect_first, rule_test, run_case, write_files  # noqa: E402
+from berth.configuration.target import load_target  # noqa: E402
 
 COMPOSE = """\
 services:

@@ -8,13 +8,14 @@ import pytest
 
 pytest.register_assert_rewrite("rule_cases")
 
+from rule_cases import Case, both, noop, rule_test  # noqa: E402
+from rule_cases import expect_at as at  # noqa: E402  (count findings, the first at rel, line, col)
+
 import berth.check.rules  # noqa: E402,F401  (registers the rules)
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import RULES, Severity  # noqa: E402
 from berth.check.rules.env_lint import DEFAULT_OFF  # noqa: E402
-from berth.config import load_target  # noqa: E402
-from rule_cases import Case, both, noop, rule_test  # noqa: E402
-from rule_cases import expect_at as at  # noqa: E402  (count findings, the first at rel, line, col)
+from berth.configuration.target import load_target  # noqa: E402
 
 
 def app_env(text: str | bytes):
@@ -33,7 +34,7 @@ ENABLE_UNORDERED = lambda p: p.write("berth.toml", '[check]\nenable = ["env.unor
 
 
 CASES: list[Case] = [
-    # env.syntax (rules/files.py) reads what berth.envfile produces: lines compose refuses
+    # env.syntax (rules/files.py) reads what berth.model.envfile produces: lines compose refuses
     Case("env.syntax", True, "unclosed ${ compose refuses", app_env("TAG=${VERSION\n"), at(".env.docker", 1)),
     Case("env.syntax", True, "required variable missing", app_env("TAG=${VERSION:?set it}\n"), at(".env.docker", 1)),
     Case("env.syntax", True, "a '/' in a key", app_env("TAG=1\nA/B=2\n"), at(".env.docker", 2)),

@@ -13,15 +13,15 @@ import pytest
 
 pytest.register_assert_rewrite("rule_cases")
 
+from rule_cases import Case, both, noop, rule_test  # noqa: E402
+from rule_cases import expect_at as at  # noqa: E402  (count findings, the first at rel, line, col)
+
 import berth.check.rules  # noqa: E402,F401  (registers the rules)
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import Severity  # noqa: E402
-from berth.check.rules.env_values import (  # noqa: E402
-    MIN_ENTROPY_BITS_PER_CHAR, entropy, placeholder_kind, secret_key)
-from berth.config import load_target  # noqa: E402
-from berth.secrets import MIN_MASKED_LENGTH, url_password  # noqa: E402
-from rule_cases import Case, both, noop, rule_test  # noqa: E402
-from rule_cases import expect_at as at  # noqa: E402  (count findings, the first at rel, line, col)
+from berth.check.rules.env_values import MIN_ENTROPY_BITS_PER_CHAR, entropy, placeholder_kind, secret_key  # noqa: E402
+from berth.configuration.target import load_target  # noqa: E402
+from berth.secrets.masking import MIN_MASKED_LENGTH, url_password  # noqa: E402
 
 _rnd = random.Random(4242)
 
@@ -244,7 +244,7 @@ def test_no_message_contains_a_secret(project):
     project.write(".env.docker.example", "TAG=\nSECRET_KEY=\nUNUSED_TOKEN=\n")
     project.write(".env", project.DOTENV.replace("staging", "production") + "DEBUG_TOKEN=aaaaaaaaaaaaaaaaaaaaaaaa \n")
     report = run_checks(load_target(project.root))
-    from berth.envfile import parse_env_text
+    from berth.model.envfile import parse_env_text
 
     secrets = _secret_strings(parse_env_text(text, Path("x")).values())
     secrets |= {weak, "Sw0rdIsLong", "Kq", "aaaaaaaaaaaaaaaa", STRONG, STRONG_2, DB_PW}
@@ -325,7 +325,7 @@ def test_secret_key_exclusions():
 
 def test_a_numeric_setting_equal_to_its_example_is_not_a_placeholder(project):
     from berth.check import run_checks
-    from berth.config import load_target
+    from berth.configuration.target import load_target
 
     project.write(".env.docker.example", "TAG=\nACCESS_TOKEN_EXPIRE_MINUTES=30\nJWT_SECRET=change_me\n")
     project.commit("example")

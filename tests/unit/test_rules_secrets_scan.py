@@ -16,13 +16,14 @@ import pytest
 
 pytest.register_assert_rewrite("rule_cases")
 
-import berth.check.rules  # noqa: E402,F401  (registers the rules)
 import rule_cases  # noqa: E402  (the shared case harness, tests/unit/rule_cases.py)
+from rule_cases import Case, rule_test  # noqa: E402
+
+import berth.check.rules  # noqa: E402,F401  (registers the rules)
 from berth.check import run_checks  # noqa: E402
 from berth.check.findings import Severity  # noqa: E402
 from berth.check.rules.secrets_scan import is_placeholder, scan_text_line, shannon_entropy  # noqa: E402
-from berth.config import load_target  # noqa: E402
-from rule_cases import Case, rule_test  # noqa: E402
+from berth.configuration.target import load_target  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 _rnd = random.Random(20261127)

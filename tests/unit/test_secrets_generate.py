@@ -1,4 +1,4 @@
-"""`berth secrets generate|rotate` (berth/secretgen.py, berth/secrets_cmd.py): placeholders become strong
+"""`berth secrets generate|rotate` (berth/secrets/generate.py, berth/cli/secrets.py): placeholders become strong
 values the env.* rules accept, dependent URLs follow, the file keeps its layout and mode, and no value
 is printed without --show."""
 
@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from berth.envfile import read_env_file
 from berth.errors import UsageError
+from berth.model.envfile import read_env_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ VALUE_RULES = {"env.placeholder", "env.weak-secret", "env.empty-secret", "env.da
 def berth(root: Path, *args: str):
     """Run a `berth` command in-process with the secrets group registered (cli.py registers it for real)."""
     from berth.cli import cli
-    from berth.secrets_cmd import secrets
+    from berth.cli.secrets import secrets
 
     if "secrets" not in cli.commands:
         cli.add_command(secrets)
@@ -57,7 +57,7 @@ def berth(root: Path, *args: str):
 
 def env_findings(root: Path):
     from berth.check import run_checks
-    from berth.config import load_target
+    from berth.configuration.target import load_target
 
     report = run_checks(load_target(root), offline=True)
     return [f for f in report.findings if f.rule.startswith("env.")]
@@ -316,7 +316,7 @@ def test_nothing_to_start_from(tmp_path):
 
 
 def test_strength_of_generated_values():
-    from berth.secretgen import looks_like_placeholder, looks_weak, new_value
+    from berth.secrets.generate import looks_like_placeholder, looks_weak, new_value
 
     for key in ("SECRET_KEY", "JWT_SECRET", "POSTGRES_PASSWORD"):
         for _ in range(200):

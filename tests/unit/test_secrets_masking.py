@@ -1,4 +1,4 @@
-"""berth.secrets: which env values are secret, and the Masker that keeps them out of output."""
+"""berth.secrets.masking: which env values are secret, and the Masker that keeps them out of output."""
 
 from __future__ import annotations
 
@@ -9,8 +9,18 @@ import sys
 
 import pytest
 
-from berth.secrets import (MASK, MIN_MASKED_LENGTH, Masker, dumps_masked, is_secret_key, is_secret_value, keyed_secrets,
-                           masked_tail, secret_values, url_password)
+from berth.secrets.masking import (
+    MASK,
+    MIN_MASKED_LENGTH,
+    Masker,
+    dumps_masked,
+    is_secret_key,
+    is_secret_value,
+    keyed_secrets,
+    masked_tail,
+    secret_values,
+    url_password,
+)
 
 
 @pytest.mark.parametrize("key", [
@@ -182,7 +192,7 @@ def test_ordinary_values_are_not_tokens(value):
 
 def test_the_secret_scan_and_the_masker_share_the_token_formats():
     from berth.check.rules import secrets_scan
-    from berth.secrets import TOKEN_FORMATS
+    from berth.secrets.masking import TOKEN_FORMATS
 
     shared = {f.source for f in TOKEN_FORMATS}
     assert all(d.source in shared for d in secrets_scan.DETECTORS)
@@ -215,8 +225,8 @@ GAPS = [  # (the review's row, output text, what must not be shown)
 
 @pytest.mark.parametrize("row, text, forbidden", GAPS, ids=[g[0] for g in GAPS])
 def test_the_masker_gaps_of_the_review_are_masked(project, row, text, forbidden):
-    from berth.config import load_target
-    from berth.pipeline import masker_for
+    from berth.configuration.target import load_target
+    from berth.secrets.target import masker_for
 
     project.write(".env.docker", project.APP_ENV + GAP_ENV)
     masked = masker_for(load_target(project.root, None, ()))(text)

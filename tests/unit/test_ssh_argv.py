@@ -1,4 +1,4 @@
-"""berth.transport.ssh: the ssh argv berth builds, and how OpenSSH's errors are explained."""
+"""berth.remote.transport.ssh: the ssh argv berth builds, and how OpenSSH's errors are explained."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from berth.config import Host
-from berth.transport.ssh import SSHConnection, SSHError, SSHOptions, base_argv, command_argv, explain_ssh_failure, master_argv
+from berth.configuration.target import Host
+from berth.remote.transport.ssh import SSHConnection, SSHError, SSHOptions, base_argv, command_argv, explain_ssh_failure, master_argv
 
 CP = Path("/tmp/berth-ssh-x/cm")
 HOST = Host("203.0.113.5", "deploy", 2222, Path("/home/me/keys/deploy.pem"))
@@ -193,8 +193,8 @@ deploy@203.0.113.5: Permission denied (publickey).
 """
 
 
-def explain(stderr: str, opts: SSHOptions = SSHOptions(), host: Host = HOST) -> SSHError:
-    err = explain_ssh_failure(host, stderr, opts)
+def explain(stderr: str, opts: SSHOptions | None = None, host: Host = HOST) -> SSHError:
+    err = explain_ssh_failure(host, stderr, opts or SSHOptions())
     assert isinstance(err, SSHError)
     assert "\n" not in err.paragraph()  # one paragraph
     return err
@@ -335,7 +335,7 @@ def ssh_config(tmp_path: Path, text: str = "", name: str = "ssh_config") -> Path
 
 @pytest.fixture
 def ssh_calls(monkeypatch):
-    """The argv of every process berth.transport.ssh starts (they still run)."""
+    """The argv of every process berth.remote.transport.ssh starts (they still run)."""
     import subprocess
 
     calls: list[list[str]] = []
@@ -397,8 +397,8 @@ def _berth_toml_project(tmp_path: Path, known_hosts: str, extra: str = "") -> Pa
 @needs_ssh
 @pytest.mark.parametrize("via_symlink", [False, True], ids=["dev-null", "symlink-to-dev-null"])
 def test_known_hosts_dev_null_in_berth_toml_with_trust_new_host_is_refused(tmp_path, ssh_calls, via_symlink):
-    from berth.config import load_target
-    from berth.pipeline import ssh_options
+    from berth.configuration.target import load_target
+    from berth.remote.session import ssh_options
 
     known_hosts = "/dev/null"
     if via_symlink:
@@ -439,7 +439,7 @@ def test_known_hosts_dev_null_without_trust_new_host_only_refuses_unknown_keys(t
 def test_strict_host_key_checking_no_in_a_config_still_resolves_to_berths(tmp_path, trust_new_host, expected):
     config = ssh_config(tmp_path, "Host *\n  StrictHostKeyChecking no\n")
     opts = SSHOptions(trust_new_host=trust_new_host, ssh_config=config, known_hosts=tmp_path / "kh")
-    from berth.transport.ssh import host_key_problem  # new in the fix: imported here so the rest runs on 8d57fe6
+    from berth.remote.transport.ssh import host_key_problem  # new in the fix: imported here so the rest runs on 8d57fe6
 
     resolved = ssh_resolves(LOCAL, opts)
     assert resolved["stricthostkeychecking"] == expected
@@ -449,7 +449,7 @@ def test_strict_host_key_checking_no_in_a_config_still_resolves_to_berths(tmp_pa
 @pytest.mark.parametrize("resolved", ["false", "ask", "", "accept-new"])
 def test_a_strict_host_key_checking_that_is_not_berths_is_refused(resolved):
     # berth's -o comes first and wins in OpenSSH; this guards against an ssh that behaves otherwise
-    from berth.transport.ssh import host_key_problem
+    from berth.remote.transport.ssh import host_key_problem
 
     err = host_key_problem(LOCAL, SSHOptions(ssh_config=Path("/p/cfg")),
                            {"stricthostkeychecking": [resolved], "userknownhostsfile": ["/p/kh"]})
@@ -470,8 +470,8 @@ def test_forward_agent_yes_in_a_config_resolves_to_no_unless_opted_in(tmp_path):
     ("", "SSH_FORWARD_AGENT=sometimes\n"),
 ], ids=["toml-true", "dotenv-yes", "toml-false", "unset", "dotenv-not-a-boolean"])
 def test_forward_agent_setting_reaches_ssh(tmp_path, setting, dotenv):
-    from berth.config import load_target
-    from berth.pipeline import ssh_options
+    from berth.configuration.target import load_target
+    from berth.remote.session import ssh_options
 
     root = _berth_toml_project(tmp_path, str(tmp_path / "kh"), setting)
     if dotenv:

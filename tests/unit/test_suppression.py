@@ -13,7 +13,7 @@ import pytest
 import berth.check.rules  # noqa: F401  (registers the rules)
 from berth.check import load_check_config, run_checks
 from berth.check.findings import RULES, Severity
-from berth.config import load_target
+from berth.configuration.target import load_target
 from berth.errors import UsageError
 
 _rnd = random.Random(7)

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from berth.cli import cli
-from berth.config import load_target
-from berth.connect import HostSession
-from berth.engines.compose import Compose
-from berth.output import StepPrinter, clean, render_findings
-from berth.secrets import Masker
-from berth.transport import Result
+from berth.configuration.target import load_target
+from berth.remote.engines.compose import Compose
+from berth.remote.session import HostSession
+from berth.remote.transport import Result
+from berth.secrets.masking import Masker
+from berth.ui.output import StepPrinter, clean, render_findings
 
 # the review's commit subject: retitles the window, erases the line, moves up, prints a fake green "✓ verify"
 SUBJECT = "fix typo\x1b]0;owned\x07\x1b[2K\x1b[1A\x1b[32m  ✓ verify  all healthy\x1b[0m"
@@ -48,9 +48,9 @@ def test_a_commit_subject_with_escape_sequences_prints_neutralised(capsys):
 
 
 def test_berth_colours_are_added_after_cleaning(monkeypatch, capsys):
-    import berth.output
+    import berth.ui.output
 
-    monkeypatch.setattr(berth.output, "color_enabled", lambda stream=None: True)
+    monkeypatch.setattr(berth.ui.output, "color_enabled", lambda stream=None: True)
     StepPrinter(Masker()).step("sync", "ok", 0.5, f"at {SUBJECT}")
     out = capsys.readouterr().out
     assert click.style("✓", fg="green") in out  # berth's own mark keeps its colour
@@ -78,34 +78,34 @@ def _session(target, out: str) -> HostSession:
 
 
 def test_berth_status_neutralises_the_subject_from_the_release_record(project, monkeypatch):
-    import berth.status
+    import berth.ops.status
 
     rows = [{"host": "deploy@203.0.113.5", "environment": "staging", "app_dir": "/home/deploy/app",
              "current": {"commit": "a" * 40, "subject": SUBJECT, "id": "r1", "deployed_by": "me"},
              "running": {"commit": "a" * 40, "subject": SUBJECT, "id": "r1", "deployed_by": "me", "result": "ok"},
              "last_deploy": None, "checkout": None, "services": [], "problems": [], "lock": None, "healthy": True}]
-    monkeypatch.setattr(berth.status, "collect_status", lambda *a: rows)
+    monkeypatch.setattr(berth.ops.status, "collect_status", lambda *a: rows)
     out = CliRunner().invoke(cli, ["-C", str(project.root), "status"], catch_exceptions=False).output
     assert no_controls(out) and SHOWN in out
 
 
 def test_a_lock_message_with_escape_sequences_prints_neutralised(project, monkeypatch):
-    import berth.status
+    import berth.ops.status
 
     owner = {"who": "ops", "machine": "box", "pid": None, "command": "manual lock", "since": "now", "message": SUBJECT}
     target = load_target(project.root, None, ())
-    monkeypatch.setattr(berth.status, "_session", lambda t, h, trust, p: _session(target, json.dumps(owner)))
+    monkeypatch.setattr(berth.ops.status, "_session", lambda t, h, trust, p: _session(target, json.dumps(owner)))
     result = CliRunner().invoke(cli, ["-C", str(project.root), "lock", "status"], catch_exceptions=False)
     assert result.exit_code == 3
     assert no_controls(result.output) and SHOWN in result.output
 
 
 def test_berth_logs_neutralises_what_the_containers_print(project, monkeypatch, capsys):
-    import berth.status
+    import berth.ops.status
 
     target = load_target(project.root, None, ())
-    monkeypatch.setattr(berth.status, "_session", lambda t, h, trust, p: _session(target, ""))
-    berth.status.stream_logs(target, (), 10, False, False, StepPrinter(Masker()))
+    monkeypatch.setattr(berth.ops.status, "_session", lambda t, h, trust, p: _session(target, ""))
+    berth.ops.status.stream_logs(target, (), 10, False, False, StepPrinter(Masker()))
     out = capsys.readouterr().out
     assert no_controls(out) and f"web-1  | {SHOWN}" in out
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.check.findings import Severity, finding, rule
-from berth.check.interpolation import InterpolationError, find_references
-from berth.check.rules.compose_practice import at, env_values, resolve, services
-from berth.compose_file import ComposeFile
+from berth.model.compose.file import ComposeFile
+from berth.model.compose.interpolation import InterpolationError, find_references
+from berth.model.compose.services import at, env_values, resolve, services
 
 
 def _references(ctx, only_used: bool = False):

@@ -18,16 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from berth.check.findings import Severity, finding, rule
-from berth.check.interpolation import InterpolationError, find_references, interpolate
-from berth.check.rules.compose_practice import (
-    at,
-    compose_healthcheck,
-    image_name,
-    one_shot_services,
-    resolve,
-    services,
-)
-from berth.dockerfile import (
+from berth.model.compose.interpolation import InterpolationError, find_references, interpolate
+from berth.model.compose.services import at, compose_healthcheck, image_name, one_shot_services, resolve, services
+from berth.model.dockerfile import (
     Dockerfile,
     DockerfileError,
     Instruction,
@@ -38,7 +31,7 @@ from berth.dockerfile import (
     parse,
     parse_file,
 )
-from berth.secrets import is_secret_key, url_password
+from berth.secrets.masking import is_secret_key, url_password
 
 ARCHIVE_SUFFIXES = (".tar", ".Z", ".bz2", ".gz", ".lz", ".lzma", ".tZ", ".tb2", ".tbz", ".tbz2", ".tgz", ".tlz",
                     ".tpz", ".txz", ".xz", ".zst")  # hadolint's list (DL3020), plus zstd

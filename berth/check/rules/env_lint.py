@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.check.findings import Severity, finding, rule
-from berth.envfile import EnvEntry, EnvFile, read_env_file
 from berth.errors import UsageError
-from berth.secrets import is_secret_key, url_password
+from berth.model.envfile import EnvEntry, EnvFile, read_env_file
+from berth.secrets.masking import is_secret_key, url_password
 
 # off unless berth.toml lists them: [check] enable = ["env.unordered-key"]
 DEFAULT_OFF = frozenset({"env.unordered-key"})
@@ -73,7 +73,7 @@ def enabled(ctx, rule_id: str) -> bool:
     config = getattr(ctx, "check_config", None)  # set by run_checks from the validated [check] table
     if config is not None and hasattr(config, "enable"):
         return rule_id in config.enable
-    from berth.config import toml_section
+    from berth.configuration.target import toml_section
 
     try:
         from berth.check.findings import selector_matches
@@ -265,7 +265,7 @@ def unnecessary_quotes(ctx):
 
 def _references(e: EnvEntry):
     """Top-level variable references of an interpolated value; [] if none or invalid (env.syntax)."""
-    from berth.check.interpolation import InterpolationError, find_references
+    from berth.model.compose.interpolation import InterpolationError, find_references
 
     if e.template is None or "$" not in e.template:
         return [], []

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from berth.check.findings import Severity, finding, rule
 from berth.check.rules.env_lint import LoadedEnv, env_files, value_position
-from berth.envfile import EnvEntry
-from berth.secrets import is_secret_key, url_password
+from berth.model.envfile import EnvEntry
+from berth.secrets.masking import is_secret_key, url_password
 
 MIN_SECRET_LENGTH = 16
 # Shannon entropy of the value's own character frequencies, in bits per character. Random strings
@@ -36,7 +36,7 @@ _NOT_SECRET_SUFFIXES = (
 
 
 def secret_key(key: str) -> bool:
-    """A key whose value is a secret: berth.secrets.is_secret_key, minus names of non-secret settings."""
+    """A key whose value is a secret: berth.secrets.masking.is_secret_key, minus names of non-secret settings."""
     upper = key.upper()
     return is_secret_key(key) and not upper.endswith(_NOT_SECRET_SUFFIXES)
 
@@ -222,6 +222,7 @@ def weak_secret(ctx):
 # --------------------------------------------------------------------------- production settings
 
 _TRUE = {"true", "1", "yes", "on", "y", "t"}
+_DEBUG_LEVELS = ("debug", "trace", "verbose", "all", "silly")
 
 
 def _production_app_env(ctx) -> LoadedEnv | None:
@@ -241,11 +242,10 @@ def production_debug(ctx):
         if (key == "DEBUG" or key.endswith("_DEBUG")) and value in _TRUE:
             yield finding(f"{e.key} turns debug mode on in production: error pages can show settings and secrets",
                           f.path, e.line, e.value_col, fix=f"set {e.key}=false in the production env file")
-        elif key in ("LOG_LEVEL", "LOGLEVEL") or key.endswith("_LOG_LEVEL"):
-            if value in ("debug", "trace", "verbose", "all", "silly"):
-                yield finding(f"{e.key} logs at debug level in production: slow, and logs may capture secrets",
-                              f.path, e.line, e.value_col, severity=Severity.WARNING,
-                              fix=f"set {e.key}=info (or warning) in the production env file")
+        elif (key in ("LOG_LEVEL", "LOGLEVEL") or key.endswith("_LOG_LEVEL")) and value in _DEBUG_LEVELS:
+            yield finding(f"{e.key} logs at debug level in production: slow, and logs may capture secrets",
+                          f.path, e.line, e.value_col, severity=Severity.WARNING,
+                          fix=f"set {e.key}=info (or warning) in the production env file")
 
 
 _ENV_NAME_KEYS = {"NODE_ENV", "APP_ENV", "RAILS_ENV", "RACK_ENV", "FLASK_ENV", "DJANGO_ENV", "MIX_ENV", "ENV",
@@ -327,7 +327,7 @@ def _image_services(services: dict[str, dict], *names: str) -> list[str]:
 
 
 def _service_environment(service: dict, values: dict[str, str]) -> dict[str, str]:
-    from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+    from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 
     env = service.get("environment")
     if isinstance(env, list):
@@ -438,7 +438,7 @@ def redis_url_mismatch(ctx):
 
 def _published_ports(ctx) -> list[tuple[str, int, int]] | None:
     """(host ip, first, last) host ports the compose files publish; None when that cannot be known."""
-    from berth.check.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+    from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 
     values = ctx.app_env.values() if ctx.app_env else {}
     published: list[tuple[str, int, int]] = []

@@ -6,8 +6,8 @@ import fnmatch
 import os
 from pathlib import Path
 
-from berth import gitlocal
 from berth.check.findings import Severity, finding, rule
+from berth.model import git as gitlocal
 
 ENV_FILE_PATTERN = ".env*"
 EXAMPLE_SUFFIXES = (".example", ".sample", ".template")

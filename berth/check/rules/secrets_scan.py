@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from berth import gitlocal
 from berth.check.findings import Severity, finding, rule
-from berth.secrets import is_secret_key, token_format
+from berth.model import git as gitlocal
+from berth.secrets.masking import is_secret_key, token_format
 
 MAX_FILE_BYTES = 1024 * 1024
 ROTATE = ("rotate it now (it stays in git history after you delete it), then remove it from the file and load it "
@@ -74,7 +74,7 @@ def _prefix(*prefixes: str) -> Callable[[str], str]:
 
 
 def _detector(rule: str, kind: str, fmt: str, shown: Callable[[str], str]) -> Detector:
-    """A detector for one of berth.secrets' token formats (shared with the masker, which treats env values in
+    """A detector for one of berth.secrets.masking' token formats (shared with the masker, which treats env values in
     these formats as secrets whatever their keys are called)."""
     f = token_format(fmt)
     return Detector(rule, kind, f.keywords, f.source, 3.0, shown)
@@ -303,7 +303,7 @@ def scan_repository(root: Path, ctx=None) -> list[Hit]:
     def reader(rel: str) -> Callable[[], str | None]:
         def read() -> str | None:
             from berth.errors import UsageError
-            from berth.files import read_bytes
+            from berth.model.files import read_bytes
 
             if rel not in texts:
                 try:  # a tracked symlink may point at a FIFO or a device

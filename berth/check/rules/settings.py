@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from berth.check.findings import Severity, finding, rule
-from berth.config import HOST_FIX, USER_FIX, bool_setting, host_problem, setting_spec, user_problem
+from berth.configuration.target import HOST_FIX, USER_FIX, bool_setting, host_problem, setting_spec, user_problem
 from berth.errors import UsageError
 
 

@@ -7,8 +7,8 @@ import re
 import stat
 from pathlib import Path
 
-from berth import gitlocal
 from berth.check.findings import Severity, finding, rule
+from berth.model import git as gitlocal
 
 
 @rule("ssh.key-missing", Severity.ERROR, "PEM_KEY_PATH names a key file that does not exist",

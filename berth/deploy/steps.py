@@ -1,0 +1,311 @@
+"""The steps of a per-host deploy, in order. Each step can say whether it applies, run, and describe the
+commands it runs — `berth deploy` runs this list and `berth plan` renders it, so the two cannot drift.
+
+    preflight → sync → env → build → pre-hook → deploy (up) → verify → post-hook, then record
+
+The `Up` step is where a rollout strategy plugs in: today it is compose's own recreate (`up -d`);
+a start-first strategy replaces this one step (`deploy_steps`), and every other step stays.
+A step that fails raises BerthError; the pipeline then undoes the release (berth.deploy.pipeline).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from berth.configuration.target import Target
+from berth.deploy import decide, interrupt
+from berth.deploy import release as release_stage
+from berth.deploy.spec import DeploySpec
+from berth.deploy.stages import compose_up, preflight
+from berth.deploy.stages import hooks as hook_stage
+from berth.deploy.stages import ship_env as env_stage
+from berth.deploy.stages import sync as sync_stage
+from berth.deploy.stages import verify as verify_stage
+from berth.deploy.steplog import StepLog
+from berth.errors import BerthError
+from berth.remote.commands import files as file_commands
+from berth.remote.commands import git as git_commands
+from berth.remote.commands import preflight as preflight_commands
+from berth.remote.commands import release as release_commands
+from berth.remote.engines.compose import Compose, in_dir
+from berth.remote.session import HostSession
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a step's commands depend on about the host; `known` is False when berth plan has not connected."""
+
+    app_dir: str
+    state_dir: str
+    compose: Compose
+    known: bool = True
+
+    @classmethod
+    def of(cls, session: HostSession) -> Facts:
+        return cls(session.app_dir, session.state_dir, session.compose)
+
+    @classmethod
+    def assumed(cls, target: Target) -> Facts:
+        """Without a connection: the settings' app dir, the default state dir, compose v2."""
+        state_dir = "~/" + release_commands.state_dir_rel(target.project)
+        return cls(target.app_dir, state_dir, Compose("v2", target.project, target.compose_files, target.env_file),
+                   known=False)
+
+
+@dataclass
+class Progress:
+    """How far a release got on one host: what undoing it takes."""
+
+    changed: bool = False  # the checkout or env file changed (sync began)
+    up: bool = False  # `docker compose up` began: containers may have been replaced
+
+
+@dataclass
+class HostRun:
+    """One host's deploy as it goes: what the steps read and write."""
+
+    spec: DeploySpec
+    session: HostSession
+    log: StepLog
+    release: dict  # the record being built (berth.deploy.release)
+    current: dict  # the record of what ran before ({} when nothing)
+    history: list[dict]
+    host_out: dict  # this host's part of the --json document
+    progress: Progress = field(default_factory=Progress)
+    verified: verify_stage.VerifyResult | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def target(self) -> Target:
+        return self.spec.target
+
+    @property
+    def label(self) -> str:
+        return self.session.host.label
+
+
+class Step:
+    name: str = ""
+
+    def applies(self, run: HostRun) -> bool:
+        return True
+
+    def applies_to_plan(self, target: Target) -> bool:
+        """Whether `berth plan` shows the step (it runs on some deploys of this target)."""
+        return True
+
+    def run(self, run: HostRun) -> str:
+        """Do the step; return the detail line the printer shows."""
+        raise NotImplementedError
+
+    def after(self, run: HostRun) -> None:
+        """Between this step and the next, outside the step's timing."""
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        """The commands the step runs on the server (one shell text per item), and notes in parentheses."""
+        raise NotImplementedError
+
+
+class Preflight(Step):
+    """Refuse what would make `up` fail with the old containers already gone (berth.deploy.stages.preflight)."""
+
+    name = "preflight"
+
+    def run(self, run: HostRun) -> str:
+        spec, session = run.spec, run.session
+        result = session.conn.run(preflight_commands.script(spec.ports, spec.pulled),
+                                  timeout=preflight_commands.PULL_TIMEOUT * max(1, len(spec.pulled)) + 60)
+        facts = preflight.parse(result.out, spec.pulled)
+        found = preflight.problems(facts, spec.ports, session.compose.project, run.label, bool(spec.built))
+        if found:
+            raise BerthError(
+                "; ".join(found) + "; nothing on the server was changed",
+                fix="free the port (stop what holds it, or change the published port in the compose file or env "
+                    "file), make the image available, or free disk space; then deploy again",
+            )
+        return preflight.summary(facts, spec.ports, spec.pulled)
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        return [preflight_commands.script(spec.ports, spec.pulled)]
+
+
+class Sync(Step):
+    name = "sync"
+
+    def run(self, run: HostRun) -> str:
+        run.progress.changed = True  # from here on a failure is a failed release that is undone
+        try:
+            synced = sync_stage.sync(run.session, run.spec.remote_url, run.spec.commit, run.current.get("commit"))
+        except sync_stage.Refused:
+            run.progress.changed = False  # refused before the checkout moved: not a release, nothing to undo
+            raise
+        detail = synced.describe()
+        if synced.untracked:
+            detail += f" (untracked on server, left alone: {synced.untracked[:120]})"
+        return detail
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        if not spec.commit:
+            return ["(no commit to check out: the check stops the deploy)"]
+        # as the first deploy to a host runs it (later ones also pass the running release's commit)
+        return [git_commands.sync(facts.app_dir, spec.remote_url or "REMOTE", spec.commit)]
+
+
+class ShipEnv(Step):
+    name = "env"
+
+    def run(self, run: HostRun) -> str:
+        env_file = run.target.env_file
+        remote_path, size = env_stage.ship_env(run.session, run.spec.env_path, env_file)
+        return f"{env_file} → {remote_path} (0600, {size} bytes)"
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        env_file = spec.target.env_file
+        return [f"(stdin: {env_file}, read here; its values never appear in a command)",
+                file_commands.write_private_file(f"{facts.app_dir}/{env_file}")]
+
+
+class Build(Step):
+    """Built before anything restarts: a build error leaves the running containers alone."""
+
+    name = "build"
+
+    def applies(self, run: HostRun) -> bool:
+        return decide.needs_build(run.current, run.spec.commit)
+
+    def run(self, run: HostRun) -> str:
+        compose_up.compose_build(run.session)
+        return "built"
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        return [in_dir(facts.app_dir, facts.compose.build()),
+                "(skipped when the running release has this commit: its images are reused)"]
+
+
+class Hooks(Step):
+    """pre_deploy hooks run with the new images before any restart (migrations); post_deploy after verify."""
+
+    def __init__(self, when: str) -> None:
+        self.when = when
+        self.name = f"{when}-hook"
+
+    def applies(self, run: HostRun) -> bool:
+        return bool(run.target.hooks(self.when))
+
+    def applies_to_plan(self, target: Target) -> bool:
+        return bool(target.hooks(self.when))
+
+    def run(self, run: HostRun) -> str:
+        ran = hook_stage.run_hooks(self.when, run.target.hooks(self.when), run.session, run.release, run.target.root)
+        return ", ".join(ran)
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        release = {"id": "RELEASE_ID", "commit": spec.commit or "COMMIT", "environment": spec.target.environment,
+                   "host": "HOST"}
+        env = hook_stage.hook_env(release, facts.compose)
+        out = []
+        for command in spec.target.hooks(self.when):
+            if command.startswith(hook_stage.LOCAL_PREFIX):
+                local = command[len(hook_stage.LOCAL_PREFIX):].strip()
+                out.append("locally, in the repository: " + " ".join(hook_stage.local_hook_argv(local)))
+            else:
+                out.append(hook_stage.remote_hook(facts.app_dir, command, env))
+        return out
+
+
+class Up(Step):
+    """The rollout: how the new containers replace the old ones. Today compose's recreate (`up -d`)."""
+
+    name = "deploy"
+
+    def run(self, run: HostRun) -> str:
+        spec, current = run.spec, run.current
+        same = decide.same_commit(current, spec.commit)
+        if same and decide.skip_up(current, spec.commit, spec.env_checksum,
+                                   verify_stage.container_states(run.session), spec.services):
+            return "nothing changed since the running release: up skipped"
+        run.progress.up = True
+        compose_up.compose_up(run.session, build=False)
+        return "up" + (" (same commit as the running release: build skipped)" if same else "")
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        return [in_dir(facts.app_dir, facts.compose.up()),
+                "(skipped when commit, env file and containers are those of the running release)"]
+
+
+class VerifyFailed(BerthError):
+    pass
+
+
+class Verify(Step):
+    name = "verify"
+
+    def run(self, run: HostRun) -> str:
+        verified = verify_stage.verify(run.session, run.spec.services, run.target.health_urls, run.spec.timeout)
+        run.verified = verified
+        if not verified.ok:
+            raise verify_failure(run.label, verified, run.log.printer.mask)
+        return verified.describe()
+
+    def after(self, run: HostRun) -> None:
+        interrupt.check("verify")  # a signal while verify waited: the release is undone, verified or not
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        urls = ", ".join(spec.target.health_urls) or "(no health URL configured)"
+        return [facts.compose.inspect_containers(),
+                f"(repeat until every service in {', '.join(spec.services) or '(none)'} is running and healthy, "
+                f"or {spec.timeout:.0f}s pass) then GET {urls}"]
+
+
+def verify_failure(label: str, verified, mask) -> VerifyFailed:
+    details = "\n".join(verified.problems)
+    for service, text in verified.logs.items():
+        details += f"\n--- last log lines of {service} ---\n{text}"
+    return VerifyFailed(
+        f"verify failed on {label}: " + "; ".join(verified.problems),
+        fix="read the service's log lines below; `berth doctor` names the likely cause (crash loop, missing variable, "
+            "unreachable database, wrong health URL port), `berth logs SERVICE` shows more",
+        details=mask(details),
+    )
+
+
+class Record(Step):
+    """Written whatever the outcome once the server changed; run by the pipeline after the other steps."""
+
+    name = "record"
+
+    def run(self, run: HostRun) -> str:
+        release, target = run.release, run.target
+        ok = release["result"] == "ok"
+        release_stage.record(run.session, release, env_file=target.env_file if ok else None)
+        warnings = release_stage.keep_and_prune(run.session, release, run.history, target.keep_releases) if ok else []
+        release_stage.audit(run.session, "deploy", who=run.spec.who, release=release["id"], commit=run.spec.commit,
+                            result=release["result"], failure=release.get("failure"))
+        if warnings:
+            run.host_out["warnings"] = warnings
+        run.host_out["release"] = release
+        return f"release {release['id']} ({release['result']})" + "".join(f"; {w}" for w in warnings)
+
+    def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        env_copy = f"{facts.app_dir}/{spec.target.env_file}"
+        images = {service: {"name": "IMAGE", "id": "IMAGE_ID"} for service in spec.services}
+        return [
+            "(stdin: the release record as JSON; a failed release is recorded too, without becoming current or "
+            "keeping a copy of its env file)",
+            release_commands.record(facts.state_dir, "RELEASE_ID", True, env_copy),
+            f"(an ok release only: tag the images that verify saw running, so a rollback rebuilds nothing; untag "
+            f"and forget the releases past keep_releases = {spec.target.keep_releases})",
+            release_stage.keep_and_prune_script(facts.compose.project, {"id": "RELEASE_ID", "images": images},
+                                                ["RELEASE_ID", "KEPT_RELEASE_ID"], facts.state_dir),
+            "(stdin: the audit event as JSON)",
+            release_commands.audit(facts.state_dir),
+        ]
+
+
+def deploy_steps(target: Target) -> list[Step]:
+    """The per-host steps of a deploy, in order (record excluded: it runs whatever happens once a host changed)."""
+    return [Preflight(), Sync(), ShipEnv(), Build(), Hooks("pre"), Up(), Verify(), Hooks("post")]
+
+
+RECORD = Record()

@@ -1,0 +1,963 @@
+"""The resolved compose model, as `docker compose config` prints it — computed without docker.
+
+`berth config` shows what compose on the server will run: the compose files merged, every `${VAR}`
+interpolated with the shipped env file (berth.model.compose.interpolation, exact to compose-go), `env_file:`
+contents merged into `environment`, and compose's defaults and normal forms applied:
+
+* `build: DIR` → `{context: /abs/DIR, dockerfile: Dockerfile}`; relative paths (build contexts, bind
+  mounts, env files, secret/config files) are resolved against the project directory;
+* `command`/`entrypoint` strings are split like a shell; both are `null` when not set;
+* `environment`/`labels`/`sysctls`/`build.args` lists become mappings; a bare `KEY` takes its value
+  from the env file (or stays `null`); `env_file:` contents come first, `environment:` overrides;
+* `ports`, `volumes`, `depends_on`, `secrets`, `configs`, `networks` short syntax becomes the long
+  syntax (`published` as a string, ranges expanded, `bind.create_host_path` for short bind mounts,
+  `condition: service_started` + `required: true`);
+* durations print as Go does (`90s` → `1m30s`), byte sizes as a number of bytes (`512M` →
+  `"536870912"`), numbers and booleans get their types back after interpolation;
+* `extends:` (same file or `file:`), several compose files (later ones override), `profiles:`
+  (only `COMPOSE_PROFILES` from the env file activates them) and the top-level `networks`,
+  `volumes`, `secrets` and `configs` (only those the services use, named PROJECT_NAME).
+
+Keys berth does not know are passed through interpolated. Output strings escape `$` as `$$`, as
+compose does, so the output is itself a valid compose file. tests/unit/test_compose_config.py
+compares the `services` part with the real `docker compose config --format json`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+from collections import ChainMap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from berth.errors import UsageError
+from berth.model.compose.file import ComposeFile, load_compose_file, read_compose_text
+
+if TYPE_CHECKING:  # the model reads a target's settings; it does not depend on configuration
+    from berth.configuration.target import Target
+
+_BOOL_KEYS = {"init", "privileged", "read_only", "tty", "stdin_open", "oom_kill_disable"}
+_POINTER_BOOLS = {"init"}  # compose keeps these when false; the others are dropped when false
+_INT_KEYS = {"scale", "pids_limit", "cpu_shares", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
+             "oom_score_adj", "mem_swappiness", "cpu_rt_runtime", "cpu_rt_period"}
+_FLOAT_KEYS = {"cpus"}
+_BYTE_KEYS = {"mem_limit", "mem_reservation", "memswap_limit", "shm_size"}
+_DURATION_KEYS = {"stop_grace_period"}
+_LIST_OR_STRING = {"dns", "dns_search", "dns_opt", "tmpfs", "env_file", "cap_add", "cap_drop", "security_opt",
+                   "devices", "group_add", "profiles", "links", "external_links", "volumes_from"}
+_DATA_TOP_LEVEL = ("networks", "volumes", "secrets", "configs")
+
+
+@dataclass
+class ResolvedConfig:
+    model: dict[str, Any]  # the compose model (values unescaped and unmasked)
+    project_env: dict[str, str]  # the interpolation environment (the shipped env file)
+    secrets: list[str] = field(default_factory=list)  # values to mask
+    secret_keys: set[str] = field(default_factory=set)  # environment/arg keys whose values are masked whole
+    # where secrets were interpolated: a field (`("services", "command")`, `("x-foo",)`) → the forms of the
+    # secret variables its `${...}` referenced; only there are secrets searched for inside free text
+    secret_fields: dict[tuple, set[str]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- env files
+
+
+def project_environment(target: Target) -> dict[str, str]:
+    """The shipped env file as compose reads it with --env-file (bare KEYs without a value are unset)."""
+    from berth.model.envfile import read_env_file
+
+    path = target.root / target.env_file
+    if not path.exists():
+        raise UsageError(f"{target.env_file} does not exist, so compose's variables cannot be resolved",
+                         where=str(path), fix=f"cp {target.env_file}.example {target.env_file} and fill in the values")
+    env = read_env_file(path)
+    _refuse_env_errors(env, path)
+    out: dict[str, str] = {}
+    for e in env.entries:
+        if e.value is not None:
+            out[e.key] = e.value
+    return out
+
+
+def _refuse_env_errors(env, path: Path) -> None:
+    errors = getattr(env, "errors", ())
+    if errors:
+        e = errors[0]
+        raise UsageError(f"{path.name}: {e.message}; compose refuses the file", where=f"{path}:{e.line}:{e.col}",
+                         fix="fix that line (berth check shows every problem)")
+    bad = getattr(env, "bad_lines", ())
+    if bad:
+        raise UsageError(f"{path.name}: line {bad[0][0]} cannot be parsed; compose refuses the file",
+                         where=f"{path}:{bad[0][0]}", fix="write KEY=value; quote values with special characters")
+
+
+def service_env_file(path: Path, project_env: Mapping[str, str]) -> dict[str, str]:
+    """A service's `env_file:` as compose reads it: the project's variables win over the file's own lines."""
+    from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+    from berth.model.envfile import read_env_file
+
+    env = read_env_file(path)
+    _refuse_env_errors(env, path)
+    out: dict[str, str] = {}
+    for e in env.entries:
+        template = getattr(e, "template", None)
+        if e.value is None:  # bare KEY: from the project's environment, else unset
+            if e.key in project_env:
+                out[e.key] = project_env[e.key]
+            continue
+        if template is None:  # single-quoted: literal
+            out[e.key] = e.value
+            continue
+        try:
+            out[e.key] = interpolate(template, ChainMap(dict(project_env), out))
+        except (InterpolationError, MissingRequiredVariable) as exc:
+            raise UsageError(f"{path.name}: the value of {e.key}: {exc}", where=f"{path}:{e.line}") from None
+    return out
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def active_profiles(project_env: Mapping[str, str]) -> set[str]:
+    """The profiles COMPOSE_PROFILES (from the shipped env file) enables, as compose reads it."""
+    return {p.strip() for p in project_env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+
+
+def profile_enabled(profiles: Any, active: set[str]) -> bool:
+    """Does compose start a service with these `profiles:`? (none: always; `*` enables every one)"""
+    if not profiles:
+        return True
+    names = [profiles] if isinstance(profiles, str) else profiles if isinstance(profiles, list) else []
+    return "*" in active or bool(active & {str(p) for p in names})
+
+
+def active_services(compose_files: list[ComposeFile], project_env: Mapping[str, str]) -> list[str]:
+    """The services `docker compose up` starts: those whose `profiles:` (the last file's that sets it) are enabled.
+
+    Read from the files as written (no interpolation or extends): what the deploy and rollback expect verify to see.
+    """
+    profiles: dict[str, Any] = {}
+    for cf in compose_files:
+        for name, spec in cf.services.items():
+            spec = spec if isinstance(spec, dict) else {}
+            if "profiles" in spec or str(name) not in profiles:
+                profiles[str(name)] = spec.get("profiles")
+    active = active_profiles(project_env)
+    return [name for name, p in profiles.items() if profile_enabled(p, active)]
+
+
+def built_services(compose_files: list[ComposeFile]) -> set[str]:
+    """Services with `build:` in any of the files: their images are this project's own."""
+    return {str(name) for cf in compose_files for name, spec in cf.services.items()
+            if isinstance(spec, dict) and spec.get("build")}
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """Load, interpolate, merge and normalize the compose files of `target`."""
+    from berth.secrets.masking import is_secret_setting, secret_values
+
+    env = dict(project_env) if project_env is not None else project_environment(target)
+    secret_vars = {k: secret_values({k: v}) for k, v in env.items() if v and is_secret_setting(k, v)}
+    secret_fields: dict[tuple, set[str]] = {}
+    root = target.root
+    files: list[ComposeFile] = []
+    for name in target.compose_files:
+        path = root / name
+        if not path.exists():
+            raise UsageError(f"compose file {name} does not exist", where=str(path),
+                             fix="create it, or fix COMPOSE_FILES / compose_files")
+        files.append(load_compose_file(path))
+    model: dict[str, Any] = {}
+    services: dict[str, dict] = {}
+    raw_services: dict[str, list[tuple[ComposeFile, dict]]] = {}
+    for cf in files:
+        if "include" in cf.data:
+            raise UsageError(f"{cf.path.name} uses include:, which berth config does not resolve yet",
+                             where=f"{cf.path}:{_key_line(cf, 'include')}",
+                             fix="list the included files in COMPOSE_FILES / compose_files instead")
+        data = _interpolate_tree(cf, env, secret_vars, secret_fields)
+        for name, spec in (data.get("services") or {}).items():
+            if not isinstance(spec, dict):
+                raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
+            raw_services.setdefault(str(name), []).append((cf, spec))
+        for key, value in data.items():
+            if key == "services":
+                continue
+            if key in _DATA_TOP_LEVEL and isinstance(value, dict):
+                merged = model.setdefault(key, {})
+                for item, spec in value.items():
+                    merged[str(item)] = _merge(merged.get(str(item)) or {}, spec if isinstance(spec, dict) else {})
+            else:
+                model[key] = value
+    ctx = _Ctx(root, env)
+    for name, defs in raw_services.items():
+        merged: dict = {}
+        for _file, spec in defs:
+            merged = _merge_service(merged, _normalize_service(spec, ctx))
+        services[name] = merged
+    services = {name: _extends(name, spec, services, raw_services, ctx, set()) for name, spec in services.items()}
+    active = active_profiles(env)
+    services = {n: s for n, s in services.items() if profile_enabled(s.get("profiles"), active)}
+    secret_keys: set[str] = set()
+    for name, spec in services.items():
+        services[name] = _finish_service(spec, ctx)
+        for key, value in (spec.get("environment") or {}).items():
+            if is_secret_setting(key, value if isinstance(value, str) else None):
+                secret_keys.add(key)
+    out: dict[str, Any] = {"name": target.project, "services": dict(sorted(services.items()))}
+    out.update(_top_level(model, services, target.project, ctx))
+    for key, value in model.items():
+        if key not in out and key not in _DATA_TOP_LEVEL and key != "version":
+            out[key] = value
+    secrets = set(secret_values(env))
+    for spec in services.values():
+        secrets.update(secret_values({k: v for k, v in (spec.get("environment") or {}).items() if v is not None}))
+    return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields)
+
+
+def _key_line(cf: ComposeFile, key: str) -> int:
+    for number, line in enumerate(read_compose_text(cf.path).splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return number
+    return 1
+
+
+@dataclass
+class _Ctx:
+    root: Path
+    env: dict[str, str]
+
+    def path(self, value: str) -> str:
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else _clean(self.root / p))
+
+
+def _clean(path: Path) -> Path:
+    """Lexically normalized absolute path (compose does not resolve symlinks)."""
+    import os
+
+    return Path(os.path.normpath(path))
+
+
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def field_of(path: tuple) -> tuple:
+    """The field a model path is in, as berth config masks it: `("services", "command")`, `("x-foo",)`."""
+    if len(path) >= 3 and path[0] == "services":
+        return ("services", str(path[2]))
+    return tuple(str(p) for p in path[:1])
+
+
+def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str], secret_vars: Mapping[str, list[str]] | None = None,
+                      secret_fields: dict[tuple, set[str]] | None = None) -> dict:
+    """The compose file with `${...}` interpolated; `secret_fields` learns which fields referenced which of
+    `secret_vars` (name → the forms to mask of its value)."""
+    from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+
+    def where(path: tuple) -> str:
+        for s in cf.scalars:
+            if s.path == path:
+                return f"{cf.path}:{s.line}:{s.col}"
+        return str(cf.path)
+
+    def walk(value: Any, path: tuple) -> Any:
+        if isinstance(value, str):
+            if "$" not in value:
+                return value
+            if secret_vars and secret_fields is not None:
+                for var in _REFERENCE.findall(value):
+                    if var in secret_vars:
+                        secret_fields.setdefault(field_of(path), set()).update(secret_vars[var])
+            try:
+                return interpolate(value, env)
+            except InterpolationError as exc:
+                raise UsageError(f"invalid interpolation in {'.'.join(map(str, path))}: {exc.reason}",
+                                 where=where(path), fix="write $$ for a literal $") from None
+            except MissingRequiredVariable as exc:
+                raise UsageError(f"{'.'.join(map(str, path))}: {exc}", where=where(path),
+                                 fix="set the variable in the env file") from None
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, str(k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    return walk(copy.deepcopy(cf.data), ())
+
+
+# --------------------------------------------------------------------------- scalar conversions
+
+
+def _bool(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "y"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "no", "off", "n", ""):
+        return False
+    return value
+
+
+def _int(value: Any) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return value
+
+
+def _float(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        return int(f) if f.is_integer() else f
+    return value
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4, "p": 1024 ** 5}
+
+
+def byte_size(value: Any) -> Any:
+    """go-units RAMInBytes: "512M", "1.5g", "64mb" → "536870912" (compose prints a string)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", value.strip())
+    if not m:
+        return value
+    return str(int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()]))
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+                   "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def go_duration(value: Any) -> Any:
+    """Go's time.ParseDuration + Duration.String: "90s" → "1m30s", "1500ms" → "1.5s"."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text in ("0", ""):
+        return "0s" if text == "0" else value
+    m = re.fullmatch(r"([-+]?)((?:\d*\.?\d+(?:ns|us|µs|μs|ms|s|m|h))+)", text)
+    if not m:
+        return value
+    total = 0
+    for num, unit in re.findall(r"(\d*\.?\d+)(ns|us|µs|μs|ms|s|m|h)", m.group(2)):
+        whole, _, frac = num.partition(".")
+        scale = _DURATION_UNITS[unit]
+        total += int(whole or 0) * scale + (int(frac) * scale // 10 ** len(frac) if frac else 0)
+    return format_duration(-total if m.group(1) == "-" else total)
+
+
+def format_duration(ns: int) -> str:
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    u = abs(ns)
+
+    def frac(v: int, unit: int) -> str:
+        whole, rest = divmod(v, unit)
+        if not rest:
+            return str(whole)
+        digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
+        return f"{whole}.{digits}"
+
+    if u < 1_000_000_000:
+        if u < 1_000:
+            return f"{sign}{u}ns"
+        if u < 1_000_000:
+            return f"{sign}{frac(u, 1_000)}µs"
+        return f"{sign}{frac(u, 1_000_000)}ms"
+    hours, rest = divmod(u, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    out = sign
+    if hours:
+        out += f"{hours}h"
+    if hours or minutes:
+        out += f"{minutes}m"
+    return out + frac(rest, 1_000_000_000) + "s"
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _mapping(value: Any, bare: Any = None) -> dict[str, Any]:
+    """environment/labels/sysctls/args: a mapping or a list of KEY=VALUE; values as strings."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out[str(k)] = bare if v is None else _str(v)
+    elif isinstance(value, list):
+        for item in value:
+            key, eq, val = str(item).partition("=")
+            out[key] = val if eq else bare
+    return out
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _normalize_service(spec: dict, ctx: _Ctx) -> dict:
+    s: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "build":
+            s[key] = _build(value, ctx)
+        elif key in ("command", "entrypoint"):
+            s[key] = _argv(value)
+        elif key == "environment":
+            s[key] = _mapping(value)
+        elif key in ("labels", "annotations"):
+            s[key] = _mapping(value, bare="")
+        elif key == "sysctls":
+            s[key] = _mapping(value, bare="")
+        elif key == "ports":
+            s[key] = [p for item in (value or []) for p in _ports(item)]
+        elif key == "expose":
+            s[key] = [_str(v) for v in (value or [])]
+        elif key == "volumes":
+            s[key] = [_volume(v, ctx) for v in (value or [])]
+        elif key == "depends_on":
+            s[key] = _depends_on(value)
+        elif key == "networks":
+            s[key] = {str(n): None for n in value} if isinstance(value, list) else {
+                str(n): v for n, v in (value or {}).items()}
+        elif key == "healthcheck":
+            s[key] = _healthcheck(value)
+        elif key == "deploy":
+            s[key] = _deploy(value)
+        elif key in ("secrets", "configs"):
+            s[key] = [_grant(key, v) for v in (value or [])]
+        elif key == "extra_hosts":
+            s[key] = _extra_hosts(value)
+        elif key in _LIST_OR_STRING and isinstance(value, str):
+            s[key] = [value]
+        elif key in _BOOL_KEYS:
+            s[key] = _bool(value)
+        elif key in _INT_KEYS:
+            s[key] = _int(value)
+        elif key in _FLOAT_KEYS:
+            s[key] = _float(value)
+        elif key in _BYTE_KEYS:
+            s[key] = byte_size(value)
+        elif key in _DURATION_KEYS:
+            s[key] = go_duration(value)
+        elif key == "extends":
+            s[key] = {"service": value} if isinstance(value, str) else value
+        else:
+            s[key] = value
+    if isinstance(s.get("env_file"), list):
+        entries = [dict(e) if isinstance(e, dict) else {"path": e} for e in s["env_file"]]
+        for e in entries:
+            e["shown"] = str(e.get("path", ""))
+            e["path"] = ctx.path(str(e.get("path", "")))  # relative to the file that names it
+        s["env_file"] = entries
+    return s
+
+
+def _argv(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError:
+            return value.split()
+    if isinstance(value, list):
+        return [_str(v) for v in value]
+    return value
+
+
+def _build(value: Any, ctx: _Ctx) -> Any:
+    if isinstance(value, str):
+        value = {"context": value}
+    if not isinstance(value, dict):
+        return value
+    b = dict(value)
+    context = str(b.get("context", "."))
+    b["context"] = context if re.match(r"^(?:[a-z][a-z0-9+.-]*://|git@)", context, re.I) else ctx.path(context)
+    if "dockerfile" not in b and "dockerfile_inline" not in b:
+        b["dockerfile"] = "Dockerfile"
+    if "args" in b:
+        args = {}
+        for k, v in _mapping(b["args"]).items():
+            if v is None:
+                if k in ctx.env:
+                    args[k] = ctx.env[k]
+            else:
+                args[k] = v
+        b["args"] = args
+    if "labels" in b:
+        b["labels"] = _mapping(b["labels"], bare="")
+    return b
+
+
+def _ports(item: Any) -> list[dict]:
+    if isinstance(item, dict):
+        p = dict(item)
+        p.setdefault("mode", "ingress")
+        p["target"] = _int(p.get("target"))
+        if p.get("published") is not None:
+            p["published"] = _str(p["published"])
+        p.setdefault("protocol", "tcp")
+        return [p]
+    text = _str(item) or ""
+    proto = "tcp"
+    if "/" in text:
+        text, proto = text.rsplit("/", 1)
+    host_ip = None
+    if text.startswith("["):
+        end = text.find("]")
+        host_ip, text = text[1:end], text[end + 1:].lstrip(":")
+    parts = text.split(":")
+    if len(parts) > 2:
+        host_ip = host_ip if host_ip is not None else ":".join(parts[:-2])
+        parts = parts[-2:]
+    published = parts[0] if len(parts) == 2 and parts[0] != "" else None
+    targets = _range(parts[-1])
+    pubs = _range(published) if published else None
+    out = []
+    for i, target in enumerate(targets):
+        p: dict[str, Any] = {"mode": "ingress"}
+        if host_ip:
+            p["host_ip"] = host_ip
+        p["target"] = target
+        if published is not None:
+            p["published"] = str(pubs[i]) if pubs and len(pubs) == len(targets) else published
+        p["protocol"] = proto
+        out.append(p)
+    return out
+
+
+def _range(text: str) -> list[int]:
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", text.strip())
+    if not m:
+        return [text]  # type: ignore[list-item]  # compose would refuse it; keep it visible
+    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    return list(range(lo, hi + 1))
+
+
+def _volume(item: Any, ctx: _Ctx) -> Any:
+    if isinstance(item, dict):
+        v = dict(item)
+        if v.get("type") == "bind" and isinstance(v.get("source"), str):
+            v["source"] = ctx.path(v["source"])
+        if "read_only" in v:
+            v["read_only"] = _bool(v["read_only"])
+            if v["read_only"] is False:
+                del v["read_only"]
+        return v
+    if not isinstance(item, str):
+        return item
+    parts = item.split(":")
+    if len(parts) == 1:
+        return {"type": "volume", "target": parts[0], "volume": {}}
+    source, target = parts[0], parts[1]
+    modes = parts[2].split(",") if len(parts) > 2 else []
+    bind = source.startswith((".", "/", "~"))
+    v: dict[str, Any] = {"type": "bind" if bind else "volume", "source": ctx.path(source) if bind else source,
+                         "target": target}
+    if "ro" in modes:
+        v["read_only"] = True
+    if bind:
+        opts: dict[str, Any] = {}
+        for m in modes:
+            if m in ("z", "Z"):
+                opts["selinux"] = m
+            elif m in ("shared", "rshared", "slave", "rslave", "private", "rprivate"):
+                opts["propagation"] = m
+        opts["create_host_path"] = True
+        v["bind"] = opts
+    else:
+        v["volume"] = {"nocopy": True} if "nocopy" in modes else {}
+    return v
+
+
+def _depends_on(value: Any) -> dict:
+    out: dict[str, dict] = {}
+    if isinstance(value, list):
+        for name in value:
+            out[str(name)] = {"condition": "service_started", "required": True}
+    elif isinstance(value, dict):
+        for name, opts in value.items():
+            opts = dict(opts or {})
+            d: dict[str, Any] = {"condition": opts.pop("condition", "service_started")}
+            if "restart" in opts:
+                d["restart"] = _bool(opts.pop("restart"))
+            d["required"] = _bool(opts.pop("required", True))
+            d.update(opts)
+            out[str(name)] = d
+    return out
+
+
+def _healthcheck(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    h = dict(value)
+    if isinstance(h.get("test"), str):
+        h["test"] = ["CMD-SHELL", h["test"]]
+    for k in ("interval", "timeout", "start_period", "start_interval"):
+        if k in h:
+            h[k] = go_duration(h[k])
+    if "retries" in h:
+        h["retries"] = _int(h["retries"])
+    if "disable" in h:
+        h["disable"] = _bool(h["disable"])
+        if h["disable"] is False:
+            del h["disable"]
+    return h
+
+
+def _deploy(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    d = copy.deepcopy(value)
+    if "replicas" in d:
+        d["replicas"] = _int(d["replicas"])
+    res = d.get("resources")
+    if isinstance(res, dict):
+        for part in ("limits", "reservations"):
+            r = res.get(part)
+            if isinstance(r, dict):
+                if "cpus" in r:
+                    r["cpus"] = _float(r["cpus"])
+                if "memory" in r:
+                    r["memory"] = byte_size(r["memory"])
+                if "pids" in r:
+                    r["pids"] = _int(r["pids"])
+    rp = d.get("restart_policy")
+    if isinstance(rp, dict):
+        for k in ("delay", "window"):
+            if k in rp:
+                rp[k] = go_duration(rp[k])
+        if "max_attempts" in rp:
+            rp["max_attempts"] = _int(rp["max_attempts"])
+    for part in ("update_config", "rollback_config"):
+        c = d.get(part)
+        if isinstance(c, dict):
+            for k in ("delay", "monitor"):
+                if k in c:
+                    c[k] = go_duration(c[k])
+            if "parallelism" in c:
+                c["parallelism"] = _int(c["parallelism"])
+            if "max_failure_ratio" in c:
+                c["max_failure_ratio"] = _float(c["max_failure_ratio"])
+    d.setdefault("placement", {})
+    return d
+
+
+def _grant(kind: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return {"source": value, "target": f"/run/secrets/{value}"} if kind == "secrets" else {"source": value}
+    return value
+
+
+def _extra_hosts(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = []
+        for host, ips in value.items():
+            for ip in (ips if isinstance(ips, list) else [ips]):
+                out.append(f"{host}={ip}")
+        return out
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            text = str(item)
+            if "=" not in text and ":" in text:
+                host, _, ip = text.partition(":")
+                text = f"{host}={ip}"
+            out.append(text)
+        return out
+    return value
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Mappings merge key by key; anything else is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return copy.deepcopy(over)
+
+
+def _merge_service(base: dict, over: dict) -> dict:
+    """compose's override rules for one service (normalized on both sides)."""
+    out = dict(base)
+    for key, value in over.items():
+        if key not in base:
+            out[key] = value
+        elif key in ("ports",):
+            out[key] = base[key] + [p for p in value if p not in base[key]]
+        elif key in ("expose", "dns", "dns_search", "cap_add", "cap_drop", "security_opt", "external_links"):
+            out[key] = list(dict.fromkeys([*base[key], *value])) if all(isinstance(x, str) for x in
+                                                                          [*base[key], *value]) else value
+        elif key == "env_file":
+            out[key] = [*base[key], *value]
+        elif key == "volumes":
+            by_target = {v.get("target") if isinstance(v, dict) else v: v for v in base[key]}
+            for v in value:
+                by_target[v.get("target") if isinstance(v, dict) else v] = v
+            out[key] = list(by_target.values())
+        elif key in ("secrets", "configs"):
+            by_source = {g.get("source") if isinstance(g, dict) else g: g for g in base[key]}
+            for g in value:
+                by_source[g.get("source") if isinstance(g, dict) else g] = g
+            out[key] = list(by_source.values())
+        elif key in ("command", "entrypoint"):
+            out[key] = value
+        elif isinstance(base[key], dict) and isinstance(value, dict):
+            out[key] = _merge(base[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _extends(name: str, spec: dict, services: dict[str, dict], raw: dict, ctx: _Ctx, seen: set[str]) -> dict:
+    ext = spec.get("extends")
+    if not isinstance(ext, dict):
+        return spec
+    base_name = str(ext.get("service", ""))
+    if name in seen:
+        raise UsageError(f"service {name}: extends forms a cycle ({' → '.join(seen)})")
+    if ext.get("file"):
+        path = Path(str(ext["file"]))
+        path = path if path.is_absolute() else ctx.root / path
+        if not path.exists():
+            raise UsageError(f"service {name} extends {base_name} from {ext['file']}, which does not exist",
+                             where=str(path))
+        other = load_compose_file(path)
+        data = _interpolate_tree(other, ctx.env)
+        base_raw = (data.get("services") or {}).get(base_name)
+        if not isinstance(base_raw, dict):
+            raise UsageError(f"service {name} extends {base_name}, which {ext['file']} does not define", where=str(path))
+        base = _normalize_service(base_raw, _Ctx(path.parent, ctx.env))
+    else:
+        if base_name not in services:
+            raise UsageError(f"service {name} extends {base_name}, which is not defined")
+        base = services[base_name]
+    base = _extends(base_name, base, services, raw, ctx, seen | {name})
+    merged = _merge_service({k: v for k, v in base.items() if k not in ("extends", "depends_on")},
+                            {k: v for k, v in spec.items() if k != "extends"})
+    return merged
+
+
+def _finish_service(spec: dict, ctx: _Ctx) -> dict:
+    s = dict(spec)
+    env: dict[str, Any] = {}
+    for entry in s.pop("env_file", None) or []:
+        path = Path(str(entry.get("path", "")))
+        required = _bool(entry.get("required", True))
+        if not path.is_file():
+            if required is False:
+                continue
+            raise UsageError(f"env_file {entry.get('shown') or path} does not exist", where=str(path),
+                             fix="create it, or mark it required: false")
+        env.update(service_env_file(path, ctx.env))
+    env.update(s.get("environment") or {})
+    for key, value in list(env.items()):
+        if value is None and key in ctx.env:
+            env[key] = ctx.env[key]
+    if env or "environment" in s:
+        s["environment"] = dict(sorted(env.items()))
+    s.setdefault("command", None)
+    s.setdefault("entrypoint", None)
+    if "network_mode" not in s and not s.get("networks"):
+        s["networks"] = {"default": None}
+    for key in _BOOL_KEYS - _POINTER_BOOLS:
+        if s.get(key) is False:
+            del s[key]
+    s.pop("extends", None)
+    return dict(sorted(s.items()))
+
+
+def _top_level(model: dict, services: dict[str, dict], project: str, ctx: _Ctx) -> dict:
+    out: dict[str, Any] = {}
+    used_networks = {n for s in services.values() for n in (s.get("networks") or {})}
+    declared = model.get("networks") or {}
+    networks = {}
+    for name in sorted(used_networks | ({"default"} & set(declared))):
+        if name not in used_networks:
+            continue
+        spec = dict(declared.get(name) or {})
+        external = _bool(spec.get("external")) is True
+        spec.setdefault("name", name if external else f"{project}_{name}")
+        if not external:
+            spec.setdefault("ipam", {})
+        networks[name] = spec
+    if networks:
+        out["networks"] = networks
+    used_volumes = {v.get("source") for s in services.values() for v in (s.get("volumes") or [])
+                    if isinstance(v, dict) and v.get("type") == "volume" and v.get("source")}
+    volumes = {}
+    for name, spec in sorted((model.get("volumes") or {}).items()):
+        if name not in used_volumes:
+            continue
+        spec = dict(spec or {})
+        external = _bool(spec.get("external")) is True
+        spec.setdefault("name", name if external else f"{project}_{name}")
+        volumes[name] = spec
+    if volumes:
+        out["volumes"] = volumes
+    for kind in ("secrets", "configs"):
+        used = {g.get("source") for s in services.values() for g in (s.get(kind) or []) if isinstance(g, dict)}
+        found = {}
+        for name, spec in sorted((model.get(kind) or {}).items()):
+            if name not in used:
+                continue
+            spec = dict(spec or {})
+            external = _bool(spec.get("external")) is True
+            spec.setdefault("name", name if external else f"{project}_{name}")
+            if isinstance(spec.get("file"), str):
+                spec["file"] = ctx.path(spec["file"])
+            found[name] = spec
+        if found:
+            out[kind] = found
+    return out
+
+
+# --------------------------------------------------------------------------- the document berth config prints
+
+
+def config_document(target: Target, *, show_secrets: bool = False, environment_from: str | None = None) -> dict:
+    """The compose model plus `x-berth` (the deployment settings and where each came from).
+
+    Masked by position unless `show_secrets`: the value of a secret key (by name or by its value's format) is
+    ****; names and paths (images, services, volumes, build contexts...) are never cut into; the other strings
+    (commands, labels, values of ordinary keys) have the secrets inside them masked, names left whole.
+    """
+    from berth.secrets.masking import MASK, Masker, keyed_secrets, redact_setting
+
+    resolved = resolve_compose(target)
+    model = resolved.model
+    settings = deployment_settings(target, environment_from)
+    if not show_secrets:
+        public, keyed = _public_names(model), keyed_secrets(resolved.project_env)
+        maskers = {f: Masker(forms, public=public, keyed=keyed) for f, forms in resolved.secret_fields.items()}
+        maskers[()] = Masker(keyed=keyed)  # fields no secret was interpolated into: KEY=value and tokens only
+        model = _mask(model, maskers, resolved.secret_keys, MASK)
+        for setting in settings.values():
+            value = setting["value"]
+            setting["value"] = [redact_setting(v) for v in value] if isinstance(value, list) else redact_setting(value)
+    doc: dict[str, Any] = {"x-berth": settings}
+    doc.update(_escape(model))
+    return doc
+
+
+def deployment_settings(target: Target, environment_from: str | None = None) -> dict[str, Any]:
+    def setting(name: str, value: Any) -> dict[str, Any]:
+        origin = target.where(name)
+        return {"value": value, "from": "default" if origin == "not set" else origin}
+
+    env_origin = environment_from
+    if env_origin is None:
+        line = target.dotenv.line_of("ENVIRONMENT") if target.dotenv and "ENVIRONMENT" in target.dotenv else None
+        env_origin = f".env:{line}" if line else "berth.toml (the only environment)"
+    out: dict[str, Any] = {"environment": {"value": target.environment, "from": env_origin}}
+    out["hosts"] = setting("hosts", list(target.get("hosts", [])))
+    out["user"] = setting("user", target.get("user"))
+    if target.get("port"):
+        out["port"] = setting("port", target.get("port"))
+    if target.get("key"):
+        out["key"] = setting("key", target.get("key"))
+    out["app_dir"] = setting("app_dir", target.app_dir)
+    project_origin = target.where("project")
+    out["project"] = {"value": target.project,
+                      "from": project_origin if project_origin != "not set" else "the last part of app_dir"}
+    out["compose_files"] = setting("compose_files", list(target.compose_files))
+    out["env_file"] = setting("env_file", target.env_file)
+    out["health_urls"] = setting("health_urls", list(target.health_urls))
+    out["remote"] = setting("remote", target.get("remote", "origin"))
+    if target.get("branch"):
+        out["branch"] = setting("branch", target.get("branch"))
+    out["confirm"] = setting("confirm", target.confirm)
+    out["verify_timeout"] = setting("verify_timeout", target.verify_timeout)
+    return out
+
+
+# fields that hold names and paths: shown as they are (a password `postgres` must not turn the image
+# `postgres:16` into `****:16`); a value in a known token format is masked even there
+_NAME_FIELDS = frozenset({
+    "image", "container_name", "hostname", "domainname", "context", "dockerfile", "target", "source", "name",
+    "driver", "network_mode", "working_dir", "pull_policy", "restart", "platform", "user", "path", "published",
+    "mode", "type", "protocol", "host_ip", "file", "profiles", "condition", "ipc", "pid", "cgroup", "isolation",
+})
+
+
+def _mask(value: Any, maskers: dict[tuple, Any], secret_keys: set[str], mask: str, path: tuple = (),
+          in_secret_map: bool = False) -> Any:
+    """By position: the value of a secret key is ****; a name or path field is left whole; other strings have
+    masked the secrets that were interpolated into their field (`command: --token ${API_TOKEN}`), `KEY=value`
+    of secret keys, and tokens of a known format."""
+    key = str(path[-1]) if path and not isinstance(path[-1], int) else None
+    if isinstance(value, dict):
+        secret_map = key in ("environment", "args")
+        return {k: _mask(v, maskers, secret_keys, mask, (*path, str(k)), secret_map) for k, v in value.items()}
+    if isinstance(value, list):
+        field_key = path[:-1] if path and isinstance(path[-1], int) else path
+        return [_mask(v, maskers, secret_keys, mask, (*field_key, i)) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        from berth.secrets.masking import Masker, is_secret_setting, secret_tokens
+
+        if in_secret_map and key is not None and value and (key in secret_keys or is_secret_setting(key, value)):
+            return mask
+        named = [p for p in path if not isinstance(p, int)]
+        tokens = secret_tokens(value)
+        if tokens:
+            value = Masker(tokens)(value)
+        if not in_secret_map and named and named[-1] in _NAME_FIELDS:
+            return value
+        return maskers.get(field_of(tuple(named)), maskers[()])(value)
+    return value
+
+
+def _public_names(model: Any, key: str | None = None, out: list[str] | None = None) -> list[str]:
+    """The names in the model (its mapping keys, the values of name fields): kept whole in the other strings."""
+    out = [] if out is None else out
+    if isinstance(model, dict):
+        for k, v in model.items():
+            out.append(str(k))
+            if key not in ("environment", "args"):
+                _public_names(v, str(k), out)
+    elif isinstance(model, list):
+        for v in model:
+            _public_names(v, key, out)
+    elif isinstance(model, str) and key in _NAME_FIELDS:
+        out.append(model)
+    return out
+
+
+def _escape(value: Any) -> Any:
+    """`$` → `$$` in every string, as `docker compose config` prints them."""
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    return value
+
+
+def render(doc: dict, fmt: str = "yaml") -> str:
+    if fmt == "json":
+        import json
+
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)

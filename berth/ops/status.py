@@ -1,0 +1,167 @@
+"""`berth status` and `berth logs`: read-only views of what runs on each host."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from berth.configuration.target import Target
+from berth.errors import BerthError
+from berth.remote.commands import git as git_commands
+from berth.remote.engines.compose import in_dir
+from berth.remote.session import HostSession, connect
+from berth.remote.transport.ssh import SSHConnection
+from berth.ui.output import StepPrinter
+
+
+def _session(target: Target, host, trust_new_host: bool, printer: StepPrinter) -> HostSession:
+    from berth.remote.session import debug_hook, ssh_options
+
+    return connect(target, SSHConnection(host, ssh_options(target, trust_new_host), on_command=debug_hook(printer),
+                                         mask=printer.mask))
+
+
+def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -> list[dict]:
+    from berth.deploy import lock as lock_stage
+    from berth.deploy.release import read_history
+    from berth.deploy.rollback import _services
+    from berth.deploy.stages.verify import container_states
+
+    if not target.hosts:
+        raise BerthError(f"no host is configured for {target.environment}", fix="set SERVER_IP in .env or hosts in berth.toml")
+    try:
+        expected = _services(target)
+    except BerthError:  # unreadable compose files: status still shows what runs
+        expected = []
+    rows = []
+    for host in target.hosts:
+        session = _session(target, host, trust_new_host, printer)
+        try:
+            history, problems = read_history(session, limit=50)
+            owner = lock_stage.read(session)
+            containers = container_states(session)
+            checkout = session.conn.run(git_commands.checkout_head(session.app_dir), timeout=60).out.strip()
+        finally:
+            session.close()
+        if session.current_error:
+            problems.append(session.current_error)
+        rows.append(host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
+                             checkout, owner, problems))
+    return rows
+
+
+def host_row(target: Target, label: str, app_dir: str, current: dict | None, history: list[dict], containers,
+             expected: list[str], checkout: str | None, owner: dict | None, problems: list[str]) -> dict:
+    """What one host runs, told from its containers (pure: the unit tests feed it every container state)."""
+    from berth.deploy import lock as lock_stage
+    from berth.deploy.release import running_release
+    from berth.remote.engines.compose import missing_container
+
+    present = {c.service for c in containers}
+    listed = sorted([*containers, *(missing_container(s) for s in expected if s not in present)],
+                    key=lambda c: (c.service, c.name))
+    running = running_release(containers, history, current)
+    last = history[-1] if history else None
+    failed = last if last and last.get("result") != "ok" else None
+    expected_set = set(expected) or present
+    healthy = bool(listed) and all(c.ready for c in listed if c.service in expected_set)
+    return {
+        "host": label,
+        "environment": target.environment,
+        "app_dir": app_dir,
+        "current": current or None,
+        "running": running,  # the release whose images run (None: no record matches what runs)
+        "last_deploy": last,
+        "last_failure": failed,
+        "checkout": checkout or None,
+        "services": [
+            {"service": c.service, "container": c.name or None, "state": c.status, "description": c.describe(),
+             "health": c.health or None, "exit_code": c.exit_code if c.status in ("exited", "dead", "restarting") else None,
+             "error": c.error or None, "health_log": c.health_log or None, "ready": c.ready,
+             "expected": c.service in expected_set, "started_at": c.started_at or None}
+            for c in listed
+        ],
+        "problems": problems,
+        "lock": ({"owner": owner, "holder": lock_stage.describe(owner), "stale": lock_stage.stale_reason(owner)}
+                 if owner is not None else None),
+        "healthy": healthy,
+    }
+
+
+def _running_line(r: dict) -> str:
+    running, cur = r.get("running"), r.get("current")
+    if running:
+        commit = str(running.get("commit", "?"))[:7]
+        if running.get("result") == "ok":
+            return (f"  running  {commit} \"{running.get('subject', '')}\" release {running.get('id')} "
+                    f"by {running.get('deployed_by')} {_ago(running.get('finished_at'))}")
+        what = (f"rollback to {running.get('rollback_of')}" if running.get("kind") == "rollback"
+                else f"deploy {running.get('id')}")
+        failure = str(running.get("failure", ""))
+        why = "failed verify" if "verify failed" in failure or "did not come back healthy" in failure else "failed"
+        return f"  running  {commit} — {what} {why}"
+    if any(s["state"] != "missing" for s in r["services"]):
+        recorded = f"; the last recorded release is {cur.get('id')} ({str(cur.get('commit', '?'))[:7]})" if cur else ""
+        return f"  running  containers whose images match no release record (changed by hand?){recorded}"
+    if cur:
+        return f"  running  nothing (release {cur.get('id')} was the last to run)"
+    return "  running  nothing deployed by berth yet"
+
+
+def _ago(stamp: str | None) -> str:
+    if not stamp:
+        return "?"
+    try:
+        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return stamp
+    secs = int((datetime.now(timezone.utc) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit} ago"
+    return f"{secs}s ago"
+
+
+def render_status(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        out.append(f"{r['host']} ({r['environment']}) {r['app_dir']}")
+        out.append(_running_line(r))
+        failed = r.get("last_failure")
+        if failed:
+            out.append(f"  last {failed.get('kind', 'deploy')} FAILED: {str(failed.get('commit', '?'))[:7]} "
+                       f"{_ago(failed.get('finished_at'))}: {failed.get('failure', '')}")
+        lock = r.get("lock")
+        if lock:
+            out.append(f"  LOCKED   by {lock['holder']}")
+            if lock["stale"]:
+                out.append(f"           stale: {lock['stale']}; `berth lock release --force` releases it")
+        shown = r.get("running") or r.get("current")
+        if r["checkout"] and shown and r["checkout"] != shown.get("commit"):
+            out.append(f"  checkout {r['checkout'][:7]} differs from the running release")
+        for s in r["services"]:
+            mark = "✓" if s["ready"] else "✗"
+            extra = "" if s["expected"] else "  (not in the compose file)"
+            out.append(f"  {mark} {s['service']:<16} {s['description']:<28} {s['container'] or ''}{extra}")
+            if s.get("health_log") and not s["ready"]:
+                out.append(f"      healthcheck said: {' '.join(s['health_log'].split())[:300]}")
+        if not r["services"]:
+            out.append("  no containers")
+        for p in r["problems"]:
+            out.append(f"  ! {p}")
+    return "\n".join(out)
+
+
+def stream_logs(target: Target, services: tuple[str, ...], tail: int, follow: bool, trust_new_host: bool,
+                printer: StepPrinter) -> int:
+    code = 0
+    for host in target.hosts:
+        session = _session(target, host, trust_new_host, printer)
+        try:
+            if len(target.hosts) > 1:
+                printer.echo(f"== {host.label}")
+            argv = session.compose.logs(services, tail=tail, follow=follow)
+            # line by line: each line of a multi-line secret is a secret of its own (berth.secrets.masking.secret_forms)
+            code = max(code, session.conn.stream(in_dir(session.app_dir, argv), printer.echo))
+        finally:
+            session.close()
+    return code
