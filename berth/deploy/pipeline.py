@@ -5,8 +5,9 @@ Each step is timed and shown as it finishes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from berth.configuration.target import Target
+from berth.configuration.target import Host, Target
 from berth.deploy import decide, interrupt
 from berth.deploy import lock as lock_stage
 from berth.deploy import release as release_stage
@@ -18,12 +19,17 @@ from berth.errors import NEEDS_A_PERSON, BerthError
 from berth.model import git as gitlocal
 from berth.remote import session as connect_stage
 from berth.remote.session import debug_hook, ssh_options
+from berth.remote.transport import Transport
 from berth.remote.transport.ssh import SSHConnection
 from berth.ui.output import StepPrinter
 
 
-def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict) -> dict:
-    """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure)."""
+def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcome: dict,
+               transport: Callable[[Host], Transport] | None = None) -> dict:
+    """Deploy to every host of the target; `outcome` is filled in as it goes (for --json, even on failure).
+
+    `transport` makes the connection to a host (default SSH); in-process tests give a scripted one.
+    """
     log = StepLog(printer)
     started = time.monotonic()
     outcome.update({"ok": False, "environment": target.environment, "commit": None, "hosts": [], "steps": log.steps})
@@ -41,7 +47,7 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
                     raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
                 host_out = {"host": host.label, "ok": False, "release": None, "state": "not-reached"}
                 outcome["hosts"].append(host_out)
-                deploy_host(spec, host, log, host_out)
+                deploy_host(spec, host, log, host_out, connection=transport(host) if transport else None)
             if interrupt.requested():
                 printer.line(f"  ! {interrupt.requested()} came after the release was verified: it is recorded and stays")
     except BerthError as exc:
@@ -78,8 +84,8 @@ def where_hosts_are(hosts: list[dict], labels: list[str], exc: BerthError, print
 
 
 
-def deploy_host(spec: DeploySpec, host, log: StepLog, host_out: dict, steps: list[Step] | None = None,
-                connection=None) -> None:
+def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, steps: list[Step] | None = None,
+                connection: Transport | None = None) -> None:
     """Connect, lock, run the steps, record; `connection` replaces SSH (in-process tests)."""
     conn = connection or SSHConnection(host, ssh_options(spec.target, spec.opts.trust_new_host),
                                        on_command=debug_hook(log.printer), mask=log.printer.mask)

@@ -177,7 +177,7 @@ def describe_release(r: dict | None) -> str:
     return f"{r.get('id')} ({result}{kind}, commit {str(r.get('commit', '?'))[:7]})"
 
 
-def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> dict:
+def run_rollback(target, wanted: str | None, opts, printer, outcome: dict, transport=None) -> dict:
     """`berth rollback [RELEASE]` on every host of the target, under the deploy lock."""
     from berth.deploy import interrupt
     from berth.deploy.gate import confirm
@@ -192,13 +192,14 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict) -> di
     who = gitlocal.user_identity(target.root)
     services = _services(target)
     with interrupt.deferred():  # a Ctrl-C finishes the step in progress, then returns to what ran before
-        _each_host(target, wanted, opts, remote_url, who, services, log, outcome)
+        _each_host(target, wanted, opts, remote_url, who, services, log, outcome, transport)
     outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
     return outcome
 
 
 def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
-               outcome: dict) -> None:
+               outcome: dict, transport=None) -> None:
+    """Each host in turn: connect, lock, roll back; `transport` makes the connection (default SSH)."""
     from berth.deploy import interrupt
     from berth.deploy import lock as lock_stage
     from berth.remote import session as connect_stage
@@ -211,8 +212,8 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
             raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
         host_out = {"host": host.label, "ok": False}
         outcome["hosts"].append(host_out)
-        conn = SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer),
-                             mask=printer.mask)
+        conn = transport(host) if transport else SSHConnection(
+            host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer), mask=printer.mask)
         with log.step("connect", host.label):
             session = connect_stage.connect(target, conn)
         try:
