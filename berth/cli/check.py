@@ -61,7 +61,7 @@ def check(obj: Ctx, fmt, fail_on, offline, skip, list_rules):
     target = obj.target()  # .env and berth.toml: bounded reads; one that cannot be read is exit 2
     report = run_checks(target, skip=skipped, offline=offline)
     # the masker comes from the env and compose files the check already parsed (parsing again is slow on big files)
-    from berth.secrets.target import masker_for
+    from berth.configuration.masker import masker_for
 
     env = report.context.app_env
     try:

@@ -23,8 +23,8 @@ def config(obj, environment, fmt, show_secrets):
     environment, compose's defaults are filled in, and the settings under x-berth say where each
     came from. Secret values are masked unless --show-secrets. Touches no server and needs no docker.
     """
+    from berth.configuration.document import config_document, render
     from berth.configuration.target import load_target
-    from berth.model.compose.resolve import config_document, render
     if environment:
         target = load_target(obj.project_dir, environment, obj.hosts)
     else:

@@ -42,8 +42,8 @@ class Ctx:
 
     def printer(self, target=None, quiet: bool = False):
         """A step printer masking the target's secrets (and the command's final error, see use_masker)."""
+        from berth.configuration.masker import masker_for
         from berth.secrets.masking import Masker
-        from berth.secrets.target import masker_for
         from berth.ui.output import StepPrinter
 
         try:

@@ -63,7 +63,7 @@ def generate_cmd(obj, env_file, example, show, dry_run):
     Keys only a third party can issue (OPENAI_API_KEY, STRIPE_*, AWS_*...) are listed, not invented.
     Comments, blank lines, order, quoting and the file's mode are kept.
     """
-    from berth.secrets.generate import generate
+    from berth.scaffold.secrets import generate
 
     result = generate(obj.project_dir, env_file, example, dry_run=dry_run)
     _render(result, show, dry_run)
@@ -82,7 +82,7 @@ def rotate_cmd(obj, name, env_file, show, dry_run):
     rotates the password key it shares with the database. The new value reaches the server with the
     next berth deploy.
     """
-    from berth.secrets.generate import generate
+    from berth.scaffold.secrets import generate
 
     result = generate(obj.project_dir, env_file, only=name, dry_run=dry_run)
     _render(result, show, dry_run)

@@ -1,1 +1,1 @@
-"""berth/ops"""
+"""What is there now: berth status and logs (status.py) and berth doctor's diagnosis (doctor.py), read-only."""

@@ -712,8 +712,8 @@ def mask_finding(finding: Finding, masker) -> Finding:
 
 
 def run_doctor(target: Target, trust_new_host: bool = False, on_command=None) -> list[dict]:
+    from berth.configuration.masker import masker_for
     from berth.errors import BerthError
-    from berth.secrets.target import masker_for
 
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}",

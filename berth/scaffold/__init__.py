@@ -1,1 +1,1 @@
-"""berth/scaffold"""
+"""New files for the user's repository: berth init's deployment files (project.py) and generated secrets (secrets.py)."""

@@ -506,7 +506,7 @@ class Var:
 
 def app_variables(stack: Stack) -> list[Var]:
     """Every variable the app's env file needs: what compose interpolates, and what the app reads."""
-    from berth.secrets.generate import is_secret_name, provider_of
+    from berth.scaffold.secrets import is_secret_name, provider_of
 
     out: dict[str, Var] = {}
 
@@ -742,7 +742,7 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
 
 def _documented(text: str, path: Path) -> list[tuple[str, str, str]]:
     from berth.model.envfile import parse_env_text
-    from berth.secrets.generate import is_secret_name
+    from berth.scaffold.secrets import is_secret_name
 
     env = parse_env_text(text, path)
     lines = env.lines

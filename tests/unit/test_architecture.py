@@ -14,9 +14,9 @@ LAYERS = [
     ["berth", "berth.errors", "berth.secrets", "berth.secrets.masking"],
     ["berth.model"],  # what the user's files mean
     ["berth.configuration"],  # what they configured
-    ["berth.ui", "berth.remote", "berth.secrets.target"],  # printing; what runs on the server
+    ["berth.ui", "berth.remote", "berth.configuration.masker"],  # printing; what runs on the server
     ["berth.check"],  # is it sound
-    ["berth.secrets.generate"],
+    ["berth.scaffold.secrets"],
     ["berth.deploy"],  # in what order
     ["berth.ops", "berth.k8s", "berth.scaffold"],  # what is there now; other engines; new projects
     ["berth.sandbox"],

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from berth.cli import Ctx, cli
+from berth.configuration.masker import masker_for
 from berth.configuration.target import load_target
 from berth.remote.engines.compose import Compose
 from berth.remote.session import HostSession, debug_hook
 from berth.remote.transport import Result
-from berth.secrets.target import masker_for
 from berth.ui.output import StepPrinter
 
 PEM_BODY = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",

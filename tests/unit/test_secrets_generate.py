@@ -316,7 +316,7 @@ def test_nothing_to_start_from(tmp_path):
 
 
 def test_strength_of_generated_values():
-    from berth.secrets.generate import looks_like_placeholder, looks_weak, new_value
+    from berth.scaffold.secrets import looks_like_placeholder, looks_weak, new_value
 
     for key in ("SECRET_KEY", "JWT_SECRET", "POSTGRES_PASSWORD"):
         for _ in range(200):

@@ -225,8 +225,8 @@ GAPS = [  # (the review's row, output text, what must not be shown)
 
 @pytest.mark.parametrize("row, text, forbidden", GAPS, ids=[g[0] for g in GAPS])
 def test_the_masker_gaps_of_the_review_are_masked(project, row, text, forbidden):
+    from berth.configuration.masker import masker_for
     from berth.configuration.target import load_target
-    from berth.secrets.target import masker_for
 
     project.write(".env.docker", project.APP_ENV + GAP_ENV)
     masked = masker_for(load_target(project.root, None, ()))(text)

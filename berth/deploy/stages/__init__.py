@@ -1,1 +1,1 @@
-"""berth/deploy/stages"""
+"""What each step does on a host: preflight, sync, ship the env file, compose build/up, hooks, verify."""

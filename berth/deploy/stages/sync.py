@@ -39,10 +39,17 @@ class Refused(BerthError):
 def sync(session: HostSession, remote_url: str, commit: str, running: str | None) -> SyncResult:
     """Check out `commit` on the server; `running` is the commit of the release running there (None: none)."""
     result = session.conn.run(git_commands.sync(session.app_dir, remote_url, commit, running), timeout=600)
+    if not result.ok:
+        raise failure(result, session, remote_url, commit, running)
+    return parse_sync_output(result.out, commit)
+
+
+def failure(result, session: HostSession, remote_url: str, commit: str, running: str | None) -> BerthError:
+    """The sync script's exit code (git_commands) as the error a person can act on."""
     label = session.host.label
     where = f"{label}:{session.app_dir}"
     if result.exit_code == git_commands.DIRTY_CHECKOUT:
-        raise Refused(
+        return Refused(
             f"the checkout on {label} has uncommitted changes; berth will not overwrite them",
             where=where,
             fix="look at them (git -C APP_DIR diff on the server); commit and push what should stay, "
@@ -50,7 +57,7 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
             details="changed on the server:\n" + result.err.rstrip(),
         )
     if result.exit_code == git_commands.IGNORED_IN_THE_WAY:
-        raise Refused(
+        return Refused(
             f"ignored files in the checkout on {label} would be overwritten by commit {commit[:7]}, which tracks "
             "those paths; berth will not overwrite them",
             where=where,
@@ -61,7 +68,7 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
         )
     if result.exit_code == git_commands.SERVER_COMMITS:
         shown = f" (the running release is {running[:7]})" if running else ""
-        raise BerthError(
+        return BerthError(
             f"the checkout on {label} is at commits made on the server that no remote branch holds{shown}; "
             "berth will not move away from them, because nothing would keep them",
             where=where,
@@ -74,26 +81,28 @@ def sync(session: HostSession, remote_url: str, commit: str, running: str | None
             details="commits only on the server:\n" + result.err.rstrip(),
         )
     if result.exit_code == git_commands.NOT_A_CHECKOUT:
-        raise Refused(
+        return Refused(
             f"{session.app_dir} on {label} exists but is not a git checkout; berth will not replace it",
             where=where,
             fix="move that directory away on the server, or point APP_DIR somewhere else",
         )
     if result.exit_code == git_commands.COMMIT_NOT_FOUND:
-        raise Refused(
+        return Refused(
             f"{label} fetched {public_url(remote_url)} but commit {commit[:7]} is not there",
             fix="push the commit (berth deploy --push), and check that the server's remote URL is the one you push to",
         )
-    if not result.ok:
-        raise BerthError(
-            f"git on {label} failed: {result.tail(600)}",
-            where=where,
-            fix="check that the server can reach the git remote (a deploy key, or the same URL works there with "
-            "`git ls-remote URL`); berth sends the URL without credentials, so a remote that needs them needs "
-            "a deploy key (ssh URL) or a git credential helper on the server",
-        )
+    return BerthError(
+        f"git on {label} failed: {result.tail(600)}",
+        where=where,
+        fix="check that the server can reach the git remote (a deploy key, or the same URL works there with "
+        "`git ls-remote URL`); berth sends the URL without credentials, so a remote that needs them needs "
+        "a deploy key (ssh URL) or a git credential helper on the server",
+    )
+
+
+def parse_sync_output(out: str, commit: str) -> SyncResult:
     values = {}
-    for line in result.out.splitlines():
+    for line in out.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key] = value.strip()
