@@ -80,15 +80,16 @@ def releases(obj, limit, trust_new_host, as_json):
     printer = None
     for _target, host, session, printer in _each_session(obj, trust_new_host):
         history, problems = read_history(session, limit=limit)
-        current = (session.current or {}).get("id")
-        rows.append({"host": host.label, "current": current, "releases": history, "problems": problems})
+        current = session.current.id if session.current else None
+        rows.append({"host": host.label, "current": current, "releases": [r.to_record() for r in history],
+                     "problems": problems})
         if not as_json:  # release records come from the server: printed masked and cleaned
             printer.echo(f"{host.label}")
             for r in history:
-                mark = "*" if r.get("id") == current else " "
-                kind = "rollback" if r.get("kind") == "rollback" else "deploy"
-                printer.echo(f" {mark} {r.get('id', '?'):<26} {str(r.get('commit', '?'))[:7]}  {r.get('result', '?'):<6} "
-                             f"{kind:<8} {r.get('finished_at', '?')}  {r.get('deployed_by', '?')}")
+                mark = "*" if r.id == current else " "
+                kind = "rollback" if r.kind == "rollback" else "deploy"
+                printer.echo(f" {mark} {r.id or '?':<26} {(r.commit or '?')[:7]}  {r.result or '?':<6} "
+                             f"{kind:<8} {r.finished_at or '?'}  {r.deployed_by or '?'}")
             if not history:
                 printer.echo("   no releases yet")
             for p in problems:

@@ -5,29 +5,34 @@ Kept apart from the steps that act on them so that each is unit-tested on plain 
 
 from __future__ import annotations
 
-
-def good_release(record: dict | None) -> dict | None:
-    """`record` when berth can return to it (it verified, and names its commit and id); else None."""
-    if record and record.get("result") == "ok" and record.get("commit") and record.get("id"):
-        return record
-    return None
+from berth.model.release import Release
 
 
-def same_commit(current: dict, commit: str) -> bool:
+def good_release(release: Release | dict | None) -> Release | None:
+    """`release` when berth can return to it (it verified, and names its commit and id); else None."""
+    release = Release.of(release)
+    return release if release is not None and release.good else None
+
+
+def same_commit(current: Release | dict | None, commit: str) -> bool:
     """The running release is a good one of this very commit: a redeploy."""
-    return current.get("commit") == commit and current.get("result") == "ok"
+    current = Release.of(current)
+    return current is not None and current.commit == commit and current.ok
 
 
-def needs_build(current: dict, commit: str) -> bool:
+def needs_build(current: Release | dict | None, commit: str) -> bool:
     """A redeploy of the running good commit reuses its images; anything else builds (compose's cache decides)."""
     return not same_commit(current, commit)
 
 
-def running_as_recorded(containers, services: list[str], current: dict) -> bool:
+def running_as_recorded(containers, services: list[str], current: Release | dict | None) -> bool:
     """Every expected service runs, ready, on the image (and container) the running release recorded."""
-    images = current.get("images") or {}
+    current = Release.of(current)
+    if current is None:
+        return False
+    images = current.images or {}
     # a container recreated by hand (docker compose up on the server) may carry another environment
-    recorded = current.get("containers")
+    recorded = current.containers
     by_service = {c.service: c for c in containers}
     return bool(images) and all(
         s in by_service and by_service[s].ready and by_service[s].status == "running"
@@ -37,13 +42,13 @@ def running_as_recorded(containers, services: list[str], current: dict) -> bool:
     )
 
 
-def skip_up(current: dict, commit: str, env_checksum: str, containers, services: list[str]) -> bool:
+def skip_up(current: Release | None, commit: str, env_checksum: str, containers, services: list[str]) -> bool:
     """Nothing for compose to do: same commit, same env file, every container up on the recorded image."""
-    return (same_commit(current, commit) and current.get("env_checksum") == env_checksum
+    return (same_commit(current, commit) and current.env_checksum == env_checksum
             and running_as_recorded(containers, services, current))
 
 
-def undo_action(good: dict | None, rollback: bool, containers_touched: bool) -> str:
+def undo_action(good: Release | None, rollback: bool, containers_touched: bool) -> str:
     """What undoing a failed release on a changed host takes.
 
     "keep": --no-rollback, the failed release stays; "none": no good release to return to;

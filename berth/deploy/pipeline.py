@@ -17,6 +17,7 @@ from berth.deploy.steplog import StepLog
 from berth.deploy.steps import RECORD, HostRun, Progress, Step, VerifyFailed, deploy_steps
 from berth.errors import NEEDS_A_PERSON, BerthError
 from berth.model import git as gitlocal
+from berth.model.release import Release
 from berth.remote import session as connect_stage
 from berth.remote.session import debug_hook, ssh_options
 from berth.remote.transport import Transport
@@ -106,7 +107,7 @@ def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, step
 def start_host_run(spec: DeploySpec, session, log: StepLog, host_out: dict) -> HostRun:
     """The release record this deploy will write, from what the host runs and has recorded."""
     history, problems = release_stage.read_history(session, limit=200)
-    current = session.current or {}
+    current = session.current
     if session.current_error:
         log.printer.line(f"  ! {session.current_error}"
                          + ("" if session.current else "; treating this host as having no running release"))
@@ -115,26 +116,25 @@ def start_host_run(spec: DeploySpec, session, log: StepLog, host_out: dict) -> H
     return HostRun(spec, session, log, new_release(spec, session, current, history), current, history, host_out)
 
 
-def new_release(spec: DeploySpec, session, current: dict, history: list[dict]) -> dict:
-    return {
-        "id": release_stage.new_release_id(spec.commit, taken={r.get("id") for r in history}),
-        "kind": "deploy",
-        "commit": spec.commit,
-        "subject": spec.subject,
-        "branch": spec.branch,
-        "environment": spec.target.environment,
-        "host": session.host.address,
-        "deployed_by": spec.who,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "env_checksum": spec.env_checksum,
-        "compose": f"{session.compose.variant} {session.compose_version}",
-        "previous": current.get("commit"),
-        # what verify checked: a rollback to this release verifies it the same way
-        "services": spec.services,
-        "health_urls": [gitlocal.public_url(u) for u in spec.target.health_urls],
-        "verify_timeout": spec.timeout,
-        "result": "failed",
-    }
+def new_release(spec: DeploySpec, session, current: Release | None, history: list[Release]) -> Release:
+    return Release(
+        id=release_stage.new_release_id(spec.commit, taken={r.id for r in history}),
+        kind="deploy",
+        commit=spec.commit,
+        subject=spec.subject,
+        branch=spec.branch,
+        environment=spec.target.environment,
+        host=session.host.address,
+        deployed_by=spec.who,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        env_checksum=spec.env_checksum,
+        compose=f"{session.compose.variant} {session.compose_version}",
+        previous=current.commit if current else None,
+        services=spec.services,
+        health_urls=[gitlocal.public_url(u) for u in spec.target.health_urls],
+        verify_timeout=spec.timeout,
+        result="failed",
+    )
 
 
 def run_steps(run: HostRun, steps: list[Step]) -> None:
@@ -156,14 +156,15 @@ def run_steps(run: HostRun, steps: list[Step]) -> None:
 
 def _succeeded(run: HostRun) -> None:
     containers = run.verified.containers if run.verified else []
-    run.release["images"] = _images_of(containers, run.spec.built, run.session.compose.project)
-    run.release["containers"] = {c.service: c.id for c in containers}
-    run.release["result"] = "ok"
+    run.release.images = _images_of(containers, run.spec.built, run.session.compose.project)
+    run.release.containers = {c.service: c.id for c in containers}
+    run.release.result = "ok"
     run.host_out["ok"] = True
 
 
 def _failed(run: HostRun, exc: BerthError) -> None:
-    run.release.setdefault("failure", run.log.printer.mask(exc.what))
+    if run.release.failure is None:
+        run.release.failure = run.log.printer.mask(exc.what)
     if not run.progress.changed and isinstance(exc, interrupt.Interrupted):
         exc.what += "; nothing on the server had been changed"
     if run.progress.changed:
@@ -176,15 +177,15 @@ def _record(run: HostRun) -> None:
         run.log.printer.line("  ! no release record was written (the connection is gone); `berth status` shows the "
                              "server's state, and deploying again completes it")
     elif run.progress.changed:
-        run.release["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        run.release["duration"] = round(time.monotonic() - run.started, 3)
+        run.release.finished_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run.release.duration = round(time.monotonic() - run.started, 3)
         try:
             with interrupt.uninterruptible(), run.log.step(RECORD.name, run.label) as info:
                 info["detail"] = RECORD.run(run)
                 if run.host_out.get("warnings"):  # recorded all the same; the step says what was not kept
                     info["status"] = "warn"
         except BerthError:
-            if run.release["result"] == "ok":
+            if run.release.ok:
                 raise
     if run.host_out.get("ok"):
         run.host_out["state"] = "deployed"
@@ -229,10 +230,10 @@ def _undo(run: HostRun, exc: BerthError) -> None:
             exc.what += f"; undoing it failed too: {undo_error.what}"
             exc.exit_code = NEEDS_A_PERSON
             return
-        run.release["rolled_back_to"] = good["id"]
-        run.host_out["rolled_back_to"] = good["id"]
-        release_stage.audit(session, "rollback", who=run.spec.who, to=good["id"], reason=_reason(exc),
-                            failed_release=run.release["id"])
+        run.release.rolled_back_to = good.id
+        run.host_out["rolled_back_to"] = good.id
+        release_stage.audit(session, "rollback", who=run.spec.who, to=good.id, reason=_reason(exc),
+                            failed_release=run.release.id)
 
 
 def _note_failed_images(run: HostRun) -> None:
@@ -240,28 +241,28 @@ def _note_failed_images(run: HostRun) -> None:
     from berth.deploy.stages import verify as verify_stage
 
     try:
-        run.release["images"] = _images_of(verify_stage.container_states(run.session), run.spec.built,
-                                           run.session.compose.project)
+        run.release.images = _images_of(verify_stage.container_states(run.session), run.spec.built,
+                                        run.session.compose.project)
     except BerthError:
         pass
 
 
-def _put_back(run: HostRun, good: dict, action: str) -> str:
+def _put_back(run: HostRun, good: Release, action: str) -> str:
     """Return the host to `good`: roll back (containers were replaced) or restore (they were not)."""
     from berth.deploy import rollback as rollback_stage
 
     spec = run.spec
     if action == "rollback":
         back = rollback_stage.roll_back(
-            run.session, run.log, good, spec.remote_url, good.get("services") or spec.services,
-            tuple(good.get("health_urls") or spec.target.health_urls),
-            float(good.get("verify_timeout") or spec.timeout), spec.target.env_file)
+            run.session, run.log, good, spec.remote_url, good.services or spec.services,
+            tuple(good.health_urls or spec.target.health_urls),
+            float(good.verify_timeout or spec.timeout), spec.target.env_file)
         run.host_out["rollback_images"] = {c.service: c.image_id for c in back.containers}
-        return f"; rolled back to release {good['id']} ({good['commit'][:7]}), which is healthy again"
+        return f"; rolled back to release {good.id} ({good.commit[:7]}), which is healthy again"
     with run.log.step("restore", run.label) as info:
         info["detail"] = rollback_stage.restore_unstarted(run.session, good, spec.remote_url, spec.target.env_file)
     return (f"; nothing had been restarted, and the checkout, env file and images of release "
-            f"{good['id']} ({good['commit'][:7]}) are back in place")
+            f"{good.id} ({good.commit[:7]}) are back in place")
 
 
 def _reason(exc: BerthError) -> str:

@@ -11,12 +11,13 @@ from berth.deploy.stages import verify as verify_stage
 from berth.deploy.stages.compose_up import compose_up
 from berth.deploy.steplog import StepLog
 from berth.errors import BerthError
+from berth.model.release import Release
 from berth.remote.commands import release as release_commands
 from berth.remote.engines import compose as compose_engine
 from berth.remote.session import HostSession
 
 
-def pick(history: list[dict], running: dict | None, wanted: str | None) -> dict:
+def pick(history: list[Release | dict], running: Release | dict | None, wanted: str | None) -> Release:
     """The release to return to: `wanted` (an id or commit prefix), else the newest good one that is not running.
 
     `running` is the release that runs now (berth.deploy.release.running_release: from the containers'
@@ -24,15 +25,16 @@ def pick(history: list[dict], running: dict | None, wanted: str | None) -> dict:
     one release is refused with the candidates, and so is the running release unless it is named by
     its full id (rolling "back" to it only redeploys it).
     """
-    good = [r for r in history if r.get("result") == "ok" and r.get("commit") and r.get("id")]
-    running_id = (running or {}).get("id")
+    history, running = [Release.of(r) for r in history], Release.of(running)
+    good = [r for r in history if r.good]
+    running_id = (running.id if running else None)
     if wanted:
-        exact = [r for r in good if r["id"] == wanted]
+        exact = [r for r in good if r.id == wanted]
         if exact:
             return exact[-1]
-        matches = [r for r in good if r["id"].startswith(wanted) or r["commit"].startswith(wanted)]
+        matches = [r for r in good if r.id.startswith(wanted) or r.commit.startswith(wanted)]
         if not matches:
-            known = ", ".join(r["id"] for r in good[-5:]) or "none"
+            known = ", ".join(r.id for r in good[-5:]) or "none"
             raise BerthError(f"no successful release matches '{wanted}'",
                              fix=f"pick one that `berth releases` lists (recent: {known})", exit_code=2)
         if len(matches) > 1:
@@ -40,7 +42,7 @@ def pick(history: list[dict], running: dict | None, wanted: str | None) -> dict:
             raise BerthError(f"'{wanted}' matches {len(matches)} releases, and berth does not guess which one: "
                              f"{shown}{' (and older ones)' if len(matches) > 10 else ''}",
                              fix="name one by its full id, as `berth releases` lists it", exit_code=2)
-        if matches[0]["id"] == running_id:
+        if matches[0].id == running_id:
             raise BerthError(f"'{wanted}' is the running release {running_id}; rolling back to it would only "
                              "redeploy it",
                              fix=f"to redeploy it on purpose, name it in full: berth rollback {running_id}",
@@ -53,38 +55,39 @@ def pick(history: list[dict], running: dict | None, wanted: str | None) -> dict:
     return older[-1]
 
 
-def _same_release(r: dict, running: dict | None) -> bool:
+def _same_release(r: Release, running: Release | None) -> bool:
     """Whether returning to `r` would change nothing: it is the running release, or runs its commit and images."""
     if not running:
         return False
-    if r["id"] == running.get("id") or r["id"] == running.get("rollback_of"):
+    if r.id == running.id or r.id == running.rollback_of:
         return True
-    ids = {s: (i or {}).get("id") for s, i in (r.get("images") or {}).items()}
-    running_ids = {s: (i or {}).get("id") for s, i in (running.get("images") or {}).items()}
-    return r["commit"] == running.get("commit") and (not ids or not running_ids or ids == running_ids)
+    ids = {s: (i or {}).get("id") for s, i in (r.images or {}).items()}
+    running_ids = {s: (i or {}).get("id") for s, i in (running.images or {}).items()}
+    return r.commit == running.commit and (not ids or not running_ids or ids == running_ids)
 
 
-def _candidate(release: dict, current_id: str | None) -> str:
-    when = release.get("finished_at") or release.get("started_at") or "?"
-    mark = ", running" if release["id"] == current_id else ""
-    return f"{release['id']} (commit {release['commit'][:7]}, {when}{mark})"
+def _candidate(release: Release, current_id: str | None) -> str:
+    when = release.finished_at or release.started_at or "?"
+    mark = ", running" if release.id == current_id else ""
+    return f"{release.id} (commit {release.commit[:7]}, {when}{mark})"
 
 
-def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, services: list[str],
+def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, services: list[str],
               urls: tuple[str, ...], timeout: float, env_file: str) -> verify_stage.VerifyResult:
+    to = Release.of(to)
     label = session.host.label
     with log.step("sync", label) as info:
-        running = (session.current or {}).get("commit")
-        info["detail"] = sync_stage.sync(session, remote_url, to["commit"], running).describe()
+        running = (session.current.commit if session.current else None)
+        info["detail"] = sync_stage.sync(session, remote_url, to.commit, running).describe()
     with log.step("env", label) as info:
-        result = session.conn.run(release_commands.restore_env(session.state_dir, to["id"],
+        result = session.conn.run(release_commands.restore_env(session.state_dir, to.id,
                                                                f"{session.app_dir}/{env_file}"), timeout=60)
         if result.exit_code == 3:
-            raise BerthError(f"the env file of release {to['id']} is no longer kept on {label}",
+            raise BerthError(f"the env file of release {to.id} is no longer kept on {label}",
                              fix="deploy that commit again with the env file it needs (berth deploy)")
         if not result.ok:
             raise BerthError(f"could not restore the env file on {label}: {result.tail(300)}")
-        info["detail"] = f"{env_file} of release {to['id']}"
+        info["detail"] = f"{env_file} of release {to.id}"
     with log.step("images", label) as info:
         rebuild, info["detail"] = restore_images(session, to)
     with log.step("deploy", label) as info:
@@ -94,21 +97,22 @@ def roll_back(session: HostSession, log: StepLog, to: dict, remote_url: str, ser
         verified = verify_stage.verify(session, services, urls, timeout)
         info["detail"] = verified.describe()
         if not verified.ok:
-            raise BerthError(f"release {to['id']} did not come back healthy on {label}: " + "; ".join(verified.problems),
+            raise BerthError(f"release {to.id} did not come back healthy on {label}: " + "; ".join(verified.problems),
                              fix="look at `berth status` and `berth logs`; the host needs a person now",
                              details="\n".join(f"--- {s} ---\n{t}" for s, t in verified.logs.items()))
     return verified
 
 
-def restore_images(session: HostSession, to: dict) -> tuple[bool, str]:
+def restore_images(session: HostSession, to: Release | dict) -> tuple[bool, str]:
     """Put back the images `to` ran; (whether compose must build, what happened, for the step)."""
-    images = to.get("images") or {}
+    to = Release.of(to)
+    images = to.images or {}
     if not images:
         return True, "images not kept: rebuilding"
     project = session.compose.project
     result = session.conn.run(compose_engine.restore_images(images, project), timeout=120)
     if not result.ok:
-        raise BerthError(f"could not restore the images of release {to['id']} on {session.host.label}: "
+        raise BerthError(f"could not restore the images of release {to.id} on {session.host.label}: "
                          f"{result.err.strip()[-300:]}")
     services = list(images)
     said = [line.split() for line in result.out.splitlines()]
@@ -119,45 +123,45 @@ def restore_images(session: HostSession, to: dict) -> tuple[bool, str]:
     for s in moved:
         name = images[s]["name"]
         if s in unknown:
-            notes.append(f"{name} now points at another image than release {to['id']} ran, and its record (from an "
+            notes.append(f"{name} now points at another image than release {to.id} ran, and its record (from an "
                          "older berth) does not say whether this project builds it: rebuilding")
         else:
-            notes.append(f"{name} now points at another image than release {to['id']} ran; the rollback uses the "
+            notes.append(f"{name} now points at another image than release {to.id} ran; the rollback uses the "
                          "current one")
     rebuild = bool(gone or unknown)
     head = "images not kept: rebuilding" if gone else ("rebuilding" if rebuild else "kept images restored, no build")
     return rebuild, "; ".join([head, *notes])
 
 
-def restore_unstarted(session: HostSession, good: dict, remote_url: str, env_file: str) -> str:
+def restore_unstarted(session: HostSession, good: Release | dict, remote_url: str, env_file: str) -> str:
     """The checkout, env file and built image tags of `good` again, when no container was replaced yet."""
-    sync_stage.sync(session, remote_url, good["commit"], good["commit"])
-    result = session.conn.run(release_commands.restore_env(session.state_dir, good["id"],
+    good = Release.of(good)
+    sync_stage.sync(session, remote_url, good.commit, good.commit)
+    result = session.conn.run(release_commands.restore_env(session.state_dir, good.id,
                                                            f"{session.app_dir}/{env_file}"), timeout=60)
     if not result.ok:
-        raise BerthError(f"could not put back the env file of release {good['id']}: {result.tail(300)}")
+        raise BerthError(f"could not put back the env file of release {good.id}: {result.tail(300)}")
     _, detail = restore_images(session, good)
-    return f"release {good['id']}: checkout, env file; {detail}"
+    return f"release {good.id}: checkout, env file; {detail}"
 
 
-def rollback_record(to: dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str,
-                    project: str, taken: set[str] = frozenset()) -> dict:
+def rollback_record(to: Release | dict, verified: verify_stage.VerifyResult, who: str, host: str, reason: str,
+                    project: str, taken: set[str] = frozenset()) -> Release:
     """The record of a rollback: `to`'s commit and settings, the images that now run; its id is not in `taken`."""
+    to = Release.of(to)
     now = time.time()
-    was = to.get("images") or {}
-    return {
-        **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
-        "id": release_stage.new_release_id(to["commit"], now, taken),
-        "kind": "rollback",
-        "rollback_of": to["id"],
-        "reason": reason,
-        "host": host,
-        "deployed_by": who,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "images": {c.service: _image_entry(c, was.get(c.service, {}), project) for c in verified.containers},
-        "result": "ok",
-    }
+    was = to.images or {}
+    return _rollback_of(to, taken, now, deployed_by=who, host=host, reason=reason, result="ok",
+                        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        images={c.service: _image_entry(c, was.get(c.service, {}), project) for c in verified.containers})
+
+
+def _rollback_of(to: Release, taken, now: float, **values) -> Release:
+    """A rollback to `to`: its commit and settings, a new id (not in `taken`), started `now`."""
+    return Release(id=release_stage.new_release_id(to.commit, now, taken), kind="rollback", commit=to.commit,
+                   subject=to.subject, branch=to.branch, environment=to.environment, env_checksum=to.env_checksum,
+                   compose=to.compose, rollback_of=to.id,
+                   started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), **values)
 
 
 def _image_entry(container, was: dict, project: str) -> dict:
@@ -168,13 +172,13 @@ def _image_entry(container, was: dict, project: str) -> dict:
     return entry
 
 
-def describe_release(r: dict | None) -> str:
+def describe_release(r: Release | dict | None) -> str:
     """`20261201T220440Z-0152026 (failed, commit 0152026)` — for "from X to Y" lines."""
+    r = Release.of(r)
     if not r:
         return "containers that match no release record"
-    result = r.get("result", "?")
-    kind = " rollback" if r.get("kind") == "rollback" else ""
-    return f"{r.get('id')} ({result}{kind}, commit {str(r.get('commit', '?'))[:7]})"
+    kind = " rollback" if r.kind == "rollback" else ""
+    return f"{r.id} ({r.result or '?'}{kind}, commit {(r.commit or '?')[:7]})"
 
 
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict, transport=None) -> dict:
@@ -236,24 +240,24 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
     running = release_stage.running_release(verify_stage.container_states(session), history, session.current)
     running = running or session.current
     to = pick(history, running, wanted)
-    printer.line(f"  rolling back from {describe_release(running)} to release {to['id']} "
-                 f"({to['commit'][:7]} \"{to.get('subject', '')}\")")
-    host_out.update(rolled_back_from=(running or {}).get("id"), to=to["id"])
-    taken = {r.get("id") for r in history}
+    printer.line(f"  rolling back from {describe_release(running)} to release {to.id} "
+                 f"({to.commit[:7]} \"{to.subject or ''}\")")
+    host_out.update(rolled_back_from=(running.id if running else None), to=to.id)
+    taken = {r.id for r in history}
     reason = wanted or "previous"
     try:
-        verified = roll_back(session, log, to, remote_url, to.get("services") or services,
-                             tuple(to.get("health_urls") or target.health_urls),
-                             float(opts.verify_timeout or to.get("verify_timeout") or target.verify_timeout),
+        verified = roll_back(session, log, to, remote_url, to.services or services,
+                             tuple(to.health_urls or target.health_urls),
+                             float(opts.verify_timeout or to.verify_timeout or target.verify_timeout),
                              target.env_file)
     except BerthError as exc:
         with interrupt.uninterruptible():
             record = _failed_rollback_record(session, to, who, reason, exc, taken)
             back = _return_to(session, log, running, to, remote_url, services, target, exc)
             if back is not None:
-                record["returned_to"] = running["id"]
+                record.returned_to = running.id
             _record(session, log, record, history, target, who, to, ok=False)
-            host_out["release"] = record
+            host_out["release"] = record.to_record()
             if back is None:
                 exc.exit_code = NEEDS_A_PERSON
                 host_out["state"] = "needs-a-person"
@@ -264,62 +268,57 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
                              project=session.compose.project, taken=taken)
     with interrupt.uninterruptible():
         _record(session, log, record, history, target, who, to, ok=True, host_out=host_out)
-    host_out.update(ok=True, release=record, state="rolled-back-to")
+    host_out.update(ok=True, release=record.to_record(), state="rolled-back-to")
 
 
-def _failed_rollback_record(session: HostSession, to: dict, who: str, reason: str, exc: BerthError,
-                            taken: set) -> dict:
+def _failed_rollback_record(session: HostSession, to: Release, who: str, reason: str, exc: BerthError,
+                            taken: set) -> Release:
     """The record of a rollback that failed: what runs now is `to`'s attempt, so `status` can name it."""
-    now = time.time()
-    record = {
-        **{k: to[k] for k in ("commit", "subject", "branch", "environment", "env_checksum", "compose") if k in to},
-        "id": release_stage.new_release_id(to["commit"], now, taken),
-        "kind": "rollback", "rollback_of": to["id"], "reason": reason, "host": session.host.address,
-        "deployed_by": who, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "result": "failed", "failure": exc.what,
-    }
+    record = _rollback_of(to, taken, time.time(), reason=reason, host=session.host.address, deployed_by=who,
+                          result="failed", failure=exc.what)
     if not session.conn.lost:
         try:
             containers = verify_stage.container_states(session)
-            was = to.get("images") or {}
-            record["images"] = {c.service: _image_entry(c, was.get(c.service, {}), session.compose.project)
-                                for c in containers if c.image_id}
+            was = to.images or {}
+            record.images = {c.service: _image_entry(c, was.get(c.service, {}), session.compose.project)
+                             for c in containers if c.image_id}
         except BerthError:
             pass
     return record
 
 
-def _return_to(session: HostSession, log: StepLog, before: dict | None, to: dict, remote_url: str,
+def _return_to(session: HostSession, log: StepLog, before: Release | None, to: Release, remote_url: str,
                services: list[str], target, exc: BerthError):
     """After a failed rollback: back to the release that ran before it, when that one was good. None: not back."""
     if session.conn.lost and not session.conn.reconnect():
         exc.what += f"; berth could not reconnect to {session.host.label}, so the rollback may be half done there"
         return None
-    if not before or before.get("result") != "ok" or before.get("id") == to["id"]:
+    if not before or not before.ok or before.id == to.id:
         what = describe_release(before)
         exc.what += f"; what ran before ({what}) was not a good release either, so {session.host.label} is left as it is"
         return None
     try:
-        back = roll_back(session, log, before, remote_url, before.get("services") or services,
-                         tuple(before.get("health_urls") or target.health_urls),
-                         float(before.get("verify_timeout") or target.verify_timeout), target.env_file)
+        back = roll_back(session, log, before, remote_url, before.services or services,
+                         tuple(before.health_urls or target.health_urls),
+                         float(before.verify_timeout or target.verify_timeout), target.env_file)
     except BerthError as again:
-        exc.what += f"; returning to {before['id']}, which ran before, failed too: {again.what}"
+        exc.what += f"; returning to {before.id}, which ran before, failed too: {again.what}"
         return None
-    exc.what += f"; {session.host.label} is back on release {before['id']}, which ran before and is healthy"
+    exc.what += f"; {session.host.label} is back on release {before.id}, which ran before and is healthy"
     return back
 
 
-def _record(session: HostSession, log: StepLog, record: dict, history: list[dict], target, who: str, to: dict,
+def _record(session: HostSession, log: StepLog, record: Release, history: list[Release], target, who: str,
+            to: Release,
             ok: bool, host_out: dict | None = None) -> None:
     if session.conn.lost:
         return
     with log.step("record", session.host.label) as info:
         release_stage.record(session, record, env_file=target.env_file if ok else None)
         warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases) if ok else []
-        release_stage.audit(session, "rollback", who=who, to=to["id"], release=record["id"], reason="manual",
-                            result="ok" if ok else "failed", failure=record.get("failure"))
-        info["detail"] = (f"release {record['id']} (rollback to {to['id']}, {'ok' if ok else 'failed'})"
+        release_stage.audit(session, "rollback", who=who, to=to.id, release=record.id, reason="manual",
+                            result="ok" if ok else "failed", failure=record.failure)
+        info["detail"] = (f"release {record.id} (rollback to {to.id}, {'ok' if ok else 'failed'})"
                           + "".join(f"; {w}" for w in warnings))
         if warnings and host_out is not None:  # recorded all the same; the step says what was not kept
             info["status"] = "warn"

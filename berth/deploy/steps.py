@@ -24,6 +24,7 @@ from berth.deploy.stages import sync as sync_stage
 from berth.deploy.stages import verify as verify_stage
 from berth.deploy.steplog import StepLog
 from berth.errors import BerthError
+from berth.model.release import Release
 from berth.remote.commands import files as file_commands
 from berth.remote.commands import git as git_commands
 from berth.remote.commands import preflight as preflight_commands
@@ -68,9 +69,9 @@ class HostRun:
     spec: DeploySpec
     session: HostSession
     log: StepLog
-    release: dict  # the record being built (berth.deploy.release)
-    current: dict  # the record of what ran before ({} when nothing)
-    history: list[dict]
+    release: Release  # the record being built
+    current: Release | None  # the release that ran before, as current.json names it
+    history: list[Release]
     host_out: dict  # this host's part of the --json document
     progress: Progress = field(default_factory=Progress)
     verified: verify_stage.VerifyResult | None = None
@@ -136,7 +137,8 @@ class Sync(Step):
     def run(self, run: HostRun) -> str:
         run.progress.changed = True  # from here on a failure is a failed release that is undone
         try:
-            synced = sync_stage.sync(run.session, run.spec.remote_url, run.spec.commit, run.current.get("commit"))
+            running = run.current.commit if run.current else None
+            synced = sync_stage.sync(run.session, run.spec.remote_url, run.spec.commit, running)
         except sync_stage.Refused:
             run.progress.changed = False  # refused before the checkout moved: not a release, nothing to undo
             raise
@@ -201,8 +203,8 @@ class Hooks(Step):
         return ", ".join(ran)
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
-        release = {"id": "RELEASE_ID", "commit": spec.commit or "COMMIT", "environment": spec.target.environment,
-                   "host": "HOST"}
+        release = Release(id="RELEASE_ID", commit=spec.commit or "COMMIT", environment=spec.target.environment,
+                          host="HOST")
         env = hook_stage.hook_env(release, facts.compose)
         out = []
         for command in spec.target.hooks(self.when):
@@ -277,15 +279,15 @@ class Record(Step):
 
     def run(self, run: HostRun) -> str:
         release, target = run.release, run.target
-        ok = release["result"] == "ok"
+        ok = release.ok
         release_stage.record(run.session, release, env_file=target.env_file if ok else None)
         warnings = release_stage.keep_and_prune(run.session, release, run.history, target.keep_releases) if ok else []
-        release_stage.audit(run.session, "deploy", who=run.spec.who, release=release["id"], commit=run.spec.commit,
-                            result=release["result"], failure=release.get("failure"))
+        release_stage.audit(run.session, "deploy", who=run.spec.who, release=release.id, commit=run.spec.commit,
+                            result=release.result, failure=release.failure)
         if warnings:
             run.host_out["warnings"] = warnings
-        run.host_out["release"] = release
-        return f"release {release['id']} ({release['result']})" + "".join(f"; {w}" for w in warnings)
+        run.host_out["release"] = release.to_record()
+        return f"release {release.id} ({release.result})" + "".join(f"; {w}" for w in warnings)
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
         env_copy = f"{facts.app_dir}/{spec.target.env_file}"
@@ -296,7 +298,7 @@ class Record(Step):
             release_commands.record(facts.state_dir, "RELEASE_ID", True, env_copy),
             f"(an ok release only: tag the images that verify saw running, so a rollback rebuilds nothing; untag "
             f"and forget the releases past keep_releases = {spec.target.keep_releases})",
-            release_stage.keep_and_prune_script(facts.compose.project, {"id": "RELEASE_ID", "images": images},
+            release_stage.keep_and_prune_script(facts.compose.project, "RELEASE_ID", images,
                                                 ["RELEASE_ID", "KEPT_RELEASE_ID"], facts.state_dir),
             "(stdin: the audit event as JSON)",
             release_commands.audit(facts.state_dir),

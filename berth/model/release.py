@@ -1,8 +1,10 @@
-"""A release record as berth reads it back from a server: what may go into a server script."""
+"""A release record: the Release dataclass, and what of a record read back from a server may go into a script."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 # what a release id and a commit read back from the server may look like before they go into a script
 RELEASE_ID = re.compile(r"[0-9A-Za-z._-]+")
@@ -42,3 +44,66 @@ def checked_records(records: list[dict], what: str) -> tuple[list[dict], list[st
         if problem:
             problems.append(f"{what}: {problem}" + ("" if ok else " (ignored)"))
     return usable, problems
+
+
+@dataclass
+class Release:
+    """One release record: a deploy or a rollback on one host, as written to and read from
+    `~/.berth/PROJECT/releases/ID.json` and `history.jsonl`. Keys berth does not know (from a newer
+    berth, or added by hand) are kept in `extra` and written back as they were."""
+
+    id: str | None = None
+    commit: str | None = None
+    kind: str | None = None  # deploy | rollback
+    subject: str | None = None
+    branch: str | None = None
+    environment: str | None = None
+    host: str | None = None
+    deployed_by: str | None = None
+    started_at: str | None = None
+    env_checksum: str | None = None
+    compose: str | None = None  # "v2 2.26.1"
+    previous: str | None = None  # the commit that ran before
+    # what verify checked: a rollback to this release verifies it the same way
+    services: list[str] | None = None
+    health_urls: list[str] | None = None
+    verify_timeout: float | None = None
+    result: str | None = None  # ok | failed
+    images: dict[str, dict] | None = None  # service → {name, id, built}
+    containers: dict[str, str] | None = None  # service → container id, as verified
+    failure: str | None = None
+    finished_at: str | None = None
+    duration: float | None = None
+    rolled_back_to: str | None = None  # a failed deploy: the release berth returned to
+    rollback_of: str | None = None  # a rollback: the release it returned to
+    reason: str | None = None  # a rollback: why (a release named, or "previous")
+    returned_to: str | None = None  # a failed rollback: the release that ran before, back in place
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    @property
+    def good(self) -> bool:
+        """berth can return to it: it verified, and names its commit and id."""
+        return self.ok and bool(self.commit) and bool(self.id)
+
+    @classmethod
+    def from_record(cls, record: dict) -> Release:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in record.items() if k in known}
+        return cls(**values, extra={k: v for k, v in record.items() if k not in known})
+
+    @classmethod
+    def of(cls, value: Release | dict | None) -> Release | None:
+        """A Release from a Release or a record as read (None stays None)."""
+        if value is None or isinstance(value, Release):
+            return value
+        return cls.from_record(value)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object written to the server: set fields in declared order, then the extra keys."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out = {k: v for k, v in out.items() if v is not None}
+        return {**out, **self.extra}

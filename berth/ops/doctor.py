@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from berth.configuration.target import Host, Target
 from berth.model.git import public_url
+from berth.model.release import Release
 from berth.remote.commands import doctor as cmd
 from berth.remote.engines.compose import ContainerState, parse_inspect
 
@@ -82,7 +83,7 @@ class HostFacts:
     containers: list[Container]
     disk: list[list[str]]
     memory: dict[str, int]
-    current: dict | None
+    current: Release | None  # the release current.json names
     app_dir: str
     lock: dict | None = None  # the deploy lock's owner, when it is held
 
@@ -192,9 +193,10 @@ def parse_gather(stdout: str, app_dir: str) -> HostFacts:
     raw = "\n".join(sections.get("current", [])).strip()
     if raw:
         try:
-            current = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
-            current = None
+            value = None
+        current = Release.from_record(value) if isinstance(value, dict) else None
     lock = None
     raw_lock = "\n".join(sections.get("lock", [])).strip()
     if raw_lock:
@@ -279,7 +281,7 @@ def check_repo(f: HostFacts, target: Target) -> list[Finding]:
                                cause="someone edited files in the checkout; berth deploy stops and will not overwrite them",
                                fix=f"look with `{server} git -C {app} status`; commit and push what should stay, "
                                "or discard it on the server with git checkout -- FILE"))
-        current = (f.current or {}).get("commit")
+        current = Release.of(f.current).commit if f.current else None
         head = f.repo.get("head", "")
         server_commits = int(f.repo.get("server_commits", "0") or 0)
         if server_commits and head != current:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from berth.configuration.target import Target
 from berth.errors import BerthError
@@ -11,6 +12,9 @@ from berth.remote.engines.compose import in_dir
 from berth.remote.session import HostSession, connect
 from berth.remote.transport.ssh import SSHConnection
 from berth.ui.output import StepPrinter
+
+if TYPE_CHECKING:
+    from berth.model.release import Release
 
 
 def _session(target: Target, host, trust_new_host: bool, printer: StepPrinter) -> HostSession:
@@ -49,29 +53,35 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
     return rows
 
 
-def host_row(target: Target, label: str, app_dir: str, current: dict | None, history: list[dict], containers,
+def host_row(target: Target, label: str, app_dir: str, current: Release | dict | None, history: list, containers,
              expected: list[str], checkout: str | None, owner: dict | None, problems: list[str]) -> dict:
-    """What one host runs, told from its containers (pure: the unit tests feed it every container state)."""
+    """What one host runs, told from its containers (pure: the unit tests feed it every container state).
+
+    The row is the `status --json` document of the host: releases appear in it as their records.
+    """
     from berth.deploy import lock as lock_stage
     from berth.deploy.release import running_release
+    from berth.model.release import Release
     from berth.remote.engines.compose import missing_container
 
     present = {c.service for c in containers}
     listed = sorted([*containers, *(missing_container(s) for s in expected if s not in present)],
                     key=lambda c: (c.service, c.name))
+    current, history = Release.of(current), [Release.of(r) for r in history]
     running = running_release(containers, history, current)
     last = history[-1] if history else None
-    failed = last if last and last.get("result") != "ok" else None
+    failed = last if last and not last.ok else None
     expected_set = set(expected) or present
     healthy = bool(listed) and all(c.ready for c in listed if c.service in expected_set)
     return {
         "host": label,
         "environment": target.environment,
         "app_dir": app_dir,
-        "current": current or None,
-        "running": running,  # the release whose images run (None: no record matches what runs)
-        "last_deploy": last,
-        "last_failure": failed,
+        "current": current.to_record() if current else None,
+        # the release whose images run (None: no record matches what runs)
+        "running": running.to_record() if running else None,
+        "last_deploy": last.to_record() if last else None,
+        "last_failure": failed.to_record() if failed else None,
         "checkout": checkout or None,
         "services": [
             {"service": c.service, "container": c.name or None, "state": c.status, "description": c.describe(),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from berth.configuration.target import Host, Target
 from berth.errors import BerthError
-from berth.model.release import check_record
+from berth.model.release import Release, check_record
 from berth.remote.commands import host as host_commands
 from berth.remote.commands import release as release_commands
 from berth.remote.engines.compose import Compose
@@ -34,7 +34,7 @@ class HostSession:
     docker_version: str
     app_dir: str
     state_dir: str
-    current: dict | None  # the release record that is running, if any
+    current: Release | None  # the release current.json names, if any
     current_error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -97,7 +97,7 @@ def connect(target: Target, conn: Transport) -> HostSession:
             docker_version=facts["docker"],
             app_dir=absolute(target.app_dir, home),
             state_dir=f"{home.rstrip('/')}/{state_rel}",
-            current=current,
+            current=Release.from_record(current) if current else None,
             current_error=current_error,
         )
     except BaseException:

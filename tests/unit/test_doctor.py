@@ -173,7 +173,7 @@ def test_parse_gather_reads_every_section():
     assert f.disk == [["/dev/sda1", "41152736", "30000000", "9000000", "77%", "/"],
                       ["/dev/sda1", "41152736", "30000000", "9000000", "77%", "/home"]]
     assert f.memory == {"MemTotal": 16314752, "MemAvailable": 8123456}
-    assert f.current == {"commit": "c" * 40, "release": "20240101-120000"}
+    assert f.current.to_record() == {"commit": "c" * 40, "release": "20240101-120000"}
     assert set(f.by_service()) == {"db", "web", "worker"}
 
 
@@ -830,7 +830,7 @@ def test_gather_run_here_docker_down_dirty_repo_drift_env_mode(tmp_path, sub_env
     f, proc = gather_here(tmp_path, sub_env, app, {"docker": DOCKER_DOWN},
                           env_names=("DATABASE_URL", "SECRET_KEY", "MISSING_ONE"))
     assert PASSWORD not in proc.stdout + proc.stderr  # only a checksum and names leave the env file
-    assert f.current == {"commit": "9" * 40} and f.lock == {"who": "ana", "command": "deploy"}
+    assert f.current.to_record() == {"commit": "9" * 40} and f.lock == {"who": "ana", "command": "deploy"}
     assert not (tmp_path / "PWNED").exists()
     assert f.facts["home"] == str(home) and f.facts["docker_client"] == "yes" and "docker" not in f.facts
     assert "Cannot connect to the Docker daemon" in f.facts["docker_error"]
@@ -849,7 +849,7 @@ def test_gather_run_here_docker_down_dirty_repo_drift_env_mode(tmp_path, sub_env
     env_checks = {x.id: x for x in d.check_env_file(f, exp, target)}
     assert env_checks["env.mode"].status == "warn"
     assert env_checks["env.file"].summary == "the server's .env.docker lacks MISSING_ONE"
-    assert f.containers == [] and f.current == {"commit": "9" * 40}
+    assert f.containers == [] and f.current.to_record() == {"commit": "9" * 40}
     assert f.disk and f.memory.get("MemTotal", 0) > 0
 
 

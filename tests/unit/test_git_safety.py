@@ -285,6 +285,7 @@ class _Stop(Exception):
 def test_rollback_and_a_failed_pre_hook_tell_sync_which_commit_is_running(monkeypatch):
     from berth.deploy import rollback
     from berth.deploy.steplog import StepLog
+    from berth.model.release import Release
     from berth.secrets.masking import Masker
     from berth.ui.output import StepPrinter
 
@@ -296,7 +297,7 @@ def test_rollback_and_a_failed_pre_hook_tell_sync_which_commit_is_running(monkey
 
     monkeypatch.setattr(sync_stage, "sync", fake_sync)
     running, older = "a" * 40, "b" * 40
-    session = SimpleNamespace(current={"id": "R2", "commit": running}, host=SimpleNamespace(label="web-1"))
+    session = SimpleNamespace(current=Release(id="R2", commit=running), host=SimpleNamespace(label="web-1"))
     log = StepLog(StepPrinter(Masker(), quiet=True))
     with pytest.raises(_Stop):
         rollback.roll_back(session, log, {"id": "R1", "commit": older}, "/r.git", [], (), 1, ".env.docker")

@@ -101,13 +101,13 @@ H = [
 
 
 def test_pick_previous_good_release_skips_failed_and_the_current_commit():
-    assert pick(H, H[3], None)["id"] == "r2"
-    assert pick(H, None, None)["id"] == "r4"
+    assert pick(H, H[3], None).id == "r2"
+    assert pick(H, None, None).id == "r4"
 
 
 def test_pick_by_id_or_commit_prefix():
-    assert pick(H, H[3], "r1")["id"] == "r1"
-    assert pick(H, H[3], "bbb")["id"] == "r2"
+    assert pick(H, H[3], "r1").id == "r1"
+    assert pick(H, H[3], "bbb").id == "r2"
     with pytest.raises(BerthError, match="no successful release matches 'r3'"):
         pick(H, H[3], "r3")  # failed releases are not a target
 
@@ -142,8 +142,8 @@ def test_pick_refuses_the_running_release_unless_named_in_full():
     with pytest.raises(BerthError, match="is the running release") as refused:
         pick(REVIEW_HISTORY, running, "ffee")
     assert refused.value.exit_code == 2 and f"berth rollback {running['id']}" in refused.value.fix
-    assert pick(REVIEW_HISTORY, running, running["id"]) is running
-    assert pick(REVIEW_HISTORY, running, "a9f")["id"] == REVIEW_HISTORY[1]["id"]
+    assert pick(REVIEW_HISTORY, running, running["id"]).to_record() == running
+    assert pick(REVIEW_HISTORY, running, "a9f").id == REVIEW_HISTORY[1]["id"]
 
 
 def test_pick_without_an_earlier_release_says_so():

@@ -20,6 +20,7 @@ from berth.deploy import release as release_stage
 from berth.deploy.stages import hooks as hooks_stage
 from berth.deploy.stages import verify as verify_stage
 from berth.errors import BerthError
+from berth.model.release import Release
 from berth.remote.commands import doctor as doctor_commands
 from berth.remote.commands import release as release_commands
 from berth.remote.engines import compose as compose_engine
@@ -483,7 +484,7 @@ def test_history_records_that_would_put_shell_text_in_a_script_are_left_out(tmp_
              {**good, "id": "r3", "images": {"web": {"name": "--help", "id": IMG["a"]}}}]
     (state / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     records, problems = release_stage.read_history(session_on(server), limit=10)
-    assert [r["id"] for r in records] == [good["id"], "r3"] and records[1]["images"] == {}
+    assert [r.id for r in records] == [good["id"], "r3"] and records[1].images == {}
     assert problems == ["history.jsonl: a release record with an invalid release id (ignored)",
                         "history.jsonl: release r2 has an invalid commit (ignored)",
                         "history.jsonl: release r3 has image names or ids berth cannot use (a rollback to it rebuilds)"]
@@ -505,17 +506,17 @@ def test_record_never_overwrites_a_release_and_takes_the_next_id(tmp_path):
     session = session_on(server)
     (server.root / "app").mkdir()
     (server.root / "app" / ".env.docker").write_text("A=1\n")
-    first = {"id": "20251201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok", "n": 1}
+    first = Release.from_record({"id": "20251201T000000Z-abc1234", "commit": "abc1234" * 5, "result": "ok", "n": 1})
     release_stage.record(session, first, env_file=".env.docker")
     (server.root / "app" / ".env.docker").write_text("A=2\n")
-    second = {**first, "n": 2}
+    second = Release.from_record({**first.to_record(), "n": 2})
     release_stage.record(session, second, env_file=".env.docker")
-    assert second["id"] == "20251201T000000Z-abc1234-2"
+    assert second.id == "20251201T000000Z-abc1234-2"
     releases = server.root / "state" / "releases"
-    assert json.loads((releases / f"{first['id']}.json").read_text())["n"] == 1
-    assert (releases / f"{first['id']}.env").read_text() == "A=1\n"
-    assert json.loads((releases / f"{second['id']}.json").read_text()) == second
-    assert (releases / f"{second['id']}.env").read_text() == "A=2\n"
+    assert json.loads((releases / f"{first.id}.json").read_text())["n"] == 1
+    assert (releases / f"{first.id}.env").read_text() == "A=1\n"
+    assert json.loads((releases / f"{second.id}.json").read_text()) == second.to_record()
+    assert (releases / f"{second.id}.env").read_text() == "A=2\n"
     assert [json.loads(x)["id"] for x in (server.root / "state" / "history.jsonl").read_text().splitlines()] == [
-        first["id"], second["id"]]
+        first.id, second.id]
     assert not [p for p in releases.iterdir() if p.name.endswith(".tmp")]

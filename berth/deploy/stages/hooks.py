@@ -16,18 +16,20 @@ import subprocess
 from pathlib import Path
 
 from berth.errors import BerthError
+from berth.model.release import Release
 from berth.remote.session import HostSession
 from berth.remote.shell import quote, script
 
 LOCAL_PREFIX = "local:"
 
 
-def hook_env(release: dict, compose=None) -> dict[str, str]:
+def hook_env(release: Release | dict, compose=None) -> dict[str, str]:
+    release = Release.of(release)
     env = {
-        "BERTH_RELEASE": release["id"],
-        "BERTH_COMMIT": release["commit"],
-        "BERTH_ENVIRONMENT": release["environment"],
-        "BERTH_HOST": release["host"],
+        "BERTH_RELEASE": release.id,
+        "BERTH_COMMIT": release.commit,
+        "BERTH_ENVIRONMENT": release.environment or "",
+        "BERTH_HOST": release.host or "",
     }
     if compose is not None:
         # so `docker compose run --rm web migrate` in a hook addresses the deployed project as berth does
@@ -51,7 +53,7 @@ def local_hook_argv(command: str) -> list[str]:
     return ["/bin/sh", "-e", "-c", command]
 
 
-def run_hooks(when: str, commands: tuple[str, ...], session: HostSession, release: dict, root: Path) -> list[str]:
+def run_hooks(when: str, commands: tuple[str, ...], session: HostSession, release: Release, root: Path) -> list[str]:
     """Run each hook in order; the first failure raises with its output. Returns what ran."""
     env = hook_env(release, session.compose)
     ran = []
