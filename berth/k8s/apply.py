@@ -28,6 +28,7 @@ from berth.configuration.target import Target
 from berth.deploy.gate import confirm
 from berth.errors import BerthError
 from berth.k8s.settings import K8sSettings
+from berth.model.release import AppliedRelease
 from berth.remote.engines.kubernetes import RELEASE_CONFIGMAP, Invocation, Kubectl, parse_release, parse_workloads
 from berth.remote.session import DEBUG_OUTPUT_LIMIT
 from berth.secrets.masking import masked_tail
@@ -126,11 +127,11 @@ def _template_checksums(rendered) -> dict[str, str]:
     return out
 
 
-def release_configmap(namespace: str, record: dict, instance_selector: str) -> dict:
+def release_configmap(namespace: str, record: AppliedRelease, instance_selector: str) -> dict:
     labels = dict(part.split("=", 1) for part in instance_selector.split(","))
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": RELEASE_CONFIGMAP, "namespace": namespace, "labels": labels},
-            "data": {"release.json": json.dumps(record, indent=2, sort_keys=True)}}
+            "data": {"release.json": json.dumps(record.to_record(), indent=2, sort_keys=True)}}
 
 
 def _who(root: Path) -> str:
@@ -182,7 +183,7 @@ def _verify(session: _Session, rendered, workloads: list[tuple[str, str]], log) 
 
 def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer, runner: Runner = run_kubectl) -> dict:
     from berth.check.findings import Severity
-    from berth.deploy.pipeline import StepLog
+    from berth.deploy.steplog import StepLog
     from berth.k8s.check import check_rendered
     from berth.k8s.render import render
     from berth.secrets.masking import Masker, secret_forms
@@ -215,23 +216,18 @@ def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer
     context = _context(session, settings, log)
     confirm(target, opts.yes, log, "apply to", f"kubectl context {context}, namespace {settings.namespace}")
     with log.step("release") as info:
-        previous = parse_release(session.run(session.kubectl.get_release(), "reading the release record").out)
+        previous = AppliedRelease.from_record(
+            parse_release(session.run(session.kubectl.get_release(), "reading the release record").out))
         checksums = _template_checksums(rendered)
-        old = (previous or {}).get("workloads", {})
+        old = previous.workloads if previous else {}
         changed = [w for w, c in checksums.items() if old.get(w) != c]
         images = {f"{m.obj['kind']}/{m.obj['metadata']['name']}": m.obj["spec"]["template"]["spec"]["containers"][0]["image"]
                   for m in rendered.manifests if m.obj.get("kind") in ("Deployment", "StatefulSet")}
-        record = {
-            "id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-            "environment": target.environment,
-            "applied_by": _who(target.root),
-            "applied_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "images": images,
-            "workloads": checksums,
-            "changed": changed,
-            "previous": (previous or {}).get("id"),
-        }
-        info["detail"] = (f"previous {previous['id']}" if previous else "first apply") + \
+        record = AppliedRelease(
+            id=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), environment=target.environment,
+            applied_by=_who(target.root), applied_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            images=images, workloads=checksums, changed=changed, previous=previous.id if previous else None)
+        info["detail"] = (f"previous {previous.id}" if previous else "first apply") + \
             f"; changes {', '.join(changed) if changed else 'no workload'}"
     stream = rendered.docs(include_secrets=True) + [release_configmap(rendered.namespace, record, rendered.selector)]
     from berth.k8s.manifests import dump_docs
@@ -254,13 +250,13 @@ def run_apply(target: Target, settings: K8sSettings, opts: ApplyOptions, printer
     _wait(session, rendered.workloads, timeout, log, target)
     _verify(session, rendered, rendered.workloads, log)
     return {"ok": True, "environment": target.environment, "namespace": rendered.namespace, "context": context,
-            "release": record["id"], "changed": changed, "seconds": round(time.monotonic() - started, 3),
+            "release": record.id, "changed": changed, "seconds": round(time.monotonic() - started, 3),
             "steps": log.steps, "calls": session.calls}
 
 
 def run_rollback(target: Target, settings: K8sSettings, opts: ApplyOptions, printer,
                  runner: Runner = run_kubectl) -> dict:
-    from berth.deploy.pipeline import StepLog
+    from berth.deploy.steplog import StepLog
     from berth.k8s.manifests import dump_docs
     from berth.k8s.render import k8s_name, render
 
@@ -272,7 +268,8 @@ def run_rollback(target: Target, settings: K8sSettings, opts: ApplyOptions, prin
     session = _Session(_kubectl_for(settings, target.root), runner, printer)
     context = _context(session, settings, log)
     with log.step("release") as info:
-        record = parse_release(session.run(session.kubectl.get_release(), "reading the release record").out)
+        record = AppliedRelease.from_record(
+            parse_release(session.run(session.kubectl.get_release(), "reading the release record").out))
         known = {f"{kind}/{name}": (kind, name) for kind, name in rendered.workloads}
         if opts.services:
             wanted = []
@@ -287,12 +284,12 @@ def run_rollback(target: Target, settings: K8sSettings, opts: ApplyOptions, prin
                              "what the last apply changed",
                              fix="name the services to roll back with --service NAME")
         else:
-            wanted = [known[w] for w in record.get("changed", []) if w in known]
+            wanted = [known[w] for w in record.changed if w in known]
             if not wanted:
-                raise BerthError(f"the last apply ({record.get('id')}) changed no workload; there is nothing to undo",
+                raise BerthError(f"the last apply ({record.id}) changed no workload; there is nothing to undo",
                                  fix="name services with --service NAME to undo them anyway")
         info["detail"] = "undoing " + ", ".join(f"{k.lower()}/{n}" for k, n in wanted) + \
-            (f" (release {record['id']})" if record else "")
+            (f" (release {record.id})" if record else "")
     confirm(target, opts.yes, log, "roll back", f"kubectl context {context}, namespace {settings.namespace}")
     for kind, name in wanted:
         with log.step("undo") as info:
@@ -303,12 +300,12 @@ def run_rollback(target: Target, settings: K8sSettings, opts: ApplyOptions, prin
     _wait(session, wanted, timeout, log, target)
     _verify(session, rendered, wanted, log)
     with log.step("record") as info:
-        new = dict(record or {})
+        new = record or AppliedRelease()
         undone = [f"{k}/{n}" for k, n in wanted]
-        new["workloads"] = {w: c for w, c in (new.get("workloads") or {}).items() if w not in undone}
-        new["changed"] = []
-        new["rolled_back"] = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "by": _who(target.root),
-                              "workloads": undone}
+        new.workloads = {w: c for w, c in new.workloads.items() if w not in undone}
+        new.changed = []
+        new.rolled_back = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "by": _who(target.root),
+                           "workloads": undone}
         payload = dump_docs([release_configmap(rendered.namespace, new, rendered.selector)]).encode()
         session.run(session.kubectl.apply(payload), "recording the rollback")
         info["detail"] = f"{RELEASE_CONFIGMAP}: {', '.join(undone)} rolled back"

@@ -107,3 +107,31 @@ class Release:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         out = {k: v for k, v in out.items() if v is not None}
         return {**out, **self.extra}
+
+
+@dataclass
+class AppliedRelease:
+    """The record of one `berth k8s apply`, kept in the berth-release ConfigMap of the namespace."""
+
+    id: str | None = None
+    environment: str | None = None
+    applied_by: str | None = None
+    applied_at: str | None = None
+    images: dict[str, str] = field(default_factory=dict)  # "Kind/name" → image
+    workloads: dict[str, str] = field(default_factory=dict)  # "Kind/name" → checksum of its pod template
+    changed: list[str] = field(default_factory=list)  # the workloads this apply changed (what rollback undoes)
+    previous: str | None = None  # the id of the apply before
+    rolled_back: dict | None = None  # {at, by, workloads} once `berth k8s rollback` undid it
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> AppliedRelease | None:
+        if record is None:
+            return None
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in record.items() if k in known},
+                   extra={k: v for k, v in record.items() if k not in known})
+
+    def to_record(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**{k: v for k, v in out.items() if v is not None}, **self.extra}
