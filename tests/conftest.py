@@ -1,10 +1,7 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# tests/ is a package: test modules import their helpers as tests.helpers.*, whose asserts pytest rewrites too
+pytest.register_assert_rewrite("tests.helpers")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,28 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import GIT_ISOLATION, isolated_env
+
+
 # Git must not read the developer's ~/.gitconfig (a global excludesFile would change what
 # `git check-ignore` says, a commit template or hooks could break commits) and needs an identity.
-GIT_ISOLATION = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Berth Test",
-    "GIT_AUTHOR_EMAIL": "test@berth.invalid",
-    "GIT_COMMITTER_NAME": "Berth Test",
-    "GIT_COMMITTER_EMAIL": "test@berth.invalid",
-    "GIT_TERMINAL_PROMPT": "0",
-    "NO_COLOR": "1",
-}
-
-
-def isolated_env(**extra: str) -> dict[str, str]:
-    """os.environ plus the git isolation settings, for subprocesses (sh scripts, `python -m berth`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_ISOLATION)
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def git_env(monkeypatch):
     """Apply GIT_ISOLATION to this process too (berth.model.git passes os.environ to git)."""
@@ -79,8 +62,7 @@ GITIGNORE_OK = ".env\n.env.docker\n"
 class Project:
     """An app repository as berth expects it: committed, pushed to a bare remote, env files ignored.
 
-    Test modules cannot import this conftest (tests/unit is not a package), so everything they need
-    is reached through the fixtures below and the attributes of this class.
+    Tests reach it through the fixtures below and the attributes of this class.
     """
 
     root: Path

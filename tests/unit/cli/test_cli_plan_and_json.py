@@ -1,0 +1,62 @@
+"""`berth plan` and `berth deploy --json` on a project, without any server: both stop before SSH."""
+
+from __future__ import annotations
+
+import json
+
+from tests.helpers import run_berth
+
+
+def berth(project, sub_env, *args):
+    return run_berth("-C", str(project.root), *args, env=sub_env())
+
+
+def test_plan_shows_settings_with_origins_and_the_exact_remote_commands(project, sub_env):
+    proc = berth(project, sub_env, "plan")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "hosts        203.0.113.5  ← .env:2" in out
+    assert f"commit       {project.head()} on main" in out
+    assert "1. check: 0 errors" in out
+    assert f"target=$(git rev-parse -q --verify '{project.head()}^{{commit}}')" in out
+    assert 'git -c advice.detachedHead=false checkout -q --no-overwrite-ignore --detach "$target"' in out
+    assert "docker compose --project-name app --file docker-compose.yml --env-file .env.docker up --detach" in out
+    assert "confirm" not in out  # staging does not ask
+
+
+def test_plan_of_production_includes_the_confirmation_step(project, sub_env):
+    project.write(".env", project.DOTENV.replace("ENVIRONMENT=staging", "ENVIRONMENT=production"))
+    out = berth(project, sub_env, "plan").stdout
+    assert "2. confirm: type 'production'" in out and "3. connect:" in out
+
+
+def test_plan_lists_check_errors_and_says_deploy_would_stop(project, sub_env):
+    project.write("docker-compose.yml", project.COMPOSE + "    environment:\n      X: ${MISSING_VAR}\n")
+    project.commit("uses a missing variable")
+    proc = berth(project, sub_env, "plan")
+    assert "deploy would stop here" in proc.stdout and "MISSING_VAR" in proc.stdout
+
+
+def test_deploy_json_reports_a_check_failure_as_one_document(project, sub_env):
+    (project.root / "new-file.txt").write_text("not committed\n")
+    proc = berth(project, sub_env, "deploy", "--json", "--yes")
+    assert proc.returncode == 1
+    outcome = json.loads(proc.stdout)  # stdout is exactly one JSON document
+    assert outcome["ok"] is False
+    assert "nothing was sent to any server" in outcome["error"]
+    assert [s["step"] for s in outcome["steps"]] == ["check"] and outcome["steps"][0]["ok"] is False
+    assert outcome["hosts"] == []
+
+
+def test_environment_and_host_work_after_the_command_name_too(project, sub_env):
+    """`berth plan -e production --host h` means what `berth -e production --host h plan` means."""
+    project.write(".env", project.DOTENV.replace("ENVIRONMENT=staging", "ENVIRONMENT=production"))
+    before = berth(project, sub_env, "-e", "production", "--host", "198.51.100.7", "plan")
+    after = berth(project, sub_env, "plan", "-e", "production", "--host", "198.51.100.7")
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert "hosts        198.51.100.7  ← --host" in after.stdout
+    assert before.stdout == after.stdout
+    # and a wrong one is refused the same way from either place
+    wrong = berth(project, sub_env, "doctor", "-e", "staging")
+    assert wrong.returncode != 0 and "-e staging was asked for" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
