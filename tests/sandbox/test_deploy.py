@@ -6,6 +6,8 @@ import json
 import stat
 import urllib.request
 
+from berth.errors import NEEDS_A_PERSON
+
 
 def get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as resp:
@@ -97,7 +99,7 @@ def test_failing_healthcheck_fails_deploy_with_service_logs(app):
     env_file.write_text(env_file.read_text() + "FAIL_HEALTH=1\n")
     result = app.berth("deploy", "--push", "--timeout", "45")
     out = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == NEEDS_A_PERSON  # a first release: there is nothing to roll back to
     assert "✗ verify" in out
     assert "web" in out and "unhealthy" in out
     assert "FAIL_HEALTH is set" in out  # the failing service's own log line
@@ -105,7 +107,7 @@ def test_failing_healthcheck_fails_deploy_with_service_logs(app):
     assert last["result"] == "failed"
     assert not (app.state_dir / "current.json").exists()  # a failed release never becomes current
     status = app.berth("status")
-    assert status.returncode != 0 and "FAILED" in status.stdout
+    assert status.returncode == 1 and "FAILED" in status.stdout
 
 
 def test_broken_build_fails_the_deploy_and_keeps_the_running_release(app):
@@ -115,7 +117,7 @@ def test_broken_build_fails_the_deploy_and_keeps_the_running_release(app):
     app.commit("broken build", **{"web/Dockerfile": "FROM busybox:1.35\nRUN exit 3\n"})
     result = app.berth("deploy", "--push")
     out = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 1  # failed, and serving what ran before
     assert "✗ build" in out and "`docker compose build` failed" in out and "✓ restore" in out
     assert "RUN exit 3" in out or "returned a non-zero code: 3" in out  # the build output is shown
     assert json.loads((app.state_dir / "current.json").read_text()) == running

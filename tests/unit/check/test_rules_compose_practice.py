@@ -359,7 +359,8 @@ def test_ignore_comment_on_the_offending_line_silences_it(project):
 
 
 @pytest.mark.parametrize("text", [
-    "services:\n  web: nginx\n",
+    pytest.param("services:\n  web: nginx\n", marks=pytest.mark.xfail(
+        strict=True, reason="issue 13: a service that is not a mapping passes berth check; compose rejects it")),
     "services:\n  web:\n    image: [1, 2]\n    ports: {a: b}\n    volumes: 7\n    depends_on: 3\n",
     "services:\n  web:\n    image: nginx:1.25\n    ports: [\"not:a:port:at:all\", {target: x}, null, true]\n"
     "    volumes: [{type: bind}, null, \":\"]\n    networks: {a: null}\n    deploy: {replicas: many}\n"
@@ -369,4 +370,7 @@ def test_ignore_comment_on_the_offending_line_silences_it(project):
 ])
 def test_odd_compose_files_do_not_crash_the_rules(project, text):
     project.write("docker-compose.yml", text)
-    run_checks(load_target(project.root), offline=True)  # no exception
+    report = run_checks(load_target(project.root), offline=True)  # no exception, and what it says is located
+    about_compose = [f for f in report.findings if f.file is not None and Path(f.file).name == "docker-compose.yml"]
+    assert about_compose, "an odd compose file gets findings, not silence"
+    assert all(f.line is not None and f.line >= 1 for f in about_compose), [f.message for f in about_compose]

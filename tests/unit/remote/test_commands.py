@@ -17,6 +17,7 @@ import berth.remote.engines
 from berth.deploy.stages.preflight import Port
 from berth.errors import BerthError, UsageError
 from berth.remote import shell
+from berth.remote.commands import doctor as doctor_commands
 from berth.remote.commands import files as file_commands
 from berth.remote.commands import git as git_commands
 from berth.remote.commands import host as host_commands
@@ -24,6 +25,7 @@ from berth.remote.commands import lock as lock_commands
 from berth.remote.commands import preflight as preflight_commands
 from berth.remote.commands import release as release_commands
 from berth.remote.engines import compose as compose_engine
+from berth.remote.engines import kubernetes as kubernetes_engine
 from berth.remote.engines.compose import Compose, ContainerState, in_dir, parse_inspect
 from tests.helpers.docker_states import inspect_line
 
@@ -198,10 +200,32 @@ GENERATORS = {
                                             lock_commands.release("/h/.berth/shop", None)],
     "berth.remote.commands.lock.valid_token": lambda: [],  # a predicate
     "berth.remote.commands.lock.status": lambda: [lock_commands.status("/h/.berth/shop")],
+    "berth.remote.commands.doctor.remote_path": lambda: [doctor_commands.remote_path("~/shop")],
+    "berth.remote.commands.doctor.gather": lambda: [
+        doctor_commands.gather("~/shop", ".env.docker", "shop", "https://git.example/shop.git", ["A", "B"],
+                               ".berth/shop")],
+    "berth.remote.commands.doctor.parse_sections": lambda: [],  # parsers
+    "berth.remote.commands.doctor.key_values": lambda: [],
+    "berth.remote.commands.doctor.split_parallel": lambda: [],
+    "berth.remote.commands.doctor.logs_tail": lambda: [doctor_commands.logs_tail("abc123", 20)],
+    "berth.remote.commands.doctor.probe_service": lambda: [doctor_commands.probe_service("abc123", "postgres",
+                                                                                         "DATABASE_URL")],
+    "berth.remote.commands.doctor.port_answers": lambda: [doctor_commands.port_answers(8080)],
+    "berth.remote.commands.doctor.in_parallel": lambda: [doctor_commands.in_parallel(["true", "false"])],
+    "berth.remote.engines.kubernetes.Kubectl": lambda: [" ".join(i.argv) for i in (
+        KUBECTL.current_context(), KUBECTL.apply(b"", dry_run=True), KUBECTL.apply(b""), KUBECTL.get_release(),
+        KUBECTL.rollout_status("Deployment", "web", 60), KUBECTL.rollout_undo("Deployment", "web"),
+        KUBECTL.rollout_undo("StatefulSet", "db", 3), KUBECTL.get_workloads("app=shop"),
+        KUBECTL.logs("Deployment", "web"))],
+    "berth.remote.engines.kubernetes.Invocation": lambda: [],
+    "berth.remote.engines.kubernetes.WorkloadStatus": lambda: [],
+    "berth.remote.engines.kubernetes.parse_workloads": lambda: [],
+    "berth.remote.engines.kubernetes.parse_release": lambda: [],
 }
 
 MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands,
-           preflight_commands]
+           preflight_commands, doctor_commands, kubernetes_engine]
+KUBECTL = kubernetes_engine.Kubectl("shop", context="prod", kubeconfig="/home/me/.kube/config")
 
 
 def _public_callables():
