@@ -90,27 +90,38 @@ class FakeHost:
 
     # ------------------------------------------------------------------ the table
 
-    def table(self) -> list:
+    def rows(self) -> list[tuple[str, object, object]]:
+        """(what the script is, its match, the answer), in the order they are tried."""
         sd, app, compose = self.state_dir, self.app_dir, self.compose
         return [
-            (host_commands.facts(release_commands.state_dir_rel(self.project)), self._facts),
-            (lock_commands.acquire(sd), self._acquire),
-            (lambda s: "lock.break" in s, self._release_lock),
-            (HISTORY, self._history),
-            (lambda s: "DockerRootDir" in s, (0, "disk /var/lib/docker 10485760\n", "")),
-            (SYNC_TARGET, self._sync),
-            (lambda s: f"{app}/{self.env_file}.berth-tmp" in s and "cat > " in s, self._ship_env),
-            (in_dir(app, compose.build()), self._build),
-            (in_dir(app, compose.up()), self._up),
-            (compose.inspect_containers(), self._inspect),
-            (lambda s: " logs --no-color " in s, (0, "the app's last log line\n", "")),
-            (lambda s: "export BERTH_RELEASE=" in s, lambda s, i: (self.hook_exit, "", "hook output\n")),
-            (RECORD_ID, self._record),
-            (lambda s: "@@keep" in s, (0, "@@keep=0\n@@prune=0\n@@env=0\n", "")),
-            (release_commands.audit(sd), self._audit),
-            (RESTORE_ENV, self._restore_env),
-            (lambda s: "docker image inspect" in s or s == "", (0, "", "")),
+            ("facts", host_commands.facts(release_commands.state_dir_rel(self.project)), self._facts),
+            ("lock", lock_commands.acquire(sd), self._acquire),
+            ("unlock", lambda s: "lock.break" in s, self._release_lock),
+            ("history", HISTORY, self._history),
+            ("preflight", lambda s: "DockerRootDir" in s, (0, "disk /var/lib/docker 10485760\n", "")),
+            ("sync", SYNC_TARGET, self._sync),
+            ("env", lambda s: f"{app}/{self.env_file}.berth-tmp" in s and "cat > " in s, self._ship_env),
+            ("build", in_dir(app, compose.build()), self._build),
+            ("up", in_dir(app, compose.up()), self._up),
+            ("inspect", compose.inspect_containers(), self._inspect),
+            ("logs", lambda s: " logs --no-color " in s, (0, "the app's last log line\n", "")),
+            ("hook", lambda s: "export BERTH_RELEASE=" in s, lambda s, i: (self.hook_exit, "", "hook output\n")),
+            ("record", RECORD_ID, self._record),
+            ("keep", lambda s: "@@keep" in s, (0, "@@keep=0\n@@prune=0\n@@env=0\n", "")),
+            ("audit", release_commands.audit(sd), self._audit),
+            ("restore-env", RESTORE_ENV, self._restore_env),
+            ("restore-images", lambda s: "docker image inspect" in s or s == "", (0, "", "")),
         ]
+
+    def table(self) -> list:
+        return [(match, answer) for _, match, answer in self.rows()]
+
+    def sent(self) -> list[str]:
+        """What each script the connection ran was, in order (the names of rows())."""
+        from berth.remote.transport.scripted import matches
+
+        rows = self.rows()
+        return [next(name for name, match, _ in rows if matches(match, script)) for script in self.conn.scripts()]
 
     def _facts(self, script, stdin):
         out = f"home={HOME}\nuser=deploy\ngit=git version 2.39.5\ncompose=v2 2.26.1\ndocker=20.10.24\n"

@@ -15,6 +15,7 @@ from berth.deploy import lock as lock_stage
 from berth.deploy.pipeline import DeployOptions, run_deploy
 from berth.deploy.rollback import run_rollback
 from berth.errors import NEEDS_A_PERSON, BerthError
+from berth.remote.commands import lock as lock_commands
 from berth.remote.engines.compose import in_dir
 from berth.secrets.masking import Masker
 from berth.ui.output import StepPrinter
@@ -68,6 +69,9 @@ def test_a_first_deploy_runs_every_step_records_the_release_and_unlocks(project)
     assert host.current["images"]["web"]["id"] == host.containers["web"].image_id
     assert host.lock is None and host.events() == ["deploy"]
     assert outcome["hosts"][0]["state"] == "deployed"
+    assert host.sent() == ["facts", "lock", "history", "preflight", "sync", "env", "build", "up", "inspect", "record",
+                           "keep", "audit", "unlock"]
+    assert host.conn.calls[5][1] == host.env  # the env file went on stdin, never in a script
 
 
 def test_a_redeploy_of_the_running_release_builds_nothing_and_restarts_nothing(project):
@@ -82,6 +86,8 @@ def test_a_redeploy_of_the_running_release_builds_nothing_and_restarts_nothing(p
     assert "build" not in steps(outcome)
     assert not host.conn.scripts(in_dir(host.app_dir, host.compose.up()))
     assert [r["result"] for r in host.history] == ["ok", "ok"]
+    assert host.sent() == ["facts", "lock", "history", "preflight", "sync", "env", "inspect", "inspect", "record",
+                           "keep", "audit", "unlock"]  # no build, no up
 
 
 def test_a_failed_pre_hook_puts_back_the_checkout_and_env_file_and_restarts_nothing(project):
@@ -100,6 +106,9 @@ def test_a_failed_pre_hook_puts_back_the_checkout_and_env_file_and_restarts_noth
     assert failed["commit"] == bad and failed["result"] == "failed"
     assert failed["rolled_back_to"] == host.current["id"] and host.current["commit"] == good
     assert "restore" in steps(outcome) and host.lock is None
+    sent = host.sent()
+    assert sent[sent.index("hook"):] == ["hook", "sync", "restore-env", "restore-images", "audit", "record", "audit",
+                                         "unlock"]  # put back: checkout, env file, image tags; no up
 
 
 def test_a_failed_verify_rolls_back_and_records_the_release_with_rolled_back_to(project):
@@ -117,6 +126,9 @@ def test_a_failed_verify_rolls_back_and_records_the_release_with_rolled_back_to(
     assert host.current == good_release  # a failed release never becomes current
     assert host.events() == ["deploy", "rollback", "deploy"]
     assert outcome["hosts"][0]["state"] == "rolled-back" and error.exit_code != NEEDS_A_PERSON
+    sent = host.sent()
+    assert sent[sent.index("up"):] == ["up", "inspect", "logs", "inspect", "sync", "restore-env", "restore-images",
+                                       "up", "inspect", "audit", "record", "audit", "unlock"]
 
 
 def test_no_rollback_leaves_the_failed_release_running_and_says_a_person_is_needed(project):
@@ -130,6 +142,8 @@ def test_no_rollback_leaves_the_failed_release_running_and_says_a_person_is_need
     assert host.head == bad and host.containers["web"].health == "unhealthy"
     assert host.history[-1]["result"] == "failed" and "rolled_back_to" not in host.history[-1]
     assert outcome["hosts"][0]["state"] == "needs-a-person"
+    sent = host.sent()
+    assert "restore-env" not in sent and sent[-3:] == ["record", "audit", "unlock"]  # recorded, nothing undone
 
 
 def test_a_record_that_cannot_be_written_for_a_failed_release_does_not_hide_the_failure(project):
@@ -139,6 +153,7 @@ def test_a_record_that_cannot_be_written_for_a_failed_release_does_not_hide_the_
     assert error is not None and "`docker compose up` failed" in error.what  # the cause, not the record error
     assert "there is no earlier good release on this host to roll back to" in error.what
     assert host.history == [] and host.lock is None
+    assert host.sent()[-2:] == ["record", "unlock"]  # the record was tried; the lock is released all the same
 
 
 def test_a_lost_connection_leaves_the_lock_and_says_so(project, capsys):
@@ -149,6 +164,7 @@ def test_a_lost_connection_leaves_the_lock_and_says_so(project, capsys):
     err = capsys.readouterr()
     assert "the deploy lock stays on the server" in err.out + err.err
     assert "no release record was written" in err.out + err.err and host.history == []
+    assert host.sent()[-1] == "up" and "unlock" not in host.sent()  # nothing ran after the cut
 
 
 def test_a_stale_lock_of_a_killed_deploy_is_taken_over_audited_and_recorded_as_failed(project):
@@ -164,6 +180,9 @@ def test_a_stale_lock_of_a_killed_deploy_is_taken_over_audited_and_recorded_as_f
     assert unfinished["commit"] == "f" * 40 and unfinished["result"] == "failed"
     assert "never finished" in unfinished["failure"]
     assert host.history[-1]["result"] == "ok" and host.lock is None
+    stale_break = lock_commands.release(host.state_dir, stale["token"])
+    assert host.conn.scripts(stale_break)  # the stale lock was removed by its own token, and no other
+    assert host.sent()[:7] == ["facts", "lock", "unlock", "lock", "audit", "history", "record"]
 
 
 def test_a_lock_held_by_a_running_deploy_is_refused_and_left_alone(project):
@@ -173,6 +192,7 @@ def test_a_lock_held_by_a_running_deploy_is_refused_and_left_alone(project):
     outcome, error = deploy(project, host)
     assert error.exit_code == 3 and "is locked by someone" in error.what
     assert host.lock == running and host.history == [] and host.head is None
+    assert host.sent() == ["facts", "lock"]  # refused at the lock: nothing else ran
 
 
 def test_rollback_when_the_env_copy_of_the_release_is_gone_fails_and_is_recorded(project):
@@ -188,6 +208,8 @@ def test_rollback_when_the_env_copy_of_the_release_is_gone_fails_and_is_recorded
     assert attempt["kind"] == "rollback" and attempt["result"] == "failed" and attempt["rollback_of"] == first["id"]
     assert host.audit[-1]["event"] == "rollback" and host.audit[-1]["result"] == "failed"
     assert host.lock is None
+    sent = host.sent()
+    assert sent[sent.index("sync"):sent.index("sync") + 2] == ["sync", "restore-env"]  # stopped at the env copy
 
 
 def test_rollback_returns_to_the_previous_good_release_and_records_it(project):
