@@ -60,3 +60,27 @@ def test_environment_and_host_work_after_the_command_name_too(project, sub_env):
     wrong = berth(project, sub_env, "doctor", "-e", "staging")
     assert wrong.returncode != 0 and "-e staging was asked for" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_plan_with_a_pre_deploy_hook_prints_the_hook_command_the_lock_and_the_record_steps(project, sub_env):
+    project.write("berth.toml", '[defaults]\npre_deploy = ["docker compose run --rm web migrate", "local: make notes"]\n')
+    project.commit("a migration hook")
+    project.push()
+    proc = berth(project, sub_env, "plan")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    numbered = [line.split(".", 1)[1].strip().rstrip(":").split(":")[0] for line in out.splitlines()
+                if line[:1].isdigit() and ". " in line[:4]]
+    assert numbered == ["check", "connect", "lock", "preflight", "sync", "env", "build", "pre-hook", "deploy",
+                        "verify", "record", "unlock"]
+    assert "docker compose run --rm web migrate" in out and "export BERTH_RELEASE=RELEASE_ID" in out
+    assert "locally, in the repository: /bin/sh -e -c make notes" in out
+    assert "owner record as JSON" in out and "mkdir '~/.berth/app/lock'" in out  # the lock, with its script
+    assert '"$d/history.jsonl"' in out and "@@keep" in out and "docker tag IMAGE_ID" in out  # record, keep, prune
+    assert "audit.jsonl" in out  # the audit event
+    assert "compose v1 or v2 is unknown until berth connects" in out
+
+
+def test_plan_without_hooks_has_no_hook_steps(project, sub_env):
+    out = berth(project, sub_env, "plan").stdout
+    assert "pre-hook" not in out and "post-hook" not in out and "4. preflight:" in out
