@@ -71,3 +71,25 @@ def target_options(command):
                            help="Act on this host only (repeatable; overrides berth.toml and .env).")(command)
     return click.option("-e", "--environment", expose_value=False, callback=_set("environment"),
                         help="Environment to act on (overrides ENVIRONMENT in .env).")(command)
+
+
+def report_outcome(printer, as_json: bool, run, done: Callable[[dict], str]) -> None:
+    """Run a pipeline that fills an outcome document (deploy, rollback) and report it: with --json one masked
+    document, whether it succeeded or not (exit code inside and as the process's); else the steps it printed,
+    then `done(outcome)` on success, or the error paragraph (berth.cli.main prints it)."""
+    from berth.errors import BerthError
+
+    outcome: dict = {}
+    try:
+        run(outcome)
+    except BerthError as exc:
+        outcome.update(ok=False, exit_code=exc.exit_code, error=exc.paragraph())
+        if as_json:
+            printer.json(outcome)
+            raise SystemExit(exc.exit_code) from None
+        raise
+    outcome.update(exit_code=0, error=None)
+    if as_json:
+        printer.json(outcome)
+    else:
+        printer.line(done(outcome))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from berth.cli.context import Ctx, target_options
+from berth.cli.context import Ctx, report_outcome, target_options
 
 
 @click.command()
@@ -26,28 +24,15 @@ from berth.cli.context import Ctx, target_options
 def deploy(obj: Ctx, push, yes, trust_new_host, verify_timeout, lock_wait, no_rollback, as_json):
     """Check, sync by git, ship env, docker compose up, verify, record."""
     from berth.deploy.pipeline import DeployOptions, run_deploy
-    from berth.errors import BerthError
 
     target = obj.target()
     printer = obj.printer(quiet=as_json)
     hosts = ", ".join(h.label for h in target.hosts) or "(no host)"
     printer.line(f"berth deploy → {target.environment} ({hosts})")
-    outcome: dict = {}
     opts = DeployOptions(push=push, yes=yes, trust_new_host=trust_new_host, verify_timeout=verify_timeout,
                          lock_wait=lock_wait, rollback=not no_rollback)
-    try:
-        run_deploy(target, opts, printer, outcome)
-    except BerthError as exc:
-        outcome.update(ok=False, exit_code=exc.exit_code, error=exc.paragraph())
-        if as_json:
-            printer.json(outcome)
-            sys.exit(exc.exit_code)
-        raise
-    outcome.update(exit_code=0, error=None)
-    if as_json:
-        printer.json(outcome)
-    else:
-        printer.line(f"deployed {outcome['commit'][:7]} to {target.environment} in {outcome['seconds']:.1f}s")
+    report_outcome(printer, as_json, lambda outcome: run_deploy(target, opts, printer, outcome),
+                   lambda o: f"deployed {o['commit'][:7]} to {target.environment} in {o['seconds']:.1f}s")
 
 
 @click.command()

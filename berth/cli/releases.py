@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from berth.cli.context import target_options
+from berth.cli.context import report_outcome, target_options
 
 
 @click.command()
@@ -22,26 +22,13 @@ def rollback(obj, release, yes, trust_new_host, lock_wait, verify_timeout, as_js
     """Return each host to RELEASE (an id or commit prefix from `berth releases`), or to the previous good one."""
     from berth.deploy.pipeline import DeployOptions
     from berth.deploy.rollback import run_rollback
-    from berth.errors import BerthError
 
     target = obj.target()
     printer = obj.printer(quiet=as_json)
     printer.line(f"berth rollback → {target.environment} ({', '.join(h.label for h in target.hosts)})")
     opts = DeployOptions(yes=yes, trust_new_host=trust_new_host, lock_wait=lock_wait, verify_timeout=verify_timeout)
-    outcome: dict = {}
-    try:
-        run_rollback(target, release, opts, printer, outcome)
-    except BerthError as exc:
-        outcome.update(ok=False, exit_code=exc.exit_code, error=exc.paragraph())
-        if as_json:
-            printer.json(outcome)
-            sys.exit(exc.exit_code)
-        raise
-    outcome.update(exit_code=0, error=None)
-    if as_json:
-        printer.json(outcome)
-    else:
-        printer.line(f"rolled back {target.environment}")
+    report_outcome(printer, as_json, lambda outcome: run_rollback(target, release, opts, printer, outcome),
+                   lambda _: f"rolled back {target.environment}")
 
 
 def _json(obj, printer, document) -> None:
