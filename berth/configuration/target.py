@@ -22,7 +22,10 @@ from berth.errors import UsageError
 from berth.model.envfile import EnvFile, read_env_file
 
 KNOWN_ENVIRONMENTS = ("development", "staging", "production")
-DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)
+# the names docker compose looks for when no file is given, in its order of precedence (compose-go's
+# DefaultFileNames); berth deploys the first that exists, as `docker compose` run in the repository would
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)  # when none of them exists (berth check says so)
 DEFAULT_ENV_FILE = ".env.docker"
 DEFAULT_VERIFY_TIMEOUT = 90
 VERIFY_TIMEOUT_RANGE = (1, 3600)  # as deploy --timeout
@@ -119,7 +122,10 @@ class Target:
 
     @property
     def compose_files(self) -> tuple[str, ...]:
-        return tuple(self.get("compose_files", DEFAULT_COMPOSE_FILES))
+        """The compose files as set (COMPOSE_FILES, compose_files), else the one compose itself would find."""
+        if self.get("compose_files") is not None:
+            return tuple(self.get("compose_files"))
+        return default_compose_files(self.root)
 
     @property
     def env_file(self) -> str:
@@ -658,3 +664,11 @@ class _TomlLines:
 def toml_key_lines(text: str) -> dict[tuple, int]:
     """The 1-based line of each key and table of a TOML document tomllib accepts, by path."""
     return _TomlLines(text).scan()
+
+
+def default_compose_files(root: Path) -> tuple[str, ...]:
+    """The file `docker compose` uses in `root` when none is named: the first of COMPOSE_FILE_NAMES there."""
+    for name in COMPOSE_FILE_NAMES:
+        if (root / name).is_file():
+            return (name,)
+    return DEFAULT_COMPOSE_FILES

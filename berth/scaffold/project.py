@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from berth.configuration.target import COMPOSE_FILE_NAMES as COMPOSE_NAMES  # the order compose picks them in
 from berth.errors import UsageError
 
-COMPOSE_NAMES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "env", "__pycache__", "dist", "build", ".tox", "vendor",
              ".mypy_cache", ".pytest_cache", "site-packages", "tests", "test"}
 MAX_SCAN_FILES = 400

@@ -24,7 +24,7 @@ from berth.check import CheckReport, run_checks
 from berth.check.findings import Finding, Severity
 from berth.configuration.target import load_target
 
-Project = object  # conftest's Project (tests/unit is not a package, so conftest cannot be imported)
+Project = object  # tests/unit/conftest.py's Project (duck-typed here: a helper does not import a conftest)
 Setup = Callable[[Project], None]
 Expect = Callable[[Project, list[Finding]], None]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from berth.check.findings import Severity, finding, rule
+from berth.configuration.target import COMPOSE_FILE_NAMES
 
 
 @rule("files.missing", Severity.ERROR, "a file the deploy needs does not exist",
@@ -12,7 +13,12 @@ from berth.check.findings import Severity, finding, rule
 def missing_files(ctx):
     for name in ctx.target.compose_files:
         if not (ctx.root / name).exists():
-            yield finding(f"compose file {name} does not exist", ctx.root / name)
+            if ctx.target.get("compose_files") is None:  # none of the names compose looks for is there
+                yield finding(f"no compose file: none of {', '.join(COMPOSE_FILE_NAMES)} exists", ctx.root / name,
+                              fix="add compose.yaml (or docker-compose.yml), or name the file with COMPOSE_FILES in .env "
+                                  "or compose_files in berth.toml")
+            else:
+                yield finding(f"compose file {name} does not exist", ctx.root / name)
     if not ctx.app_env_path.exists():
         example = ctx.root / f"{ctx.target.env_file}.example"
         hint = f"cp {example.name} {ctx.target.env_file} and fill in the values" if example.exists() else None

@@ -717,3 +717,24 @@ def test_berth_toml_that_cannot_be_read(root, make):
     assert info.value.where == str(path)
     says = "is 2048 KiB; a berth.toml over 1 MiB is not plausible" if make == "too-big" else "not a regular file"
     assert says in info.value.what
+
+
+@pytest.mark.parametrize("present, chosen", [
+    (("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"), "compose.yaml"),
+    (("compose.yml", "docker-compose.yml"), "compose.yml"),
+    (("docker-compose.yml", "docker-compose.yaml"), "docker-compose.yml"),
+    (("docker-compose.yaml",), "docker-compose.yaml"),
+    ((), "docker-compose.yml"),  # none: the name berth check reports as missing
+])
+def test_the_compose_file_is_the_one_docker_compose_would_pick(tmp_path, present, chosen):
+    """compose-go's order (checked against `docker compose config` 2.26: it warns and uses the first)."""
+    for name in present:
+        (tmp_path / name).write_text("services: {}\n")
+    (tmp_path / ".env").write_text("ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\n")
+    assert load_target(tmp_path).compose_files == (chosen,)
+
+
+def test_compose_files_named_in_the_settings_win_over_discovery(tmp_path):
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    (tmp_path / ".env").write_text("ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\nCOMPOSE_FILES=a.yml,b.yml\n")
+    assert load_target(tmp_path).compose_files == ("a.yml", "b.yml")

@@ -261,3 +261,14 @@ def _dead_pid() -> int:
 @pytest.fixture(autouse=True)
 def _no_reconnect_wait(monkeypatch):
     monkeypatch.setenv("BERTH_RECONNECT_SECONDS", "0")
+
+
+def test_a_project_whose_compose_file_is_compose_yaml_deploys_it(project):
+    """compose's preferred name: found as `docker compose` finds it, and passed to compose on the server."""
+    project.git("mv", "docker-compose.yml", "compose.yaml")
+    new_commit(project, message="compose.yaml")
+    host = FakeHost(compose_files=("compose.yaml",))
+    outcome, error = deploy(project, host)
+    assert error is None, error and error.paragraph()
+    assert host.conn.scripts(in_dir(host.app_dir, host.compose.up()))  # … --file compose.yaml … up
+    assert "--file compose.yaml" in host.conn.scripts(in_dir(host.app_dir, host.compose.up()))[0]
