@@ -9,7 +9,7 @@ from pathlib import Path
 from berth.check.findings import Severity, finding, rule
 from berth.model.compose.file import ComposeFile
 from berth.model.compose.interpolation import InterpolationError, find_references
-from berth.model.compose.services import at, env_values, resolve, services
+from berth.model.compose.services import at, depends_on, env_values, parse_mount, resolve, services
 
 
 def _references(ctx, only_used: bool = False):
@@ -294,3 +294,61 @@ def no_active_service(ctx):
 def _scaled_to_zero(ctx, svc) -> bool:
     values = [resolve(ctx, svc.get("scale")), resolve(ctx, svc.merged("deploy").get("replicas"))]
     return any(str(v).strip() == "0" for v in values if v is not None)
+
+
+def _declared(ctx, kind: str) -> set[str]:
+    """The names the compose files declare at the top level under `kind` (volumes, networks, secrets, configs)."""
+    names: set[str] = set()
+    for cf in ctx.compose_files:
+        section = cf.data.get(kind) if isinstance(cf.data, dict) else None
+        if isinstance(section, dict):
+            names |= {str(k) for k in section}
+    return names
+
+
+def _named(item) -> str | None:
+    """The name a service's networks/secrets/configs entry refers to (short or long syntax)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and isinstance(item.get("source"), str):
+        return item["source"]
+    return None
+
+
+@rule("compose.invalid-project", Severity.ERROR, "docker compose would refuse the project",
+      "declare the volume, network, secret or config at the top level of the compose file, or correct the name; "
+      "docker compose config shows the same error")
+def invalid_project(ctx):
+    """What `docker compose` itself rejects before it starts anything, with compose's own words."""
+    if any("include" in cf.data for cf in ctx.compose_files if isinstance(cf.data, dict)):
+        return  # included files may declare what the references need: compose on the server decides
+    for cf in ctx.compose_files:
+        for name, definition in cf.services.items():
+            if not isinstance(definition, dict):
+                yield finding(f"services.{name} must be a mapping", **at(cf, "services", name))
+    every_service = {str(name) for cf in ctx.compose_files for name in cf.services}
+    declared = {kind: _declared(ctx, kind) for kind in ("volumes", "networks", "secrets", "configs")}
+    declared["networks"].add("default")
+    for svc in services(ctx):
+        yield from _undefined_references(ctx, svc, every_service, declared)
+        if svc.has("network_mode") and svc.has("networks"):
+            yield finding(f"service {svc.name} declares mutually exclusive `network_mode` and `networks`",
+                          **at(svc.defined_in("network_mode"), "services", svc.name, "network_mode"))
+
+
+def _undefined_references(ctx, svc, every_service: set[str], declared: dict[str, set[str]]):
+    for cf, key, name, _options in depends_on(svc):
+        if resolve(ctx, name) not in every_service:
+            yield finding(f'service "{svc.name}" depends on undefined service "{name}"',
+                          **at(cf, "services", svc.name, "depends_on", key))
+    for cf, key, item in svc.items("volumes"):
+        mount = parse_mount(resolve(ctx, item))
+        if mount and mount.kind == "volume" and mount.source and mount.source not in declared["volumes"]:
+            yield finding(f'service "{svc.name}" refers to undefined volume {mount.source}',
+                          **at(cf, "services", svc.name, "volumes", key))
+    for kind in ("networks", "secrets", "configs"):
+        for cf, key, item in svc.items(kind):
+            name = resolve(ctx, key if isinstance(key, str) else _named(item))
+            if isinstance(name, str) and name not in declared[kind]:
+                yield finding(f'service "{svc.name}" refers to undefined {kind[:-1]} {name}',
+                              **at(cf, "services", svc.name, kind, key))

@@ -79,7 +79,34 @@ ALL_BEHIND_PROFILES = profiles(("web", "web"), ("worker", "jobs"))
 SCALED_TO_ZERO = profiles(("jobs", "jobs"), ("web", None)) + "    deploy:\n      replicas: 0\n"
 
 
+UNDEFINED_VOLUME = "services:\n  web:\n" + IMAGE + "    volumes:\n      - data:/var/lib/data\n"
+UNDEFINED_DEPENDENCY = "services:\n  web:\n" + IMAGE + "    depends_on: [db]\n"
+UNDEFINED_NETWORK = "services:\n  web:\n" + IMAGE + "    networks: [backend]\n"
+UNDEFINED_SECRET = "services:\n  web:\n" + IMAGE + "    secrets:\n      - source: db_password\n        target: pw\n"
+MODE_AND_NETWORKS = ("services:\n  web:\n" + IMAGE + "    network_mode: host\n    networks: [backend]\n"
+                     "networks:\n  backend: {}\n")
+NOT_A_MAPPING = "services:\n  web: nginx:1.25\n"
+ALL_DECLARED = ("services:\n  db:\n" + IMAGE + "  web:\n" + IMAGE + "    depends_on:\n      db:\n"
+                "        condition: service_started\n    volumes: [\"data:/d\", \"./conf:/etc/conf:ro\", \"/cache\"]\n"
+                "    networks: {backend: {}, default: null}\n    secrets: [db_password]\n"
+                "volumes:\n  data: {}\nnetworks:\n  backend: {}\nsecrets:\n  db_password:\n    file: ./pw.txt\n")
+
 CASES: list[Case] = [
+    # compose.invalid-project: what docker compose refuses, in its own words
+    Case("compose.invalid-project", True, "a named volume the file does not declare", compose(UNDEFINED_VOLUME),
+         at(UNDEFINED_VOLUME, "data:/var", contains='service "web" refers to undefined volume data')),
+    Case("compose.invalid-project", True, "depends_on a service that does not exist", compose(UNDEFINED_DEPENDENCY),
+         at(UNDEFINED_DEPENDENCY, "db]", contains='service "web" depends on undefined service "db"')),
+    Case("compose.invalid-project", True, "a network the file does not declare", compose(UNDEFINED_NETWORK),
+         at(UNDEFINED_NETWORK, "backend]", contains='service "web" refers to undefined network backend')),
+    Case("compose.invalid-project", True, "a secret (long syntax) the file does not declare", compose(UNDEFINED_SECRET),
+         at(UNDEFINED_SECRET, "source: db", contains='service "web" refers to undefined secret db_password')),
+    Case("compose.invalid-project", True, "network_mode together with networks", compose(MODE_AND_NETWORKS),
+         at(MODE_AND_NETWORKS, "network_mode", contains="declares mutually exclusive `network_mode` and `networks`")),
+    Case("compose.invalid-project", True, "a service that is not a mapping", compose(NOT_A_MAPPING),
+         at(NOT_A_MAPPING, "web", contains="services.web must be a mapping")),
+    Case("compose.invalid-project", False, "every reference declared (bind, anonymous, default network)",
+         compose(ALL_DECLARED, inside={"pw.txt": "x\n"})),
     # compose.outside-repo
     Case("compose.outside-repo", True, "extends.file outside the repo (absolute)",
          compose(EXTENDS_ABSOLUTE, outside={"shared/base.yml": BASE}),

@@ -359,8 +359,7 @@ def test_ignore_comment_on_the_offending_line_silences_it(project):
 
 
 @pytest.mark.parametrize("text", [
-    pytest.param("services:\n  web: nginx\n", marks=pytest.mark.xfail(
-        strict=True, reason="issue 13: a service that is not a mapping passes berth check; compose rejects it")),
+    "services:\n  web: nginx\n",
     "services:\n  web:\n    image: [1, 2]\n    ports: {a: b}\n    volumes: 7\n    depends_on: 3\n",
     "services:\n  web:\n    image: nginx:1.25\n    ports: [\"not:a:port:at:all\", {target: x}, null, true]\n"
     "    volumes: [{type: bind}, null, \":\"]\n    networks: {a: null}\n    deploy: {replicas: many}\n"
