@@ -98,8 +98,14 @@ def no_resource_limits(ctx):
         yield finding(f"service {svc.name} has no memory limit in production", **service_at(svc))
 
 
+# tags that name a moving line of releases, not one release: what they run changes under the same name
+FLOATING_TAGS = frozenset({"latest", "nightly", "stable", "edge", "release", "main", "master", "dev", "develop",
+                           "mainline", "current", "rolling", "canary", "beta", "alpha", "next", "unstable"})
+
+
 @rule("practice.image-unpinned", Severity.WARNING,
-      "an image is :latest or has no tag, so a deploy may silently run a different version",
+      "an image is :latest, has no tag or has a floating tag (nightly, stable, edge, ...), so a deploy may silently "
+      "run a different version",
       "pin the image to a version tag (postgres:16.4) or a digest (@sha256:...)")
 def image_unpinned(ctx):
     for svc in services(ctx):
@@ -110,10 +116,11 @@ def image_unpinned(ctx):
         if not isinstance(value, str) or not value.strip():
             continue  # unknowable or empty: the compose.* rules report why
         repo, tag, digest = image_name(value)
-        if digest or (tag and tag != "latest"):
+        if digest or (tag and tag.lower() not in FLOATING_TAGS):
             continue
         shown = f"{value!r}" + (f" (from {raw!r})" if raw != value else "")
-        what = "is :latest" if tag == "latest" else "has no tag, so it means :latest"
+        what = ("has no tag, so it means :latest" if not tag else "is :latest" if tag == "latest"
+                else f"has the floating tag :{tag}, which moves to new releases")
         yield finding(f"service {svc.name}: image {shown} {what}", **at(svc.defined_in("image"), "services",
                                                                          svc.name, "image"))
 
