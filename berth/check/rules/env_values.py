@@ -95,9 +95,15 @@ _PLACEHOLDERS = [
      "a 'your-...' placeholder", False),
     (re.compile(r".*(key|token|secret|password|value)[-_ .]?(goes[-_ .]?)?here", re.I), "a '...-here' placeholder",
      False),
-    (re.compile(r"<[^<>]*>|\{\{[^{}]*\}\}"), "a <placeholder>", False),
+    (re.compile(r"<[^<>]*>|\{\{[^{}]*\}\}|\{[a-z][a-z0-9 _.-]*\}", re.I), "a <placeholder>", False),
+    (re.compile(r"(please[-_ .]?)?(generate|create|make|add|use)[-_ .]?(an?[-_ .]?|your[-_ .]?)?(own[-_ .]?)?"
+                r"(new|random|secure|strong|real|unique)?[-_ .]?(one|key|secret|token|password|passphrase|value)"
+                r"([-_ .].*)?", re.I), "a 'generate one' placeholder", False),
+    (re.compile(r".*[-_ .](should|must|needs?|has)[-_ .](to[-_ .])?(be[-_ .])?(changed|updated|replaced|set|rotated)"
+                r"([-_ .].*)?", re.I), "a 'change me' placeholder", False),
     (re.compile(r"x{3,}|(x+[-_.:])+x+|.*[-_]x{4,}", re.I), "an 'xxx' placeholder", False),
-    (re.compile(r"todo|tbd|fixme|placeholder|redacted|replace[-_]?me|changeme|changeit", re.I), "a placeholder", False),
+    (re.compile(r"(todo|tbd|fixme|placeholder|redacted|replace[-_]?me|change[-_]?me|change[-_]?it)[-_.]?\d*", re.I),
+     "a placeholder", False),
     (re.compile(r"\*+|.*(\.{3}|…)"), "a truncated or masked example value ('...')", True),
 ]
 # values that are never acceptable as a secret (checked for secret keys only: CACHE=none is fine)

@@ -295,13 +295,18 @@ def test_example_app_copied_verbatim_reports_its_placeholders(tmp_path):
 
 @pytest.mark.parametrize("value", ["change_this_to_a_long_random_string", "changeme", "CHANGE-ME", "replace-me",
                                    "your-api-key", "sk-your-key-here", "xxx", "XXXX-XXXX", "sk-proj-...",
-                                   "sk-proj-xxxx", "<your token>", "todo", "password", "secret"])
+                                   "sk-proj-xxxx", "<your token>", "todo", "password", "secret",
+                                   # seen in public sample apps (issue 13)
+                                   "{replace-me}", "generate_a_new_key", "generate-a-secure-one",
+                                   "jwt_secret_should_be_updated", "this_must_be_changed", "changeme123",
+                                   "change-me-2", "your-secret-here"])
 def test_placeholders(value):
     assert placeholder_kind(value, secret=True)
 
 
 @pytest.mark.parametrize("value", [STRONG, HEX32, "sk-proj-" + STRONG, "correct-horse-battery-staple-9",
-                                   "exchange_me_not"])
+                                   "exchange_me_not", '{"a": 1}', "auto_update_enabled", "generated-by-vault-7Qk2",
+                                   "use_tls", "setup_complete"])
 def test_not_placeholders(value):
     assert placeholder_kind(value, secret=True) is None
 
