@@ -315,7 +315,7 @@ class _Renderer:
     def load(self) -> None:
         from berth.k8s.manifests import _positions
         from berth.model.compose.file import load_compose_file, read_compose_text
-        from berth.model.envfile import read_env_file
+        from berth.model.envfile import example_of, read_env_file
 
         root = self.target.root
         files = self.target.compose_files
@@ -342,7 +342,7 @@ class _Renderer:
         self.composes = composes
 
         env_path = root / self.target.env_file
-        example = root / f"{self.target.env_file}.example"
+        example = example_of(root / self.target.env_file)
         self.env_source = self.target.env_file
         if env_path.exists():
             project = read_env_file(env_path)

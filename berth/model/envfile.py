@@ -369,3 +369,17 @@ def read_env_file(path: Path) -> EnvFile:
             fix="replace it with KEY=value lines",
         )
     return parse_env_text(text, path)
+
+
+# the suffixes of a committed example of an env file, in the order berth looks for them
+EXAMPLE_SUFFIXES = (".example", ".sample", ".dist", ".template")
+
+
+def example_of(path: Path) -> Path:
+    """The committed example of the env file `path` (`.env.docker.example`, `.sample`, `.dist` or `.template`):
+    the first that exists, else the `.example` name (for messages that ask for one)."""
+    for suffix in EXAMPLE_SUFFIXES:
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return path.with_name(path.name + EXAMPLE_SUFFIXES[0])

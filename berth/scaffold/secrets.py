@@ -39,7 +39,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from berth.errors import BerthError, UsageError
-from berth.model.envfile import EnvEntry, EnvFile, parse_env_text
+from berth.model.envfile import EnvEntry, EnvFile, example_of, parse_env_text
 from berth.secrets.masking import is_secret_key
 
 KEY_BYTES = 32
@@ -541,7 +541,7 @@ def generate(root: Path, env_file: str | None = None, example: str | None = None
     """Fill placeholders (or, with `only`, rotate one key and its dependents) in the env file."""
     root = Path(root)
     path = root / (env_file or default_env_file(root))
-    example_path = root / example if example else path.with_name(path.name + ".example")
+    example_path = root / example if example else example_of(path)
     created_from = None
     if path.exists():
         if not path.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from berth.check.findings import Severity, finding, rule
 from berth.errors import UsageError
-from berth.model.envfile import EnvEntry, EnvFile, read_env_file
+from berth.model.envfile import EnvEntry, EnvFile, example_of, read_env_file
 from berth.secrets.masking import is_secret_key, url_password
 
 # off unless berth.toml lists them: [check] enable = ["env.unordered-key"]
@@ -57,7 +57,7 @@ def env_files(ctx) -> list[LoadedEnv]:
     add("app", ctx.app_env_path, ctx.app_env)  # first: with env_file = ".env" the file is the app's
     add("dotenv", ctx.dotenv_path, ctx.target.dotenv)
     for role, path in (("app-example", ctx.app_env_path), ("dotenv-example", ctx.dotenv_path)):
-        add(role, path.with_name(path.name + ".example"), None)
+        add(role, example_of(path), None)
     ctx.__dict__["_env_lint_files"] = found
     return found
 

@@ -6,6 +6,7 @@ import re
 
 from berth.check.findings import Severity, finding, rule
 from berth.configuration.target import COMPOSE_FILE_NAMES
+from berth.model.envfile import example_of
 
 
 @rule("files.missing", Severity.ERROR, "a file the deploy needs does not exist",
@@ -20,7 +21,7 @@ def missing_files(ctx):
             else:
                 yield finding(f"compose file {name} does not exist", ctx.root / name)
     if not ctx.app_env_path.exists():
-        example = ctx.root / f"{ctx.target.env_file}.example"
+        example = example_of(ctx.app_env_path)
         hint = f"cp {example.name} {ctx.target.env_file} and fill in the values" if example.exists() else None
         yield finding(f"{ctx.target.env_file} does not exist: compose on the server needs it", ctx.app_env_path, fix=hint)
     if not ctx.target.has_toml and not ctx.dotenv_path.exists():
@@ -31,7 +32,7 @@ def missing_files(ctx):
       "commit NAME.example listing every key with a placeholder value, so others know what to set")
 def missing_examples(ctx):
     for path in (ctx.dotenv_path, ctx.app_env_path):
-        example = path.with_name(path.name + ".example")
+        example = example_of(path)
         if path.exists() and not example.exists():
             yield finding(f"{path.name} has no {example.name}", example)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from berth.check.findings import Severity, finding, rule
 from berth.model import git as gitlocal
+from berth.model.envfile import EXAMPLE_SUFFIXES
 
 ENV_FILE_PATTERN = ".env*"
-EXAMPLE_SUFFIXES = (".example", ".sample", ".template")
 
 
 def _is_real_env_file(relpath: str) -> bool:

@@ -155,6 +155,15 @@ def _toml_without_dotenv(p: Project) -> None:
     p.write("berth.toml", '[environments.staging]\nhosts = ["203.0.113.5"]\n')
 
 
+
+def _examples_as(app_suffix: str, dotenv_suffix: str):
+    """A setup: the committed examples renamed to another suffix people use for them."""
+    def setup(p) -> None:
+        (p.root / ".env.docker.example").rename(p.root / f".env.docker{app_suffix}")
+        (p.root / ".env.example").rename(p.root / f".env{dotenv_suffix}")
+    return setup
+
+
 CASES: list[Case] = [
     # compose.no-services
     Case("compose.no-services", True, "empty services", lambda p: compose(p, "services: {}\n"),
@@ -232,6 +241,8 @@ CASES: list[Case] = [
     Case("files.example-missing", True, "dotenv example", lambda p: p.remove(".env.example"),
          expect_at(".env.example")),
     Case("files.example-missing", False, "both examples", noop),
+    Case("files.example-missing", False, "examples named .sample and .dist", _examples_as(".sample", ".dist")),
+    Case("files.example-missing", False, "examples named .template", _examples_as(".template", ".template")),
     Case("files.example-missing", False, "no env file, so no example needed",
          lambda p: (_toml_without_dotenv(p), p.remove(".env.example"))),
     # files.unreadable
