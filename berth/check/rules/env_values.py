@@ -514,3 +514,54 @@ def health_url_port(ctx):
             yield finding(f"health URL {shown} uses port {port}, which is published only on the server's loopback "
                           "interface", file, line, fix=f"use http://localhost:{port}{parts.path or '/'} (fetched on "
                           "the server), or publish the port on all interfaces")
+
+
+# --------------------------------------------------------------------------- secrets written into the compose file
+
+
+def _compose_environment(ctx):
+    """(service, compose file, path key, KEY, literal value) for each `environment:` entry with a literal value."""
+    from berth.model.compose.services import services
+
+    for svc in services(ctx):
+        for cf, key, item in svc.items("environment"):
+            if isinstance(key, int):  # list syntax: KEY=value (KEY alone takes the value from the shell)
+                if not isinstance(item, str) or "=" not in item:
+                    continue
+                name, value = item.split("=", 1)
+            else:
+                name, value = key, item
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)
+            if isinstance(value, str) and value and "$" not in value:
+                yield svc, cf, key, name.strip(), value
+
+
+@rule("env.secret-in-compose", Severity.WARNING,
+      "a secret is written into the compose file, which is committed to git",
+      "move the value to the shipped env file and refer to it: KEY: ${KEY}")
+def secret_in_compose(ctx):
+    """A literal secret under `environment:`: weak or a placeholder is an error; a strong one is committed, a warning."""
+    from berth.model.compose.services import at
+
+    for svc, cf, key, name, value in _compose_environment(ctx):
+        password = url_password(value)
+        if password is not None:
+            what, secret = f"the password in {name}", unquote(password)
+        elif secret_key(name) and not value.startswith("/run/secrets/"):
+            what, secret = name, value
+        else:
+            continue
+        if not secret:
+            continue
+        where = at(cf, "services", svc.name, "environment", key)
+        move = f"set {name} in {ctx.target.env_file} and write `{name}: ${{{name}}}` in the compose file"
+        kind = placeholder_kind(secret, secret=True)
+        weak = kind or (f"{len(secret)} characters long" if len(secret) < MIN_SECRET_LENGTH else None)
+        if weak:
+            yield finding(f"service {svc.name}: {what} is written into the compose file and is {weak}: anyone "
+                          "with the repository has it", **where, severity=Severity.ERROR,
+                          fix=f"{move}, with a long random value (berth secrets generate makes one)")
+        else:
+            yield finding(f"service {svc.name}: {what} is written into the compose file, which is committed to git",
+                          **where, fix=move)

@@ -76,7 +76,34 @@ def pg(url_user="app", url_pw=DB_PW, url_db="app", host="db", user="app", pw=DB_
             f"POSTGRES_USER={user}\nPOSTGRES_PASSWORD={pw}\nPOSTGRES_DB={db}\n")
 
 
+DB_PASSWORD_IN_COMPOSE = WITH_DB.replace("    image: postgres:16-alpine\n", (
+    "    image: postgres:16-alpine\n    environment:\n      POSTGRES_PASSWORD: pass\n      POSTGRES_USER: shop\n"))
+STRONG_IN_COMPOSE = WITH_DB.replace("    image: postgres:16-alpine\n", (
+    f"    image: postgres:16-alpine\n    environment:\n      - POSTGRES_PASSWORD={STRONG}\n"))
+URL_IN_COMPOSE = WITH_DB.replace("    image: \"nginx:${TAG}\"\n", (
+    "    image: \"nginx:${TAG}\"\n    environment:\n      DATABASE_URL: postgres://shop:changeme@db:5432/shop\n"))
+FILE_IN_COMPOSE = WITH_DB.replace("    image: postgres:16-alpine\n", (
+    "    image: postgres:16-alpine\n    environment:\n      POSTGRES_PASSWORD_FILE: /run/secrets/db_password\n"))
+
+def _expect(found, severity, line, message) -> None:
+    assert (found.severity, found.line, found.message) == (severity, line, message)
+
+
 CASES: list[Case] = [
+    # env.secret-in-compose
+    Case("env.secret-in-compose", True, "a weak password written into the compose file", compose(DB_PASSWORD_IN_COMPOSE),
+         lambda p, found: _expect(found[0], Severity.ERROR, 9, "service db: POSTGRES_PASSWORD is written into the "
+                                  "compose file and is a well-known default that is never a real secret: anyone with "
+                                  "the repository has it")),
+    Case("env.secret-in-compose", True, "a strong secret, committed (list syntax)", compose(STRONG_IN_COMPOSE),
+         lambda p, found: _expect(found[0], Severity.WARNING, 9, "service db: POSTGRES_PASSWORD is written into the "
+                                  "compose file, which is committed to git")),
+    Case("env.secret-in-compose", True, "a placeholder password inside a URL", compose(URL_IN_COMPOSE),
+         lambda p, found: _expect(found[0], Severity.ERROR, 5, "service web: the password in DATABASE_URL is written "
+                                  "into the compose file and is a 'change me' placeholder: anyone with the repository "
+                                  "has it")),
+    Case("env.secret-in-compose", False, "a reference to the env file", compose(DB_ENV_FROM_COMPOSE)),
+    Case("env.secret-in-compose", False, "a *_FILE path to a compose secret", compose(FILE_IN_COMPOSE)),
     # env.key-parity
     Case("env.key-parity", True, "key missing from the example", app_env("EXTRA=1\n", example=""),
          at(".env.docker", 2, 1, contains="EXTRA is in .env.docker but not in .env.docker.example")),
