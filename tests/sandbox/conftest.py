@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 
 from berth import sandbox as sb
+from tests.helpers import GIT_ISOLATION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "app"
 SECRET = "tk-9f3b1c2d8e7a6f5b4c3d2e1f0a9b8c7d"  # SECRET_KEY: must never show up anywhere but the container
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test Dev", "GIT_AUTHOR_EMAIL": "dev@example.com",
-    "GIT_COMMITTER_NAME": "Test Dev", "GIT_COMMITTER_EMAIL": "dev@example.com",
-}
+GIT_ENV = GIT_ISOLATION  # one git isolation for every tier: no user or system config, a fixed identity
 _ports = itertools.count(18080)
 _names = itertools.count(1)
 
