@@ -139,7 +139,8 @@ class SecretPolicy:
     @classmethod
     def for_project(cls, project: Mapping[str, str], secret_keys=(), plain_keys=()) -> SecretPolicy:
         policy = cls(tuple(secret_keys), tuple(plain_keys))
-        known = {v for k, v in project.items() if v and (policy.key_is_secret(k) or is_secret_value(v))}
+        known = {v for k, v in project.items()
+                 if v and not policy.names_a_file(k, v) and (policy.key_is_secret(k) or is_secret_value(v))}
         for value in project.values():
             password = url_password(value or "")
             if password:
@@ -153,12 +154,27 @@ class SecretPolicy:
             return False
         return is_secret_key(key)
 
+    def names_a_file(self, key: str, value: str) -> bool:
+        """`POSTGRES_PASSWORD_FILE=/run/secrets/db-password`: the path to a secret, not one (unless secret_keys says)."""
+        return (key.upper().endswith("_FILE") and value.startswith("/")
+                and not any(fnmatch.fnmatchcase(key, p) for p in self.secret_keys))
+
     def is_secret(self, key: str, value: str) -> bool:
+        if self.names_a_file(key, value):
+            return False
         if self.key_is_secret(key):
             return True
         if url_password(value) or is_secret_value(value):
             return True
-        return any(s in value for s in self.known_secrets)
+        return any(holds_secret(value, s) for s in self.known_secrets)
+
+
+def holds_secret(text: str, secret: str) -> bool:
+    """Whether `text` carries `secret`: anywhere for a long secret; a short one (a weak password such as
+    `postgres`) only as a whole word, so the path `/var/lib/postgresql/data` does not carry it."""
+    if len(secret) >= 16:
+        return secret in text
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", text) is not None
 
 
 def split_environment(entries: list[tuple[str, str, str]], policy: SecretPolicy) -> list[EnvVar]:

@@ -22,7 +22,7 @@ from typing import Any
 from berth.check.findings import Finding, Severity
 from berth.configuration.target import Target
 from berth.errors import UsageError
-from berth.k8s.env import SecretPolicy, service_environment, split_environment
+from berth.k8s.env import SecretPolicy, holds_secret, service_environment, split_environment
 from berth.k8s.settings import K8sSettings, ServiceSettings
 from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 from berth.secrets.masking import is_secret_key
@@ -122,6 +122,13 @@ class Rendered:
           interpolates (`command: --token ${API_TOKEN}`): that value is where it should not be.
         """
         secrets = [v for v in self.secret_values if len(v) >= 4]
+        # the setting a secret value is the value of, so the message can name it (never the value)
+        names = {v: k for k, v in sorted(self.project_env.items()) if v in self.secret_values}
+
+        def carried(text: str) -> str | None:
+            found = next((s for s in secrets if holds_secret(text, s)), None)
+            return None if found is None else names.get(found, "a secret of the env file")
+
         referenced = {}
         for path, var in self.secret_refs.items():
             value = self.project_env.get(var)
@@ -132,18 +139,21 @@ class Rendered:
             name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
             if doc.get("kind") == "ConfigMap":
                 for key, value in (doc.get("data") or {}).items():
-                    if isinstance(value, str) and any(s in value for s in secrets):
-                        leaks.append(f"{name}: data.{key} holds a secret value")
+                    which = carried(value) if isinstance(value, str) else None
+                    if which:
+                        leaks.append(f"{name}: data.{key} holds the value of {which}")
                 for key, value in (doc.get("binaryData") or {}).items():
                     try:
                         decoded = base64.b64decode(value).decode("utf-8", "replace")
                     except (ValueError, TypeError):
                         continue
-                    if any(s in decoded for s in secrets):
-                        leaks.append(f"{name}: binaryData.{key} holds a secret value")
+                    which = carried(decoded)
+                    if which:
+                        leaks.append(f"{name}: binaryData.{key} holds the value of {which}")
             for path, text in _strings(doc, ()):
-                if path[-1:] == ("value",) and "env" in path and any(s in text for s in secrets):
-                    leaks.append(f"{name}: {'.'.join(map(str, path))} holds a secret value")
+                which = carried(text) if path[-1:] == ("value",) and "env" in path else None
+                if which:
+                    leaks.append(f"{name}: {'.'.join(map(str, path))} holds the value of {which}")
                     continue
                 for value, (origin, var) in referenced.items():
                     if value in text:

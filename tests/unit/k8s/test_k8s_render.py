@@ -699,3 +699,63 @@ def test_render_of_built_service_without_commit_or_tag_is_a_usage_error(tmp_path
     proc = berth(root, "k8s", "render")
     assert proc.returncode == 2
     assert "cannot tell the image tag" in proc.stderr and "--tag" in proc.stderr
+
+
+SAMPLE_APP = {  # the shape of many public sample apps: a weak dev password, a *_FILE secret path, postgres data
+    ".env": "ENVIRONMENT=staging\nSERVER_IP=203.0.113.5\n",
+    ".env.docker": "POSTGRES_PASSWORD=postgres\n",
+    "docker-compose.yml": """\
+services:
+  db:
+    image: postgres:16
+    environment:
+      POSTGRES_USER: app
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}
+      POSTGRES_PASSWORD_FILE: /run/secrets/db-password
+    volumes:
+      - dbdata:/var/lib/postgresql/data
+volumes:
+  dbdata: {}
+""",
+}
+
+
+def test_a_weak_password_that_is_part_of_a_path_or_image_is_not_a_leak(tmp_path):
+    """`postgres` as the password: the image postgres:16 and PGDATA=/var/lib/postgresql/... do not carry it."""
+    root = tmp_path / "sample"
+    for rel, text in SAMPLE_APP.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    rendered = _render(root)
+    assert rendered.secret_leaks() == []
+    data = _objs(rendered, "ConfigMap")["db-config"]["data"]
+    assert data["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db-password"  # the path to a secret is not one
+    assert data["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert rendered.secrets["db-secrets"] == ["POSTGRES_PASSWORD"]
+
+
+def test_a_leak_names_the_setting_whose_value_it_is_never_the_value(tmp_path):
+    root = tmp_path / "sample"
+    for rel, text in SAMPLE_APP.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    strong = "Zq8x7c6v5b4n3m2l1k0j"
+    (root / ".env.docker").write_text(f"POSTGRES_PASSWORD={strong}\n")
+    rendered = _render(root)
+    config_map = next(m.obj for m in rendered.manifests if m.obj.get("kind") == "ConfigMap")
+    config_map["data"]["LEAKED"] = f"postgres://app:{strong}@db/app"  # as a bug would put it
+    leaks = rendered.secret_leaks()
+    assert leaks and all(strong not in leak for leak in leaks)
+    assert any("data.LEAKED holds the value of POSTGRES_PASSWORD" in leak for leak in leaks)
+
+
+@pytest.mark.parametrize("text, secret, held", [
+    ("/var/lib/postgresql/data", "postgres", False),
+    ("user=postgres host=db", "postgres", True),
+    ("postgres", "postgres", True),
+    ("xZq8x7c6v5b4n3m2l1k0jy", "Zq8x7c6v5b4n3m2l1k0j", True),  # a long secret counts anywhere
+])
+def test_holds_secret(text, secret, held):
+    from berth.k8s.env import holds_secret
+
+    assert holds_secret(text, secret) is held
