@@ -8,15 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from berth.errors import BerthError
-from berth.model.release import (  # noqa: F401  (re-exported)
-    COMMIT,
-    IMAGE_ID,
-    IMAGE_NAME,
-    RELEASE_ID,
-    Release,
-    check_record,
-    checked_records,
-)
+from berth.model.release import COMMIT, Release, checked_records
 from berth.remote.commands import release as release_commands
 from berth.remote.session import HostSession
 
