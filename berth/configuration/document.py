@@ -53,9 +53,7 @@ def deployment_settings(target: Target, environment_from: str | None = None) -> 
     if target.get("key"):
         out["key"] = setting("key", target.get("key"))
     out["app_dir"] = setting("app_dir", target.app_dir)
-    project_origin = target.where("project")
-    out["project"] = {"value": target.project,
-                      "from": project_origin if project_origin != "not set" else "the last part of app_dir"}
+    out["project"] = {"value": target.project, "from": target.project_name.origin}
     out["compose_files"] = setting("compose_files", list(target.compose_files))
     out["env_file"] = setting("env_file", target.env_file)
     out["health_urls"] = setting("health_urls", list(target.health_urls))

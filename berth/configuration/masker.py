@@ -59,8 +59,9 @@ def public_strings(target: Target, env: Mapping[str, str], compose_files=None) -
     service, image, container, volume, network, secret and config names and the paths they mention.
 
     A compose value that interpolates a secret variable is left out (it carries the secret)."""
-    out: list[str] = [target.project, target.environment, target.app_dir, target.app_dir.rstrip("/").rsplit("/", 1)[-1],
-                      target.env_file, *target.compose_files, f".berth/{target.project}", *env.keys()]
+    out: list[str] = [target.project, target.legacy_project, target.environment, target.app_dir,
+                      target.app_dir.rstrip("/").rsplit("/", 1)[-1], target.env_file,
+                      *target.compose_files, f".berth/{target.project}", *env.keys()]
     for host in target.hosts:
         out += [host.address, host.label, host.user or ""]
     if compose_files is None:

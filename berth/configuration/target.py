@@ -15,11 +15,15 @@ import bisect
 import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth.errors import UsageError
 from berth.model.envfile import EnvFile, read_env_file
+
+if TYPE_CHECKING:
+    from berth.model.compose.project import ProjectName
 
 KNOWN_ENVIRONMENTS = ("development", "staging", "production")
 # the names docker compose looks for when no file is given, in its order of precedence (compose-go's
@@ -138,11 +142,41 @@ class Target:
 
     @property
     def project(self) -> str:
-        """The compose project name: explicit, else the app dir's last part, as compose derives it."""
-        explicit = self.get("project")
-        name = explicit or self.app_dir.rstrip("/").rsplit("/", 1)[-1]
-        # as compose normalizes it: lowercase, [a-z0-9_-], starting with a letter or digit
-        return re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-") or "app"
+        """The compose project name, derived as compose derives it (see berth.model.compose.project)."""
+        return self.project_name.name
+
+    @cached_property
+    def project_name(self) -> ProjectName:
+        from berth.model.compose.project import derive
+
+        explicit = (self.get("project"), self.where("project")) if self.get("project") else None
+        env: dict[str, str] = {}
+        from_env_file = None
+        path = self.root / self.env_file
+        if path.is_file():
+            try:
+                values = read_env_file(path)
+            except UsageError:
+                values = None  # berth check reports an unreadable env file
+            if values is not None:
+                env = {e.key: e.value for e in values.entries if e.value is not None}
+                if env.get("COMPOSE_PROJECT_NAME"):
+                    line = values.line_of("COMPOSE_PROJECT_NAME")
+                    from_env_file = (env["COMPOSE_PROJECT_NAME"], f"{self.env_file}:{line} COMPOSE_PROJECT_NAME")
+        return derive(explicit, from_env_file, [self.root / f for f in self.compose_files], env,
+                      self._app_dir_name)
+
+    @property
+    def legacy_project(self) -> str:
+        """The name berth gave the project before it read `name:` and COMPOSE_PROJECT_NAME: a server deployed
+        then runs the app under it (berth keeps using it there, see remote.session)."""
+        from berth.model.compose.project import normalize
+
+        return normalize(self.get("project") or self._app_dir_name) or "app"
+
+    @property
+    def _app_dir_name(self) -> str:
+        return self.app_dir.rstrip("/").rsplit("/", 1)[-1]
 
     @property
     def confirm(self) -> bool:

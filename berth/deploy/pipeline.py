@@ -94,6 +94,8 @@ def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, step
         session = connect_stage.connect(spec.target, conn)
         info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "
                           f"compose {session.compose.variant} {session.compose_version})")
+    for note in session.notes:
+        log.printer.line(f"  ! {note}")
     try:
         owner = lock_stage.new_owner(spec.who, spec.commit, "", "deploy")
         with lock_stage.held(session, owner, log, wait=spec.opts.lock_wait):

@@ -220,6 +220,8 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
             host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer), mask=printer.mask)
         with log.step("connect", host.label):
             session = connect_stage.connect(target, conn)
+        for note in session.notes:
+            printer.line(f"  ! {note}")
         try:
             with lock_stage.held(session, lock_stage.new_owner(who, None, "", "rollback"), log, wait=opts.lock_wait):
                 _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out)

@@ -663,8 +663,9 @@ def check_health_urls(f: HostFacts, exp: Expected, fetch: Callable[[str], str],
 def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_host: bool = False,
                   on_command=None, remote_url: str | None = None) -> list[Finding]:
     from berth.deploy.stages.verify import probe_url
+    from berth.remote.commands.host import adopts_legacy
     from berth.remote.commands.release import state_dir_rel
-    from berth.remote.session import ssh_options
+    from berth.remote.session import legacy_note, ssh_options
     from berth.remote.transport.ssh import SSHConnection, SSHError
 
     findings = [check_key_file(host)]
@@ -678,8 +679,16 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         return [mask_finding(x, masker) for x in findings]
     try:
         findings.append(Finding("ssh.connect", OK, f"logged in as {host.user or 'your ssh user'} in {seconds:.1f}s"))
-        script = cmd.gather(target.app_dir, target.env_file, target.project, remote_url, exp.env_names,
-                            state_dir_rel(target.project))
+        project = target.project
+        if project != target.legacy_project and conn.run(
+                f"if {adopts_legacy(state_dir_rel(project), state_dir_rel(target.legacy_project))}; then echo legacy; fi",
+                timeout=60).out.strip() == "legacy":
+            project = target.legacy_project
+            findings.append(Finding("project.name", WARN, f"this host runs the app as compose project {project!r}",
+                                    cause=legacy_note(target), fix=f"berth keeps deploying it as {project!r}; "
+                                    "move it as the cause says, or set project in berth.toml to keep the name"))
+        script = cmd.gather(target.app_dir, target.env_file, project, remote_url, exp.env_names,
+                            state_dir_rel(project))
         result = conn.run(script, timeout=120)
         facts = parse_gather(result.out, target.app_dir)
 

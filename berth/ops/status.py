@@ -48,6 +48,7 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
             session.close()
         if session.current_error:
             problems.append(session.current_error)
+        problems.extend(session.notes)
         rows.append(host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
                              checkout, owner, problems))
     return rows

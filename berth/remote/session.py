@@ -54,9 +54,15 @@ def connect(target: Target, conn: Transport) -> HostSession:
     """Open the master connection and read the server's facts in one round trip."""
     conn.open()
     try:
-        state_rel = release_commands.state_dir_rel(target.project)
-        result = conn.run(host_commands.facts(state_rel), timeout=60)
+        project = target.project
+        state_rel = release_commands.state_dir_rel(project)
+        legacy_rel = release_commands.state_dir_rel(target.legacy_project)
+        result = conn.run(host_commands.facts(state_rel, legacy_rel), timeout=60)
         facts, current_raw = host_commands.parse_facts(result.out)
+        notes = []
+        if facts.get("legacy") == "1":
+            project, state_rel = target.legacy_project, legacy_rel
+            notes.append(legacy_note(target))
         if "home" not in facts:
             raise BerthError(f"could not read facts from {conn.host.label}: {result.tail(300)}")
         if "git" not in facts:
@@ -92,17 +98,27 @@ def connect(target: Target, conn: Transport) -> HostSession:
             conn=conn,
             home=home,
             user=facts.get("user", ""),
-            compose=Compose(variant, target.project, target.compose_files, target.env_file),
+            compose=Compose(variant, project, target.compose_files, target.env_file),
             compose_version=version,
             docker_version=facts["docker"],
             app_dir=absolute(target.app_dir, home),
             state_dir=f"{home.rstrip('/')}/{state_rel}",
             current=Release.from_record(current) if current else None,
             current_error=current_error,
+            notes=notes,
         )
     except BaseException:
         conn.close()
         raise
+
+
+def legacy_note(target: Target) -> str:
+    """Why berth deploys under the old project name on this host, and how to move to the new one."""
+    old, new = target.legacy_project, target.project
+    return (f"this host runs the app as compose project {old!r} (the name berth used before it read "
+            f"{target.project_name.origin}); berth keeps deploying it as {old!r} so that no second copy starts. "
+            f"To move to {new!r}: `docker compose -p {old} down` on the server (never -v: volumes keep the data; "
+            f"named volumes are per project, so copy their data across), then deploy again")
 
 
 def ssh_options(target: Target, trust_new_host: bool = False) -> SSHOptions:

@@ -12,14 +12,22 @@ COMPOSE_VERSION = (
 )
 
 
-def facts(state_dir_rel: str) -> str:
+def facts(state_dir_rel: str, legacy_state_dir_rel: str | None = None) -> str:
     """Home directory, user, docker and compose versions, git, and the current release record.
 
     `state_dir_rel` is relative to $HOME, so this works before berth knows the home directory.
-    Prints `key=value` lines, then the separator, then the current release JSON (if any).
+    Prints `key=value` lines, then the separator, then the current release JSON (if any). With
+    `legacy_state_dir_rel` (the state of the name berth used before), prints `legacy=1` and reads that
+    record instead when only the legacy name has been deployed here (see `adopts_legacy`).
     """
-    current = '"$HOME"/' + quote(f"{state_dir_rel}/current.json")
+    legacy = []
+    if legacy_state_dir_rel and legacy_state_dir_rel != state_dir_rel:
+        legacy = [f"if {adopts_legacy(state_dir_rel, legacy_state_dir_rel)}; then echo legacy=1; "
+                  f"state={quote(legacy_state_dir_rel)}; fi"]
+    current = '"$HOME"/"$state"/current.json'
     return script([
+        f"state={quote(state_dir_rel)}",
+        *legacy,
         'printf "home=%s\\n" "$HOME"',
         'printf "user=%s\\n" "$(id -un)"',
         'if command -v git >/dev/null 2>&1; then printf "git=%s\\n" "$(git --version)"; fi',
@@ -44,3 +52,12 @@ def parse_facts(stdout: str) -> tuple[dict[str, str], str]:
         if sep:
             values[key] = value
     return values, current.strip()
+
+
+def adopts_legacy(state_dir_rel: str, legacy_state_dir_rel: str) -> str:
+    """Shell test: true when the server has releases under the legacy state dir and none under the new one.
+
+    Then the app runs there as the legacy compose project, and deploying it under the new name would start a
+    second copy next to it (ports taken, two databases): berth keeps the name the server knows.
+    """
+    return (f'[ ! -e "$HOME"/{quote(state_dir_rel)} ] && [ -e "$HOME"/{quote(legacy_state_dir_rel + "/current.json")} ]')

@@ -335,6 +335,35 @@ def test_project_name_matches_compose_for_leading_separator(tmp_path, dir_name, 
     assert load_target(root).project == compose_name
 
 
+@pytest.mark.parametrize("files, env_file, toml, expected, origin", [
+    # compose's own order: berth's setting, then COMPOSE_PROJECT_NAME, then `name:`, then the directory
+    ({"compose.yaml": "name: My_Store\nservices: {}\n"}, "", "", "my_store", "compose.yaml:1 name:"),
+    ({"compose.yaml": "services: {}\nname: \"shop-${STAGE:-dev}\"\n"}, "STAGE=blue\n", "", "shop-blue",
+     "compose.yaml:2 name:"),
+    ({"compose.yaml": "name: first\nservices: {}\n", "compose.prod.yaml": "name: second\n"}, "", "", "second",
+     "compose.prod.yaml:1 name:"),
+    ({"compose.yaml": "name: from-file\nservices: {}\n"}, "COMPOSE_PROJECT_NAME=From_Env\n", "", "from_env",
+     ".env.docker:1 COMPOSE_PROJECT_NAME"),
+    ({"compose.yaml": "name: from-file\nservices: {}\n"}, "COMPOSE_PROJECT_NAME=env\n", 'project = "toml"\n',
+     "toml", "berth.toml"),
+    ({"compose.yaml": "services: {}\n"}, "", "", "shop", "the last part of app_dir"),
+    ({"compose.yaml": "name: ${UNSET?needs a value}\nservices: {}\n"}, "", "", "shop", "the last part of app_dir"),
+    ({"compose.yaml": "name: [not, a, name\n"}, "", "", "shop", "the last part of app_dir"),  # check reports it
+])
+def test_project_name_is_derived_as_compose_derives_it(root, files, env_file, toml, expected, origin):
+    for name, text in files.items():
+        write(root, name, text)
+    write(root, ".env.docker", env_file)
+    listed = f"COMPOSE_FILES={','.join(files)}\n" if len(files) > 1 else ""
+    write(root, ".env", "ENVIRONMENT=staging\n" + listed)
+    if toml:
+        write(root, "berth.toml", "[environments.staging]\n" + toml)
+    target = load_target(root)
+    assert (target.project, target.project_name.origin.split(":")[0] if toml else target.project_name.origin) == (
+        expected, origin)
+    assert target.legacy_project == ("toml" if toml else "shop")  # what berth used before: kept where it runs
+
+
 @pytest.mark.parametrize(
     "environment, toml_confirm, expected",
     [

@@ -215,7 +215,7 @@ def test_status_gives_every_command_a_timeout(monkeypatch, project):
 
     session = SimpleNamespace(conn=RecordingConn(), state_dir="/h/.berth/app", app_dir="/srv/app",
                               host=SimpleNamespace(label="web1"), compose=Compose("v2", "app", ("c.yml",), ".env"),
-                              current=None, current_error=None, close=lambda: None)
+                              current=None, current_error=None, notes=[], close=lambda: None)
     monkeypatch.setattr(status, "_session", lambda *a, **k: session)
     status.collect_status(load_target(project.root), False, StepPrinter(Masker(), quiet=True))
     assert calls and None not in calls

@@ -159,7 +159,9 @@ GENERATORS = {
                                         git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA, SHA[:7])],
     "berth.remote.commands.git.valid_commit": lambda: [],  # a validator, returns no command
     "berth.remote.commands.git.checkout_head": lambda: [git_commands.checkout_head(f"/srv/{WEIRD}")],
-    "berth.remote.commands.host.facts": lambda: [host_commands.facts(".berth/shop")],
+    "berth.remote.commands.host.facts": lambda: [host_commands.facts(".berth/shop"),
+                                                 host_commands.facts(".berth/my-shop", f".berth/{WEIRD}")],
+    "berth.remote.commands.host.adopts_legacy": lambda: [host_commands.adopts_legacy(".berth/a", f".berth/{WEIRD}")],
     "berth.remote.commands.host.parse_facts": lambda: [],  # a parser, returns no command
     "berth.remote.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
     "berth.remote.commands.release.record": lambda: [release_commands.record("/h/.berth/shop", "ID", True),
@@ -884,3 +886,24 @@ def test_parse_facts_without_current_release():
     facts, current = host_commands.parse_facts("home=/h\nuser=u\nnoise\ncompose=v2 2.26.1\n---berth-current---\n")
     assert facts == {"home": "/h", "user": "u", "compose": "v2 2.26.1"}
     assert current == ""
+
+
+@pytest.mark.parametrize("layout, adopted", [
+    ({"legacy": True}, True),  # deployed before berth read name: — keep the name the server runs
+    ({"legacy": True, "new": True}, False),  # deployed under the new name already
+    ({}, False),  # a new server
+])
+def test_facts_adopt_the_legacy_project_only_when_the_server_knows_only_it(tmp_path, sub_env, layout, adopted):
+    home = tmp_path / "home"
+    for name, present in (("legacy", layout.get("legacy")), ("new", layout.get("new"))):
+        if present:
+            (home / ".berth" / name).mkdir(parents=True)
+            (home / ".berth" / name / "current.json").write_text(f'{{"id": "{name}"}}\n')
+    home.mkdir(exist_ok=True)
+    proc = subprocess.run(["sh", "-c", host_commands.facts(".berth/new", ".berth/legacy")], capture_output=True,
+                          env=sub_env(HOME=str(home)), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    facts, current = host_commands.parse_facts(proc.stdout.decode())
+    assert (facts.get("legacy") == "1") is adopted
+    expected = "legacy" if adopted else "new" if layout.get("new") else None
+    assert (json.loads(current)["id"] if current else None) == expected
