@@ -124,3 +124,23 @@ def test_broken_build_fails_the_deploy_and_keeps_the_running_release(app):
     assert app.server.containers(app.name) == before  # the old containers keep serving
     assert get(app.url("/health"))[0] == 200
     assert app.server_head() == running["commit"]  # the checkout is back at the running release
+
+
+def test_a_name_added_to_the_compose_file_keeps_the_project_the_server_runs(app):
+    """A server deployed before berth read `name:` runs the app under the app dir's name; deploying it under the
+    new name would start a second copy beside it (its ports taken). berth keeps the name and says how to move."""
+    assert app.berth("deploy", "--push").returncode == 0
+    before = app.server.containers(app.name)
+    compose = (app.dir / "docker-compose.yml").read_text()
+    app.commit("name the project", **{"docker-compose.yml": f"name: {app.name}-renamed\n" + compose})
+    shown = json.loads(app.berth("config", "--format", "json", check=True).stdout)
+    assert shown["name"] == shown["x-berth"]["project"]["value"] == f"{app.name}-renamed"
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"berth keeps deploying it as '{app.name}'" in result.stdout
+    assert app.server.containers(f"{app.name}-renamed") == {}  # no second copy
+    after = app.server.containers(app.name)
+    assert set(after) == set(before) == {"web", "worker"}
+    assert json.loads((app.state_dir / "current.json").read_text())["commit"] == app.git("rev-parse", "HEAD")
+    status = app.berth("status")
+    assert status.returncode == 0 and "healthy" in status.stdout and f"compose project '{app.name}'" in status.stdout
