@@ -42,10 +42,22 @@ def running_as_recorded(containers, services: list[str], current: Release | dict
     )
 
 
-def skip_up(current: Release | None, commit: str, env_checksum: str, containers, services: list[str]) -> bool:
-    """Nothing for compose to do: same commit, same env file, every container up on the recorded image."""
+def skip_up(current: Release | None, commit: str, env_checksum: str, containers, services: list[str],
+            files_checksum: str = "") -> bool:
+    """Nothing for compose to do: same commit, same env file and secret/config files, every container up on the
+    recorded image."""
     return (same_commit(current, commit) and current.env_checksum == env_checksum
+            and (current.files_checksum or "") == files_checksum
             and running_as_recorded(containers, services, current))
+
+
+def file_users_to_recreate(current: Release | None, files: dict[str, list[str]], files_checksum: str) -> list[str]:
+    """The services to recreate after `up` because a shipped secret or config file changed: compose does not see
+    a file's contents, and a running container keeps the file it started with. None on a first deploy."""
+    current = Release.of(current)
+    if current is None or not files or (current.files_checksum or "") == files_checksum:
+        return []
+    return sorted({s for services in files.values() for s in services})
 
 
 def undo_action(good: Release | None, rollback: bool, containers_touched: bool) -> str:

@@ -130,6 +130,8 @@ def new_release(spec: DeploySpec, session, current: Release | None, history: lis
         deployed_by=spec.who,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         env_checksum=spec.env_checksum,
+        files=spec.files or None,
+        files_checksum=spec.files_checksum or None,
         compose=f"{session.compose.variant} {session.compose_version}",
         previous=current.commit if current else None,
         services=spec.services,

@@ -27,11 +27,13 @@ def new_release_id(commit: str, now: float | None = None, taken: Iterable[str | 
     return release_id
 
 
-def record(session: HostSession, release: Release | dict, env_file: str | None = None) -> None:
+def record(session: HostSession, release: Release | dict, env_file: str | None = None,
+           files: list[str] | None = None) -> None:
     """Write the record; it holds the env file's checksum, never its contents.
 
     With `env_file` (the env file that release runs with, on the server) a private copy is kept
-    beside the record for rollbacks. A record never replaces another: if the id is taken on the
+    beside the record for rollbacks, and of each of `files` (secret and config files, in the app dir).
+    A record never replaces another: if the id is taken on the
     server, the release gets the next free suffix (`release.id` changes).
     """
     release = Release.of(release)
@@ -39,7 +41,8 @@ def record(session: HostSession, release: Release | dict, env_file: str | None =
     taken = [release.id]
     for _ in range(RECORD_RETRIES):
         line = json.dumps(release.to_record(), sort_keys=True, separators=(",", ":")) + "\n"
-        script = release_commands.record(session.state_dir, release.id, make_current=release.ok, env_file=env_path)
+        script = release_commands.record(session.state_dir, release.id, make_current=release.ok, env_file=env_path,
+                                         app_dir=session.app_dir, files=files or ())
         result = session.conn.run(script, stdin=line.encode(), timeout=60)
         if result.exit_code != release_commands.EXISTS:
             break

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
+from berth.deploy import decide
 from berth.deploy import release as release_stage
+from berth.deploy.stages import compose_up as compose_up_stage
 from berth.deploy.stages import sync as sync_stage
 from berth.deploy.stages import verify as verify_stage
 from berth.deploy.stages.compose_up import compose_up
@@ -56,14 +58,17 @@ def pick(history: list[Release | dict], running: Release | dict | None, wanted: 
 
 
 def _same_release(r: Release, running: Release | None) -> bool:
-    """Whether returning to `r` would change nothing: it is the running release, or runs its commit and images."""
+    """Whether returning to `r` would change nothing: it is the running release, or runs its commit and images
+    with the same env file and secret and config files (a release that differs only in those is worth returning
+    to: a bad secret is undone that way)."""
     if not running:
         return False
     if r.id == running.id or r.id == running.rollback_of:
         return True
     ids = {s: (i or {}).get("id") for s, i in (r.images or {}).items()}
     running_ids = {s: (i or {}).get("id") for s, i in (running.images or {}).items()}
-    return r.commit == running.commit and (not ids or not running_ids or ids == running_ids)
+    settings = (r.env_checksum, r.files_checksum) == (running.env_checksum, running.files_checksum)
+    return r.commit == running.commit and (not ids or not running_ids or ids == running_ids) and settings
 
 
 def _candidate(release: Release, current_id: str | None) -> str:
@@ -81,18 +86,24 @@ def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, 
         info["detail"] = sync_stage.sync(session, remote_url, to.commit, running).describe()
     with log.step("env", label) as info:
         result = session.conn.run(release_commands.restore_env(session.state_dir, to.id,
-                                                               f"{session.app_dir}/{env_file}"), timeout=60)
+                                                               f"{session.app_dir}/{env_file}", session.app_dir,
+                                                               list(to.files or ())), timeout=60)
         if result.exit_code == 3:
-            raise BerthError(f"the env file of release {to.id} is no longer kept on {label}",
+            what = "env file" + (" or a secret or config file" if to.files else "")
+            raise BerthError(f"the {what} of release {to.id} is no longer kept on {label}",
                              fix="deploy that commit again with the env file it needs (berth deploy)")
         if not result.ok:
             raise BerthError(f"could not restore the env file on {label}: {result.tail(300)}")
-        info["detail"] = f"{env_file} of release {to.id}"
+        info["detail"] = f"{', '.join([env_file, *(to.files or ())])} of release {to.id}"
     with log.step("images", label) as info:
         rebuild, info["detail"] = restore_images(session, to)
     with log.step("deploy", label) as info:
         compose_up(session, build=rebuild)
         info["detail"] = "up" + (" (built)" if rebuild else "")
+        users = decide.file_users_to_recreate(session.current, to.files or {}, to.files_checksum or "")
+        if users:
+            compose_up_stage.recreate(session, users)
+            info["detail"] += f"; {', '.join(users)} recreated (its secret or config files changed)"
     with log.step("verify", label) as info:
         verified = verify_stage.verify(session, services, urls, timeout)
         info["detail"] = verified.describe()
@@ -138,7 +149,8 @@ def restore_unstarted(session: HostSession, good: Release | dict, remote_url: st
     good = Release.of(good)
     sync_stage.sync(session, remote_url, good.commit, good.commit)
     result = session.conn.run(release_commands.restore_env(session.state_dir, good.id,
-                                                           f"{session.app_dir}/{env_file}"), timeout=60)
+                                                           f"{session.app_dir}/{env_file}", session.app_dir,
+                                                           list(good.files or ())), timeout=60)
     if not result.ok:
         raise BerthError(f"could not put back the env file of release {good.id}: {result.tail(300)}")
     _, detail = restore_images(session, good)
@@ -160,7 +172,7 @@ def _rollback_of(to: Release, taken, now: float, **values) -> Release:
     """A rollback to `to`: its commit and settings, a new id (not in `taken`), started `now`."""
     return Release(id=release_stage.new_release_id(to.commit, now, taken), kind="rollback", commit=to.commit,
                    subject=to.subject, branch=to.branch, environment=to.environment, env_checksum=to.env_checksum,
-                   compose=to.compose, rollback_of=to.id,
+                   files=to.files, files_checksum=to.files_checksum, compose=to.compose, rollback_of=to.id,
                    started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), **values)
 
 
@@ -316,7 +328,8 @@ def _record(session: HostSession, log: StepLog, record: Release, history: list[R
     if session.conn.lost:
         return
     with log.step("record", session.host.label) as info:
-        release_stage.record(session, record, env_file=target.env_file if ok else None)
+        release_stage.record(session, record, env_file=target.env_file if ok else None,
+                             files=list(record.files or ()) if ok else None)
         warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases) if ok else []
         release_stage.audit(session, "rollback", who=who, to=to.id, release=record.id, reason="manual",
                             result="ok" if ok else "failed", failure=record.failure)

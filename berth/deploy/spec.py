@@ -38,6 +38,9 @@ class DeploySpec:
     who: str
     ports: list = field(default_factory=list)  # host ports the release publishes, for preflight
     pulled: list[str] = field(default_factory=list)  # images it pulls, for preflight
+    # secret and config files git does not carry (paths in the repo): shipped like the env file, kept per release
+    files: dict[str, list[str]] = field(default_factory=dict)  # path → the services that mount it
+    files_checksum: str = ""  # of their names and contents, keyed with the env file (see ship_env.files_digest)
 
 
 def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> DeploySpec:
@@ -45,6 +48,7 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
 
     `strict=False` (berth plan) tolerates what the check reports as errors: an unreadable env file or no commit.
     """
+    from berth.deploy.stages import preflight
     from berth.deploy.stages import ship_env as env_stage
     from berth.model.compose import resolve as compose_config
     from berth.model.envfile import read_env_bytes
@@ -74,17 +78,40 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
         services=services, built=compose_config.built_services(ctx.compose_files),
         timeout=timeout, who=gitlocal.user_identity(target.root),
     )
-    spec.ports, spec.pulled = _published(target)
+    model = _model(target)
+    spec.ports, spec.pulled = preflight.published_ports(model), preflight.pulled_images(model)
+    spec.files = shipped_files(model, ctx)
+    if spec.files:
+        try:
+            spec.files_checksum = env_stage.files_digest(target.root, list(spec.files), read_env_bytes(env_path))
+        except (BerthError, OSError):
+            if strict:
+                raise
     return spec
 
 
-def _published(target: Target) -> tuple[list, list[str]]:
-    """The host ports and pulled images of the release, for preflight (an unresolvable model: none known)."""
-    from berth.deploy.stages import preflight
+def _model(target: Target) -> dict:
+    """The resolved compose model; an unresolvable one is empty (check has reported why; compose decides then)."""
     from berth.model.compose import resolve as compose_config
 
     try:
-        model = compose_config.resolve_compose(target).model
-    except BerthError:  # (check has reported what makes it unresolvable; compose itself decides then)
-        return [], []
-    return preflight.published_ports(model), preflight.pulled_images(model)
+        return compose_config.resolve_compose(target).model
+    except BerthError:
+        return {}
+
+
+def shipped_files(model: dict, ctx) -> dict[str, list[str]]:
+    """The secret and config files the started services mount that git does not carry (berth ships them), each
+    with the services that mount it.
+
+    Files outside the repository or missing are check's errors (compose.secret-file); here they are left out.
+    """
+    from berth.model.compose.resolve import mounted_files
+
+    out: dict[str, set[str]] = {}
+    for mounted in mounted_files(model):
+        rel = ctx.repo_path(mounted.path)
+        if (rel is not None and rel != ctx.target.env_file and mounted.path.is_file()
+                and not (ctx.is_git_repo and ctx.tracks(rel))):
+            out.setdefault(rel, set()).update(mounted.services)
+    return {rel: sorted(users) for rel, users in sorted(out.items())}

@@ -155,17 +155,30 @@ class Sync(Step):
 
 
 class ShipEnv(Step):
+    """The env file, then the secret and config files git does not carry: over stdin, 0600."""
+
     name = "env"
 
     def run(self, run: HostRun) -> str:
         env_file = run.target.env_file
         remote_path, size = env_stage.ship_env(run.session, run.spec.env_path, env_file)
-        return f"{env_file} → {remote_path} (0600, {size} bytes)"
+        detail = f"{env_file} → {remote_path} (0600, {size} bytes)"
+        if run.spec.files:
+            kept = env_stage.ship_files(run.session, run.target.root, list(run.spec.files))
+            detail += f"; {', '.join(run.spec.files)} (0600)"
+            for note in kept:
+                run.log.printer.line(f"  ! kept {note}")
+        return detail
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
         env_file = spec.target.env_file
-        return [f"(stdin: {env_file}, read here; its values never appear in a command)",
-                file_commands.write_private_file(f"{facts.app_dir}/{env_file}")]
+        lines = [f"(stdin: {env_file}, read here; its values never appear in a command)",
+                 file_commands.write_private_file(f"{facts.app_dir}/{env_file}")]
+        for rel in spec.files:
+            lines += [f"(stdin: {rel}, a secret or config file git does not carry)",
+                      file_commands.keep_original(f"{facts.app_dir}/{rel}", f"{facts.state_dir}/replaced/{rel}")
+                      + " && " + file_commands.write_private_file(f"{facts.app_dir}/{rel}")]
+        return lines
 
 
 class Build(Step):
@@ -225,15 +238,26 @@ class Up(Step):
         spec, current = run.spec, run.current
         same = decide.same_commit(current, spec.commit)
         if same and decide.skip_up(current, spec.commit, spec.env_checksum,
-                                   verify_stage.container_states(run.session), spec.services):
+                                   verify_stage.container_states(run.session), spec.services, spec.files_checksum):
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
         compose_up.compose_up(run.session, build=False)
-        return "up" + (" (same commit as the running release: build skipped)" if same else "")
+        detail = "up" + (" (same commit as the running release: build skipped)" if same else "")
+        users = decide.file_users_to_recreate(current, spec.files, spec.files_checksum)
+        if users:
+            compose_up.recreate(run.session, users)
+            detail += f"; {', '.join(users)} recreated (a secret or config file changed)"
+        return detail
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
-        return [in_dir(facts.app_dir, facts.compose.up()),
-                "(skipped when commit, env file and containers are those of the running release)"]
+        out = [in_dir(facts.app_dir, facts.compose.up()),
+               "(skipped when commit, env file, secret and config files and containers are those of the running "
+               "release)"]
+        users = sorted({s for services in spec.files.values() for s in services})
+        if users:
+            out += [in_dir(facts.app_dir, facts.compose.recreate(tuple(users))),
+                    "(when a shipped secret or config file changed: a container keeps the file it started with)"]
+        return out
 
 
 class VerifyFailed(BerthError):
@@ -280,7 +304,8 @@ class Record(Step):
     def run(self, run: HostRun) -> str:
         release, target = run.release, run.target
         ok = release.ok
-        release_stage.record(run.session, release, env_file=target.env_file if ok else None)
+        release_stage.record(run.session, release, env_file=target.env_file if ok else None,
+                             files=list(release.files or ()) if ok else None)
         warnings = release_stage.keep_and_prune(run.session, release, run.history, target.keep_releases) if ok else []
         release_stage.audit(run.session, "deploy", who=run.spec.who, release=release.id, commit=run.spec.commit,
                             result=release.result, failure=release.failure)

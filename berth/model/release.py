@@ -62,6 +62,9 @@ class Release:
     deployed_by: str | None = None
     started_at: str | None = None
     env_checksum: str | None = None
+    # secret and config files berth shipped (path in the app dir → the services that mount it), kept beside it
+    files: dict[str, list[str]] | None = None
+    files_checksum: str | None = None
     compose: str | None = None  # "v2 2.26.1"
     previous: str | None = None  # the commit that ran before
     # what verify checked: a rollback to this release verifies it the same way

@@ -123,3 +123,60 @@ def test_secrets_the_app_logs_in_other_forms_never_reach_any_output(app, tmp_pat
     for path in (p for p in app.state_dir.rglob("*") if p.is_file() and p.suffix != ".env"):
         found = leaked(path.read_text())
         assert not found, f"a secret appeared in {path}"
+
+
+TOKEN_ONE = "tok-Vb7nQ2xL9pR4sT6wY8zA"
+TOKEN_TWO = "tok-Hc3kM5jD1fG7hJ9kL2qW"
+SECRET_COMPOSE = ("    secrets: [api_token]\n", "secrets:\n  api_token:\n    file: ./secrets/api_token.txt\n")
+
+
+def _with_secret(compose: str) -> str:
+    """The example's compose file with a file secret mounted into web."""
+    service, top = SECRET_COMPOSE
+    return compose.replace("    init: true\n", "    init: true\n" + service, 1).replace("volumes:\n  records:\n",
+                                                                                         "volumes:\n  records:\n" + top)
+
+
+def test_secret_files_git_does_not_carry_are_shipped_kept_per_release_and_rolled_back(app):
+    """compose `secrets:` files are gitignored: berth ships them over stdin (0600), never in argv or output,
+    keeps them per release, redeploys when one changes and puts the old one back on rollback."""
+    compose = (app.dir / "docker-compose.yml").read_text()
+    (app.dir / "secrets").mkdir()
+    (app.dir / "secrets" / "api_token.txt").write_text(TOKEN_ONE + "\n")
+    app.commit("mount a secret file", **{".gitignore": (app.dir / ".gitignore").read_text() + "secrets/\n",
+                                         "docker-compose.yml": _with_secret(compose)})
+    assert "secrets/api_token.txt" not in app.git("ls-files")
+    stop, samples = threading.Event(), []
+    sampler = threading.Thread(target=sample_process_list, args=(stop, samples))
+    sampler.start()
+    try:
+        first = app.berth("-v", "deploy", "--push")
+    finally:
+        stop.set()
+        sampler.join()
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out
+    assert "secrets/api_token.txt (0600)" in first.stdout
+    assert (TOKEN_ONE in out or any(TOKEN_ONE in s for s in samples)) is False
+    on_server = app.app_dir / "secrets" / "api_token.txt"
+    assert (on_server.read_text() == TOKEN_ONE + "\n") is True and stat.S_IMODE(on_server.stat().st_mode) == 0o600
+    web = f"{app.name}-web-1"
+    assert (app.server.docker("exec", "-u", "0", web, "cat", "/run/secrets/api_token").strip() == TOKEN_ONE) is True
+    one = json.loads((app.state_dir / "current.json").read_text())
+    assert one["files"] == {"secrets/api_token.txt": ["web"]} and (TOKEN_ONE not in json.dumps(one)) is True
+    kept = app.state_dir / "releases" / f"{one['id']}.files" / "secrets" / "api_token.txt"
+    assert (kept.read_text() == TOKEN_ONE + "\n") is True
+
+    # the same commit with a new token is a change: compose recreates web, which sees the new file
+    (app.dir / "secrets" / "api_token.txt").write_text(TOKEN_TWO + "\n")
+    second = app.berth("deploy")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "nothing changed" not in second.stdout and "web recreated (a secret or config file changed)" in second.stdout
+    assert (app.server.docker("exec", "-u", "0", web, "cat", "/run/secrets/api_token").strip() == TOKEN_TWO) is True
+    assert "worker" in app.server.containers(app.name)
+
+    rollback = app.berth("rollback", "--yes")
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert (on_server.read_text() == TOKEN_ONE + "\n") is True
+    assert (app.server.docker("exec", "-u", "0", web, "cat", "/run/secrets/api_token").strip() == TOKEN_ONE) is True
+    assert (TOKEN_ONE in rollback.stdout + rollback.stderr or TOKEN_TWO in rollback.stdout + rollback.stderr) is False

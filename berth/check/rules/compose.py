@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.check.findings import Severity, finding, rule
+from berth.errors import BerthError
 from berth.model.compose.file import ComposeFile
 from berth.model.compose.interpolation import InterpolationError, find_references
 from berth.model.compose.services import at, depends_on, env_values, parse_mount, resolve, services
@@ -133,7 +134,9 @@ class NeededFile:
     what: str  # "include", "service web: extends.file", ...
     written: str  # the path as written (interpolated)
     base: Path  # what a relative path is relative to
-    kind: str  # "env_file" (compose.env-file-not-shipped) or "other" (compose.outside-repo)
+    # "env_file" (compose.env-file-not-shipped), "secret" or "config" (compose.secret-file: berth ships those
+    # git does not carry) or "other" (compose.outside-repo)
+    kind: str
 
 
 def needed_files(ctx) -> Iterator[NeededFile]:
@@ -193,7 +196,7 @@ def needed_files(ctx) -> Iterator[NeededFile]:
             for key, spec in (top.items() if isinstance(top, dict) else []):
                 if isinstance(spec, dict) and spec.get("file") is not None:
                     yield from entry(cf, (section, str(key), "file"), f"{singular} {key}: file", spec["file"],
-                                     project_dir)
+                                     project_dir, singular)
 
 
 def _build_paths(ctx, cf, svc_at, name, build, project_dir, entry):
@@ -232,7 +235,8 @@ def file_problem(ctx, needed: NeededFile) -> str | None:
 
 
 def _shipped(ctx) -> str:
-    return f"the server receives only the git checkout plus {ctx.target.env_file}"
+    return (f"the server receives only the git checkout plus {ctx.target.env_file} and the secret and config "
+            "files in the project")
 
 
 @rule("compose.env-file-not-shipped", Severity.ERROR,
@@ -259,9 +263,62 @@ def outside_repo(ctx):
         if needed.kind == "env_file":
             continue  # compose.env-file-not-shipped
         problem = file_problem(ctx, needed)
+        if needed.kind in ("secret", "config") and problem == "is not tracked by git":
+            continue  # berth ships it (compose.secret-file checks it)
         if problem:
             yield finding(f"{needed.what} {needed.written} {problem}; {_shipped(ctx)}, so compose on the server "
                           "would not find it (or would use whatever is at that path there)", **at(needed.cf, *needed.at))
+
+
+@rule("compose.secret-file", Severity.ERROR,
+      "a secret or config file a service mounts is missing, or a committed secret file holds a weak or placeholder "
+      "value (berth ships those git does not carry, like the env file)",
+      "create the file with the real value and keep secret files out of git (.gitignore): berth ships them to the "
+      "server over SSH, 0600, and keeps them per release for rollbacks")
+def secret_file(ctx):
+    from berth.check.rules.env_values import placeholder_kind, weakness
+    from berth.model import git as gitlocal
+    from berth.model.files import read_bytes
+
+    used: dict[str, set[str]] = {"secret": set(), "config": set()}
+    for svc in services(ctx):
+        for kind, section in (("secret", "secrets"), ("config", "configs")):
+            for item in svc.get(section) or []:
+                used[kind].add(str(item.get("source") if isinstance(item, dict) else item))
+    for needed in needed_files(ctx):
+        if needed.kind not in used:
+            continue
+        name = str(needed.at[1])
+        rel = ctx.repo_path(needed.base / needed.written)
+        if rel is None:
+            continue  # compose.outside-repo
+        path = ctx.root / rel
+        where = at(needed.cf, *needed.at)
+        if not path.is_file():
+            if name in used[needed.kind]:
+                yield finding(f"{needed.what} {needed.written} does not exist, so compose cannot start the services "
+                              f"that use {needed.kind} {name}", **where)
+            continue
+        tracked = ctx.is_git_repo and ctx.tracks(rel)
+        if needed.kind == "secret" and tracked:
+            try:
+                value = read_bytes(path, limit=64 * 1024, kind="a secret file").decode("utf-8", "replace").strip()
+            except BerthError:
+                continue  # unreadable: berth ships nothing from it and compose will say
+            weak = placeholder_kind(value, secret=True) or (weakness(value) if "\n" not in value else None)
+            if weak:
+                yield finding(f"{needed.what} {needed.written} is committed to git and holds a value that is {weak}",
+                              **where, fix=f"put a real, random value in {needed.written}, remove it from git "
+                              f"(git rm --cached {rel}) and add it to .gitignore: berth ships it")
+            else:
+                yield finding(f"{needed.what} {needed.written} is committed to git: everyone with the repository has "
+                              "this secret", **where, severity=Severity.WARNING,
+                              fix=f"git rm --cached {rel}, add it to .gitignore and change the secret: berth ships "
+                              "secret files git does not carry")
+        elif ctx.is_git_repo and not tracked and not gitlocal.is_ignored(ctx.root, rel):
+            yield finding(f"{needed.what} {needed.written} is neither committed nor ignored: berth ships it, but a "
+                          "`git add -A` would commit it", **where, severity=Severity.WARNING,
+                          fix=f"add {rel} to .gitignore")
 
 
 @rule("compose.no-active-service", Severity.ERROR,

@@ -214,15 +214,20 @@ def weak_secret(ctx):
                 continue  # env.empty-secret / env.placeholder
             if re.fullmatch(r"(?i)true|false|yes|no|on|off|\d{1,6}(\.\d+)?[smhdw]?", secret):
                 continue  # a switch or a number under a secret-looking name (PASSWORD_MIN_LENGTH=12)
-            if len(secret) < MIN_SECRET_LENGTH:
-                why = f"only {len(secret)} characters long (use at least {MIN_SECRET_LENGTH})"
-            elif _repeats(secret):
-                why = "a short pattern repeated"
-            elif entropy(secret) < MIN_ENTROPY_BITS_PER_CHAR:
-                why = f"low in entropy ({entropy(secret):.1f} bits per character; random text has over 3)"
-            else:
-                continue
-            yield finding(f"{what} is {why}", f.path, e.line, e.value_col)
+            why = weakness(secret)
+            if why:
+                yield finding(f"{what} is {why}", f.path, e.line, e.value_col)
+
+
+def weakness(secret: str) -> str | None:
+    """Why a secret value is weak (too short, a repeated pattern, low entropy), or None."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"only {len(secret)} characters long (use at least {MIN_SECRET_LENGTH})"
+    if _repeats(secret):
+        return "a short pattern repeated"
+    if entropy(secret) < MIN_ENTROPY_BITS_PER_CHAR:
+        return f"low in entropy ({entropy(secret):.1f} bits per character; random text has over 3)"
+    return None
 
 
 # --------------------------------------------------------------------------- production settings

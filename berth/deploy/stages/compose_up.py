@@ -29,6 +29,11 @@ def compose_up(session: HostSession, build: bool) -> DeployResult:
     return DeployResult(build, "".join(output))
 
 
+def recreate(session: HostSession, services: list[str]) -> str:
+    return _run(session, session.compose.recreate(tuple(services)), "up --force-recreate", UP_TIMEOUT,
+                "a port already in use, a missing image or a bad option are common causes")
+
+
 def compose_build(session: HostSession) -> str:
     """Build alone, for when a pre-deploy hook needs the new images before anything restarts."""
     return _run(session, session.compose.build(), "build", BUILD_TIMEOUT, "reproduce it locally with `docker compose build`")

@@ -792,6 +792,29 @@ def _finish_service(spec: dict, ctx: _Ctx) -> dict:
     return dict(sorted(s.items()))
 
 
+@dataclass(frozen=True)
+class MountedFile:
+    """A secret or config that compose reads from a local file and mounts into the services that use it."""
+
+    kind: str  # "secret" or "config"
+    name: str
+    path: Path  # absolute, lexically normalized
+    services: tuple[str, ...]  # the started services that mount it
+
+
+def mounted_files(model: Mapping[str, Any]) -> list[MountedFile]:
+    """The secrets and configs of a resolved model that the started services use and compose reads from files."""
+    out = []
+    for section, kind in (("secrets", "secret"), ("configs", "config")):
+        for name, spec in sorted((model.get(section) or {}).items()):
+            if isinstance(spec, dict) and isinstance(spec.get("file"), str) and _bool(spec.get("external")) is not True:
+                users = tuple(sorted(s for s, svc in (model.get("services") or {}).items()
+                                     if any(isinstance(g, dict) and g.get("source") == name
+                                            for g in (svc.get(section) or []))))
+                out.append(MountedFile(kind, str(name), Path(spec["file"]), users))
+    return out
+
+
 def _top_level(model: dict, services: dict[str, dict], project: str, ctx: _Ctx) -> dict:
     out: dict[str, Any] = {}
     used_networks = {n for s in services.values() for n in (s.get("networks") or {})}

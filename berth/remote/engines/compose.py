@@ -48,6 +48,10 @@ class Compose:
         # --remove-orphans removes containers of services deleted from the file; volumes stay
         return [*self.base(), "up", "--detach", "--remove-orphans"]
 
+    def recreate(self, services: tuple[str, ...]) -> list[str]:
+        """New containers for `services` although their config is the same (a mounted file changed)."""
+        return [*self.base(), "up", "--detach", "--no-deps", "--force-recreate", *services]
+
     def logs(self, services: tuple[str, ...] = (), tail: int = 50, follow: bool = False) -> list[str]:
         cmd = [*self.base(), "logs", "--no-color", "--tail", str(tail)]
         if follow:

@@ -67,6 +67,9 @@ class FakeHost:
     history: list[dict] = field(default_factory=list)
     current: dict | None = None
     env_copies: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # shipped secret and config files, by path in the app dir
+    file_copies: dict[str, dict[str, bytes]] = field(default_factory=dict)  # release id → its files
+    recreated: list[tuple[str, ...]] = field(default_factory=list)  # services of each `up --force-recreate`
     audit: list[dict] = field(default_factory=list)
     built: list[str] = field(default_factory=list)  # commits built
     ups: int = 0
@@ -101,7 +104,9 @@ class FakeHost:
             ("preflight", lambda s: "DockerRootDir" in s, (0, "disk /var/lib/docker 10485760\n", "")),
             ("sync", SYNC_TARGET, self._sync),
             ("env", lambda s: f"{app}/{self.env_file}.berth-tmp" in s and "cat > " in s, self._ship_env),
+            ("file", lambda s: "/replaced/" in s and ".berth-tmp" in s and "cat > " in s, self._ship_file),
             ("build", in_dir(app, compose.build()), self._build),
+            ("recreate", lambda s: " --force-recreate " in s, self._recreate),
             ("up", in_dir(app, compose.up()), self._up),
             ("inspect", compose.inspect_containers(), self._inspect),
             ("logs", lambda s: " logs --no-color " in s, (0, "the app's last log line\n", "")),
@@ -154,6 +159,16 @@ class FakeHost:
         self.env = stdin
         return 0, "", ""
 
+    def _ship_file(self, script, stdin):
+        rel = re.search(r"cat > '?" + re.escape(self.app_dir) + r"/(.+?)\.berth-tmp", script).group(1)
+        self.files[rel] = stdin
+        return 0, "", ""
+
+    def _recreate(self, script, stdin):
+        services = tuple(script.split(" --force-recreate ", 1)[1].split())
+        self.recreated.append(services)
+        return 0, "", ""
+
     def _build(self, script, stdin):
         if self.build_exit:
             return self.build_exit, "", "failed to solve: process did not complete successfully\n"
@@ -187,6 +202,7 @@ class FakeHost:
             self.current = record
         if "cp " in script and self.env is not None:
             self.env_copies[record["id"]] = self.env
+            self.file_copies[record["id"]] = {rel: self.files[rel] for rel in record.get("files") or {}}
         return 0, "", ""
 
     def _audit(self, script, stdin):
@@ -198,4 +214,5 @@ class FakeHost:
         if release_id not in self.env_copies:
             return 3, "", ""
         self.env = self.env_copies[release_id]
+        self.files.update(self.file_copies.get(release_id, {}))
         return 0, "", ""

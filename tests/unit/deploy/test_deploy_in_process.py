@@ -272,3 +272,46 @@ def test_a_project_whose_compose_file_is_compose_yaml_deploys_it(project):
     assert error is None, error and error.paragraph()
     assert host.conn.scripts(in_dir(host.app_dir, host.compose.up()))  # … --file compose.yaml … up
     assert "--file compose.yaml" in host.conn.scripts(in_dir(host.app_dir, host.compose.up()))[0]
+
+
+SECRET_TOKEN = "tok-Vb7nQ2xL9pR4sT6wY8zA"
+COMPOSE_WITH_SECRET = ('services:\n  web:\n    image: "nginx:${TAG}"\n    ports:\n      - "8080:80"\n'
+                       "    restart: unless-stopped\n    secrets: [api_token]\n    configs: [site]\n"
+                       "    healthcheck:\n      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1/\"]\n"
+                       "secrets:\n  api_token:\n    file: ./secrets/api_token.txt\n"
+                       "configs:\n  site:\n    file: ./site.conf\n")
+
+
+def test_secret_files_git_does_not_carry_ship_with_the_release_and_recreate_their_users_when_changed(project):
+    """The gitignored secret file goes over stdin (never in a script), the committed config goes by git; a new
+    token is a change that recreates web; a rollback puts the old token back."""
+    from berth.deploy.plan import render_plan
+    from berth.deploy.steps import Facts
+
+    project.write(".gitignore", (project.root / ".gitignore").read_text() + "secrets/\n")
+    project.write("site.conf", "server {}\n")
+    project.write("docker-compose.yml", COMPOSE_WITH_SECRET)
+    project.write("secrets/api_token.txt", SECRET_TOKEN + "\n")
+    new_commit(project, message="a secret file")
+    host = FakeHost()
+    outcome, error = deploy(project, host)
+    assert error is None, error
+    assert host.files == {"secrets/api_token.txt": (SECRET_TOKEN + "\n").encode()}  # site.conf came by git
+    assert host.current["files"] == {"secrets/api_token.txt": ["web"]} and host.recreated == []
+    first = host.current["id"]
+    assert not any(SECRET_TOKEN in script for script in host.conn.scripts())
+
+    project.write("secrets/api_token.txt", "tok-Hc3kM5jD1fG7hJ9kL2qW\n")
+    outcome, error = deploy(project, host)
+    assert error is None, error
+    assert host.recreated == [("web",)]  # same commit and config, but web must read the new file
+    assert host.files["secrets/api_token.txt"] == b"tok-Hc3kM5jD1fG7hJ9kL2qW\n"
+    target = load_target(project.root, None, ())
+    plan = render_plan(target, None, {"h": Facts(host.app_dir, host.state_dir, host.compose)})
+    assert "secrets/api_token.txt" in plan and "--force-recreate web" in plan and SECRET_TOKEN not in plan
+
+    outcome, error = rollback(project, host)
+    assert error is None, error
+    assert host.current["rollback_of"] == first
+    assert host.files["secrets/api_token.txt"] == (SECRET_TOKEN + "\n").encode()
+    assert host.recreated[-1] == ("web",)

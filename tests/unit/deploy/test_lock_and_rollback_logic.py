@@ -13,6 +13,7 @@ import pytest
 from berth.deploy import lock as lock_stage
 from berth.deploy.rollback import pick
 from berth.errors import BerthError
+from berth.model.release import Release
 from berth.remote.commands import lock as lock_commands
 
 
@@ -149,6 +150,47 @@ def test_pick_refuses_the_running_release_unless_named_in_full():
 def test_pick_without_an_earlier_release_says_so():
     with pytest.raises(BerthError, match="no earlier successful release"):
         pick(H[:1], H[0], None)
+
+
+def test_pick_returns_to_a_release_of_the_same_commit_that_ran_other_secret_files_or_env():
+    """A bad secret or setting is undone by a rollback: the release before it differs only in those."""
+    images = {"web": {"name": "app-web", "id": "sha256:img"}}
+    base = {"commit": "a" * 40, "result": "ok", "images": images, "env_checksum": "sha256:e1"}
+    before = {**base, "id": "R1", "files_checksum": "hmac-sha256:f1"}
+    for changed in ({"files_checksum": "hmac-sha256:f2"}, {"env_checksum": "sha256:e2", "files_checksum": "hmac-sha256:f1"}):
+        running = {**base, "id": "R2", **changed}
+        assert pick([before, running], running, None).id == "R1"
+    same = {**before, "id": "R2"}
+    with pytest.raises(BerthError, match="no earlier successful release"):
+        pick([before, same], same, None)
+
+
+def test_a_changed_secret_file_recreates_the_services_that_mount_it_and_only_after_a_first_deploy():
+    from berth.deploy.decide import file_users_to_recreate, skip_up
+
+    files = {"secrets/db.txt": ["db", "web"], "nginx.conf": ["proxy"]}
+    current = Release(id="R1", commit="a" * 40, result="ok", files_checksum="hmac-sha256:one")
+    assert file_users_to_recreate(current, files, "hmac-sha256:two") == ["db", "proxy", "web"]
+    assert file_users_to_recreate(current, files, "hmac-sha256:one") == []
+    assert file_users_to_recreate(None, files, "hmac-sha256:two") == []  # new containers read the new files
+    assert file_users_to_recreate(Release(id="R0", result="ok"), files, "hmac-sha256:two") == ["db", "proxy", "web"]
+    # and a changed file is never "nothing changed"
+    assert not skip_up(current, "a" * 40, None, [], [], "hmac-sha256:two")
+
+
+def test_the_files_digest_is_keyed_with_the_env_file_and_changes_with_any_file(tmp_path):
+    from berth.deploy.stages.ship_env import files_digest
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "pw.txt").write_text("hunter2\n")
+    (tmp_path / "c.conf").write_text("a\n")
+    one = files_digest(tmp_path, ["s/pw.txt", "c.conf"], b"A=1\n")
+    assert one == files_digest(tmp_path, ["c.conf", "s/pw.txt"], b"A=1\n")  # the order is the digest's own
+    assert one != files_digest(tmp_path, ["s/pw.txt", "c.conf"], b"A=2\n")
+    import hashlib
+    assert hashlib.sha256(b"hunter2\n").hexdigest() not in one and "hunter2" not in one
+    (tmp_path / "c.conf").write_text("b\n")
+    assert one != files_digest(tmp_path, ["s/pw.txt", "c.conf"], b"A=1\n")
 
 
 def test_noop_deploy_only_when_the_recorded_containers_still_run():

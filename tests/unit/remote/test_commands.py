@@ -155,6 +155,8 @@ WEIRD = "x'; y \"$z\" `w`"
 # every public command builder, called with representative arguments
 GENERATORS = {
     "berth.remote.commands.files.write_private_file": lambda: [file_commands.write_private_file("/srv/app/.env.docker")],
+    "berth.remote.commands.files.keep_original": lambda: [file_commands.keep_original(f"/srv/app/{WEIRD}",
+                                                                                      f"/h/.berth/replaced/{WEIRD}")],
     "berth.remote.commands.git.sync": lambda: [git_commands.sync("/srv/app", "git@example.com:o/r.git", SHA),
                                         git_commands.sync(f"/srv/{WEIRD}", f"/r/{WEIRD}", SHA, SHA[:7])],
     "berth.remote.commands.git.valid_commit": lambda: [],  # a validator, returns no command
@@ -165,7 +167,9 @@ GENERATORS = {
     "berth.remote.commands.host.parse_facts": lambda: [],  # a parser, returns no command
     "berth.remote.commands.release.state_dir_rel": lambda: [release_commands.state_dir_rel("shop")],
     "berth.remote.commands.release.record": lambda: [release_commands.record("/h/.berth/shop", "ID", True),
-                                              release_commands.record("/h/.berth/shop", "ID", False)],
+                                              release_commands.record("/h/.berth/shop", "ID", False),
+                                              release_commands.record("/h/.berth/shop", "ID", True, "/srv/a/.env",
+                                                                      "/srv/a", ["secrets/db.txt", WEIRD])],
     "berth.remote.commands.release.history": lambda: [release_commands.history("/h/.berth/shop", 5)],
     "berth.remote.shell.quote": lambda: [shell.quote(WEIRD)],
     "berth.remote.shell.join": lambda: [shell.join(["a", WEIRD])],
@@ -178,7 +182,7 @@ GENERATORS = {
         " ".join(argv)
         for variant in ("v2", "v1")
         for c in [Compose(variant, "shop", ("a.yml", "b.yml"), ".env.docker")]
-        for argv in (c.base(), c.build(), c.up(), c.logs(), c.logs(("web",), 10, True))
+        for argv in (c.base(), c.build(), c.up(), c.recreate(("web", WEIRD)), c.logs(), c.logs(("web",), 10, True))
     ] + [Compose("v2", "shop", ("a.yml",), ".env").inspect_containers()],
     "berth.remote.engines.compose.ContainerState": lambda: [],
     "berth.remote.engines.compose.missing_container": lambda: [],  # a state, not a command
@@ -195,7 +199,9 @@ GENERATORS = {
     "berth.remote.engines.compose.prune_kept_images": lambda: [compose_engine.prune_kept_images("shop", ["R1", "R2"])],
     "berth.remote.commands.release.audit": lambda: [release_commands.audit("/h/.berth/shop")],
     "berth.remote.commands.release.read_audit": lambda: [release_commands.read_audit("/h/.berth/shop", 5)],
-    "berth.remote.commands.release.restore_env": lambda: [release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env")],
+    "berth.remote.commands.release.restore_env": lambda: [
+        release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env"),
+        release_commands.restore_env("/h/.berth/shop", "R1", "/srv/app/.env", "/srv/app", ["secrets/db.txt", WEIRD])],
     "berth.remote.commands.release.prune_env_copies": lambda: [release_commands.prune_env_copies("/h/.berth/shop", ["R1"])],
     "berth.remote.commands.lock.acquire": lambda: [lock_commands.acquire("/h/.berth/shop")],
     "berth.remote.commands.lock.release": lambda: [lock_commands.release("/h/.berth/shop", "tok"),
@@ -241,7 +247,7 @@ def _public_callables():
 def test_generator_table_covers_every_public_builder():
     assert set(_public_callables()) == set(GENERATORS)
     public_methods = {n for n, _ in inspect.getmembers(Compose, inspect.isfunction) if not n.startswith("_")}
-    assert public_methods == {"base", "build", "up", "logs", "inspect_containers"}  # all called above
+    assert public_methods == {"base", "build", "up", "recreate", "logs", "inspect_containers"}  # all called above
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
@@ -907,3 +913,47 @@ def test_facts_adopt_the_legacy_project_only_when_the_server_knows_only_it(tmp_p
     assert (facts.get("legacy") == "1") is adopted
     expected = "legacy" if adopted else "new" if layout.get("new") else None
     assert (json.loads(current)["id"] if current else None) == expected
+
+
+def test_secret_files_are_kept_per_release_restored_and_pruned(tmp_path):
+    """The shipped secret and config files: the server's own copy is kept the first time, each release keeps its
+    files (0600) beside its record, a rollback puts them back, a pruned release's copies go."""
+    app, state = tmp_path / "app dir", tmp_path / "home" / ".berth" / "shop"
+    (app / "secrets").mkdir(parents=True)
+    (app / "secrets" / "db.txt").write_bytes(b"placed by hand\n")
+    (app / ".env.docker").write_bytes(b"A=1\n")
+    rels = ["secrets/db.txt", "conf/it's.conf"]
+
+    def ship(rel: str, data: bytes) -> bytes:
+        script = (file_commands.keep_original(f"{app}/{rel}", f"{state}/replaced/{rel}") + " && "
+                  + file_commands.write_private_file(f"{app}/{rel}"))
+        proc = sh(script, dict(os.environ), stdin=data)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert ship(rels[0], b"release one\n") == b"kept\n"
+    assert ship(rels[1], b"conf one\n") == b""  # nothing was there: nothing to keep
+    assert (state / "replaced" / "secrets" / "db.txt").read_bytes() == b"placed by hand\n"
+    line = b'{"id": "R1"}\n'
+    proc = sh(release_commands.record(str(state), "R1", True, f"{app}/.env.docker", str(app), rels),
+              dict(os.environ), stdin=line)
+    assert proc.returncode == 0, proc.stderr
+    assert ship(rels[0], b"release two\n") == b""  # berth's own file now: the hand-placed copy stays as it was
+    assert (state / "replaced" / "secrets" / "db.txt").read_bytes() == b"placed by hand\n"
+    copies = state / "releases" / "R1.files"
+    assert (copies / "secrets" / "db.txt").read_bytes() == b"release one\n"
+    for path in [copies / rels[0], copies / rels[1], app / rels[0], app / rels[1]]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+    proc = sh(release_commands.restore_env(str(state), "R1", f"{app}/.env.docker", str(app), rels), dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert (app / rels[0]).read_bytes() == b"release one\n"
+    # a copy gone: exit 3, nothing changed
+    (app / rels[0]).write_bytes(b"release two\n")
+    (copies / rels[1]).unlink()
+    proc = sh(release_commands.restore_env(str(state), "R1", f"{app}/.env.docker", str(app), rels), dict(os.environ))
+    assert proc.returncode == 3 and (app / rels[0]).read_bytes() == b"release two\n"
+
+    proc = sh(release_commands.prune_env_copies(str(state), ["R2"]), dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (state / "releases").iterdir()) == ["R1.json"]
