@@ -424,13 +424,19 @@ class _Renderer:
         if not isinstance(services, dict) or not services:
             raise UsageError(f"{self.compose_path.name} defines no services", where=str(self.compose_path))
         self._top_level_notes()
+        from berth.model.compose.profiles import active_profiles, profile_enabled
+
         active = {}
+        enabled = active_profiles(self.project_env)
         for name, svc in services.items():
             svc = svc if isinstance(svc, dict) else {}
-            if svc.get("profiles"):
+            if not profile_enabled(svc.get("profiles"), enabled):
+                why = (f"COMPOSE_PROFILES={self.project_env['COMPOSE_PROFILES']}" if enabled
+                       else f"COMPOSE_PROFILES is not set in {self.env_source}")
                 self.note("unsupported", Severity.WARNING,
-                          f"service {name}: not rendered: it has profiles, so `docker compose up` does not start it either",
-                          "services", name, "profiles")
+                          f"service {name}: not rendered: its profiles are not enabled ({why}), so `docker compose "
+                          "up` does not start it either", "services", name, "profiles",
+                          fix="enable its profile in COMPOSE_PROFILES to render it")
                 continue
             active[name] = svc
         for name in self.settings.services:

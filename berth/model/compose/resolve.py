@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from berth.errors import UsageError
 from berth.model.compose.file import ComposeFile, load_compose_file, read_compose_text
+from berth.model.compose.profiles import active_profiles, profile_enabled
 
 
 class Target(Protocol):
@@ -126,19 +127,6 @@ def service_env_file(path: Path, project_env: Mapping[str, str]) -> dict[str, st
 
 
 # --------------------------------------------------------------------------- profiles
-
-
-def active_profiles(project_env: Mapping[str, str]) -> set[str]:
-    """The profiles COMPOSE_PROFILES (from the shipped env file) enables, as compose reads it."""
-    return {p.strip() for p in project_env.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
-
-
-def profile_enabled(profiles: Any, active: set[str]) -> bool:
-    """Does compose start a service with these `profiles:`? (none: always; `*` enables every one)"""
-    if not profiles:
-        return True
-    names = [profiles] if isinstance(profiles, str) else profiles if isinstance(profiles, list) else []
-    return "*" in active or bool(active & {str(p) for p in names})
 
 
 def active_services(compose_files: list[ComposeFile], project_env: Mapping[str, str]) -> list[str]:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from berth.model.compose.interpolation import find_references, interpolate
+from berth.model.compose.profiles import active_profiles, profile_enabled
 
 # container ports of databases, caches and brokers: publishing one to the world is rarely intended
 DATA_PORTS: dict[int, str] = {
@@ -107,14 +108,8 @@ def services(ctx) -> list[Service]:
     for svc in found.values():
         for cf, definition in svc.defs:
             svc.inherited += _extended(ctx, cf, definition, own, "", frozenset({("", svc.name)}), memo)
-    active = {p.strip() for p in env_values(ctx).get("COMPOSE_PROFILES", "").split(",") if p.strip()}
-    out = []
-    for svc in found.values():
-        profiles = svc.get("profiles")
-        if isinstance(profiles, list) and profiles and "*" not in active and not active & {str(p) for p in profiles}:
-            continue
-        out.append(svc)
-    return out
+    active = active_profiles(env_values(ctx))
+    return [svc for svc in found.values() if profile_enabled(svc.get("profiles"), active)]
 
 
 def _extended(ctx, cf, definition: dict, lookup: dict[str, list[tuple[Any, dict]]], origin: str,

@@ -445,6 +445,25 @@ def test_depends_on_is_explained_not_dropped(tmp_path):
     assert web["metadata"]["annotations"]["berth.dev/depends-on"] == "worker (service_healthy)"
 
 
+@pytest.mark.parametrize("profiles, rendered_services", [
+    ("", {"web"}),  # as `docker compose up`: a service with profiles starts only when one is enabled
+    ("COMPOSE_PROFILES=debug\n", {"web", "debugger"}),
+    ("COMPOSE_PROFILES=*\n", {"web", "debugger", "jobs"}),
+])
+def test_render_starts_what_compose_profiles_enables(tmp_path, profiles, rendered_services):
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / ".env").write_text("ENVIRONMENT=staging\n")
+    (root / ".env.docker").write_text(profiles)
+    image = "    image: nginx:1.25\n"
+    (root / "docker-compose.yml").write_text("services:\n  web:\n" + image + "  debugger:\n" + image
+                                             + "    profiles: [debug]\n  jobs:\n" + image + "    profiles: [jobs]\n")
+    rendered = _render(root)
+    assert set(_objs(rendered, "Deployment")) == rendered_services
+    skipped = [f.message for f in rendered.findings if "its profiles are not enabled" in f.message]
+    assert len(skipped) == 3 - len(rendered_services)
+
+
 def test_volumes_become_claims_and_database_runs_as_its_user(tmp_path):
     rendered = _render(make_app(tmp_path, "volumes"))
     db = _objs(rendered, "StatefulSet")["db"]
