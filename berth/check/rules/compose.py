@@ -386,18 +386,66 @@ def invalid_project(ctx):
     every_service = {str(name) for cf in ctx.compose_files for name in cf.services}
     declared = {kind: _declared(ctx, kind) for kind in ("volumes", "networks", "secrets", "configs")}
     declared["networks"].add("default")
-    for svc in services(ctx):
-        yield from _undefined_references(ctx, svc, every_service, declared)
+    started = services(ctx)
+    active = {svc.name for svc in started}
+    for svc in started:
+        yield from _undefined_references(ctx, svc, every_service, declared, active)
         if svc.has("network_mode") and svc.has("networks"):
             yield finding(f"service {svc.name} declares mutually exclusive `network_mode` and `networks`",
                           **at(svc.defined_in("network_mode"), "services", svc.name, "network_mode"))
+        yield from _conflicting_settings(ctx, svc)
 
 
-def _undefined_references(ctx, svc, every_service: set[str], declared: dict[str, set[str]]):
-    for cf, key, name, _options in depends_on(svc):
-        if resolve(ctx, name) not in every_service:
+# a service-level setting and its deploy.resources twin: compose refuses two different values
+_RESOURCE_TWINS = (("mem_limit", "limits", "memory"), ("mem_reservation", "reservations", "memory"),
+                   ("cpus", "limits", "cpus"), ("pids_limit", "limits", "pids"))
+
+
+def _conflicting_settings(ctx, svc):
+    from berth.model.compose.resolve import byte_size
+
+    resources = svc.merged("deploy").get("resources")
+    resources = resources if isinstance(resources, dict) else {}
+    for key, part, twin in _RESOURCE_TWINS:
+        value, limits = resolve(ctx, svc.get(key)), resources.get(part)
+        if value is None or not isinstance(limits, dict):
+            continue
+        other = resolve(ctx, limits.get(twin))  # unset counts as 0 there: compose refuses a value beside it too
+        same = other is not None and (byte_size(value) == byte_size(other) if twin == "memory"
+                                      else _number(value) == _number(other))
+        if not same:
+            yield finding(f"services.{svc.name}: can't set distinct values on '{key}' and "
+                          f"'deploy.resources.{part}.{twin}'", **at(svc.defined_in(key), "services", svc.name, key),
+                          fix=f"set one of them: {key} or deploy.resources.{part}.{twin}")
+    if svc.has("container_name"):
+        for key, value in (("scale", svc.get("scale")), ("deploy.replicas", svc.merged("deploy").get("replicas"))):
+            count = _number(resolve(ctx, value))
+            if count is not None and count > 1:
+                yield finding(f"services.{key.split('.')[-1]}: can't set container_name and {svc.name} as container "
+                              "name must be unique", **at(svc.defined_in("container_name"), "services", svc.name,
+                                                          "container_name"),
+                              fix="remove container_name (compose names the replicas), or run one replica")
+
+
+def _number(value) -> float | None:
+    try:
+        return float(str(value).strip()) if value is not None and not isinstance(value, bool) else None
+    except ValueError:
+        return None
+
+
+def _undefined_references(ctx, svc, every_service: set[str], declared: dict[str, set[str]], active: set[str]):
+    for cf, key, name, options in depends_on(svc):
+        name = resolve(ctx, name)
+        required = str(resolve(ctx, (options or {}).get("required", True))).lower() not in ("false", "no", "off", "0")
+        if name not in every_service:
             yield finding(f'service "{svc.name}" depends on undefined service "{name}"',
                           **at(cf, "services", svc.name, "depends_on", key))
+        elif name not in active and required:
+            yield finding(f'service "{svc.name}" depends on undefined service "{name}": {name} has profiles that '
+                          "COMPOSE_PROFILES does not enable", **at(cf, "services", svc.name, "depends_on", key),
+                          fix=f"enable a profile of {name} in COMPOSE_PROFILES, give {svc.name} the same profiles, or "
+                              "mark the dependency required: false")
     for cf, key, item in svc.items("volumes"):
         mount = parse_mount(resolve(ctx, item))
         if mount and mount.kind == "volume" and mount.source and mount.source not in declared["volumes"]:

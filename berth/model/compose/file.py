@@ -193,6 +193,8 @@ def refuse_unbounded_graph(root, path: Path) -> None:
             continue
         stack.pop()
         on_path.discard(id(node))
+        if isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(node, path)
         size[id(node)] = 1 + sum(size[id(k)] for k in kids)
         depth[id(node)] = 1 + max((depth[id(k)] for k in kids), default=0)
         if depth[id(node)] > MAX_YAML_DEPTH:  # deep only through aliases to deep nodes
@@ -205,6 +207,20 @@ def refuse_unbounded_graph(root, path: Path) -> None:
         raise UsageError(f"{path.name} contains excessive aliasing: its aliases expand {len(size)} written values "
                          f"into {decoded:,} (a YAML alias bomb, which docker compose and kubectl refuse too)",
                          where=str(path), fix="use fewer nested aliases (*name); write the values out, or use extends/include")
+
+
+def _refuse_duplicate_keys(node, path: Path) -> None:
+    """A key written twice in one mapping: YAML parsers that keep the last value hide the first; compose refuses."""
+    seen: dict[str, int] = {}
+    for key, _value in node.value:
+        if getattr(key, "tag", "") == "tag:yaml.org,2002:merge" or not isinstance(key.value, str):
+            continue
+        line = key.start_mark.line + 1
+        if key.value in seen:
+            raise UsageError(f'{path.name}: mapping key "{key.value}" already defined at line {seen[key.value]}',
+                             where=f"{path}:{line}:{key.start_mark.column + 1}",
+                             fix=f"keep one {key.value}: and merge the two (docker compose refuses the file too)")
+        seen[key.value] = line
 
 
 def _at(path: Path, node) -> str:

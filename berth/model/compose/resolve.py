@@ -552,6 +552,8 @@ def _volume(item: Any, ctx: _Ctx) -> Any:
             v["read_only"] = _bool(v["read_only"])
             if v["read_only"] is False:
                 del v["read_only"]
+        if isinstance(v.get("tmpfs"), dict) and "size" in v["tmpfs"]:
+            v["tmpfs"] = {**v["tmpfs"], "size": byte_size(v["tmpfs"]["size"])}
         return v
     if not isinstance(item, str):
         return item
@@ -648,6 +650,7 @@ def _deploy(value: Any) -> Any:
                 c["parallelism"] = _int(c["parallelism"])
             if "max_failure_ratio" in c:
                 c["max_failure_ratio"] = _float(c["max_failure_ratio"])
+    d.setdefault("resources", {})
     d.setdefault("placement", {})
     return d
 
@@ -777,7 +780,8 @@ def _finish_service(spec: dict, ctx: _Ctx) -> dict:
         if s.get(key) is False:
             del s[key]
     s.pop("extends", None)
-    return dict(sorted(s.items()))
+    # compose keeps a service's x- extensions out of its model (top-level ones stay)
+    return dict(sorted((k, v) for k, v in s.items() if not str(k).startswith("x-")))
 
 
 @dataclass(frozen=True)

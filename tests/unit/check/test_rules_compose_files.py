@@ -86,6 +86,18 @@ UNDEFINED_SECRET = "services:\n  web:\n" + IMAGE + "    secrets:\n      - source
 MODE_AND_NETWORKS = ("services:\n  web:\n" + IMAGE + "    network_mode: host\n    networks: [backend]\n"
                      "networks:\n  backend: {}\n")
 NOT_A_MAPPING = "services:\n  web: nginx:1.25\n"
+MEMORY_TWICE = "services:\n  web:\n" + IMAGE + "    mem_limit: 1g\n    deploy:\n      resources:\n        limits:\n" \
+               "          memory: 512m\n"
+PIDS_BESIDE_LIMITS = "services:\n  web:\n" + IMAGE + "    pids_limit: 100\n    deploy:\n      resources:\n" \
+                     "        limits:\n          memory: 512m\n"
+NAMED_REPLICAS = "services:\n  web:\n" + IMAGE + "    container_name: web\n    deploy:\n      replicas: 2\n"
+NEEDS_DISABLED = "services:\n  optional:\n" + IMAGE + "    profiles: [debug]\n  web:\n" + IMAGE + \
+                 "    depends_on: [optional]\n"
+SAME_LIMIT_OPTIONAL_DEPENDENCY = ("services:\n  optional:\n" + IMAGE + "    profiles: [debug]\n  web:\n" + IMAGE
+                                  + "    mem_limit: 512m\n    deploy:\n      replicas: 1\n      resources:\n"
+                                  "        limits:\n          memory: 512M\n    container_name: web\n"
+                                  "    depends_on:\n      optional:\n        condition: service_started\n"
+                                  "        required: false\n")
 ALL_DECLARED = ("services:\n  db:\n" + IMAGE + "  web:\n" + IMAGE + "    depends_on:\n      db:\n"
                 "        condition: service_started\n    volumes: [\"data:/d\", \"./conf:/etc/conf:ro\", \"/cache\"]\n"
                 "    networks: {backend: {}, default: null}\n    secrets: [db_password]\n"
@@ -105,6 +117,20 @@ CASES: list[Case] = [
          at(MODE_AND_NETWORKS, "network_mode", contains="declares mutually exclusive `network_mode` and `networks`")),
     Case("compose.invalid-project", True, "a service that is not a mapping", compose(NOT_A_MAPPING),
          at(NOT_A_MAPPING, "web", contains="services.web must be a mapping")),
+    Case("compose.invalid-project", True, "mem_limit and a different deploy memory limit",
+         compose(MEMORY_TWICE), at(MEMORY_TWICE, "mem_limit", contains="services.web: can't set distinct values on "
+                                   "'mem_limit' and 'deploy.resources.limits.memory'")),
+    Case("compose.invalid-project", True, "pids_limit beside deploy limits that do not set pids",
+         compose(PIDS_BESIDE_LIMITS), at(PIDS_BESIDE_LIMITS, "pids_limit", contains="'pids_limit' and "
+                                         "'deploy.resources.limits.pids'")),
+    Case("compose.invalid-project", True, "container_name on a service with replicas",
+         compose(NAMED_REPLICAS), at(NAMED_REPLICAS, "container_name", contains="services.replicas: can't set "
+                                     "container_name and web as container name must be unique")),
+    Case("compose.invalid-project", True, "depends_on a service whose profile is not enabled",
+         compose(NEEDS_DISABLED), at(NEEDS_DISABLED, "optional]", contains='service "web" depends on undefined '
+                                     'service "optional": optional has profiles that COMPOSE_PROFILES does not enable')),
+    Case("compose.invalid-project", False, "the same limit twice, an optional dependency behind a profile",
+         compose(SAME_LIMIT_OPTIONAL_DEPENDENCY)),
     Case("compose.invalid-project", False, "every reference declared (bind, anonymous, default network)",
          compose(ALL_DECLARED, inside={"pw.txt": "x\n"})),
     # compose.outside-repo

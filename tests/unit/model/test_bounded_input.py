@@ -178,3 +178,20 @@ def test_k8s_manifests_get_the_same_guard(tmp_path):
     path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n" + bomb(6).split("services:")[0])
     with pytest.raises(UsageError, match="deploy.yaml contains excessive aliasing"):
         read_manifest_file(path)
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("services:\n  web:\n    image: a\n    image: b\n", 4, "image"),  # PyYAML alone keeps "b" without a word
+    ("services:\n  web:\n    image: a\nservices:\n  db:\n    image: b\n", 4, "services"),
+    ("x: {a: 1, a: 2}\nservices: {}\n", 1, "a"),
+])
+def test_a_key_written_twice_is_refused_where_the_second_one_is(tmp_path, text, line, key):
+    with pytest.raises(UsageError) as refused:
+        parse_compose_text(text, tmp_path / "compose.yaml")
+    assert f'mapping key "{key}" already defined' in refused.value.what
+    assert refused.value.where.startswith(f"{tmp_path / 'compose.yaml'}:{line}:")
+
+
+def test_merge_keys_may_repeat_and_override():
+    text = "x: &a {image: a}\nservices:\n  web:\n    <<: *a\n    image: b\n"
+    assert parse_compose_text(text, Path("compose.yaml")).data["services"]["web"]["image"] == "b"
