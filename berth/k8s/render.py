@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -554,7 +555,7 @@ class _Renderer:
         repo_name = image_repository_name(image)
         _, image_tag, digest = _image_parts(image)
         deploy = svc.get("deploy") if isinstance(svc.get("deploy"), dict) else {}
-        volumes, mounts, claims, uses_named = self._volumes(name, svc, conf)
+        volumes, mounts, claims, uses_named, bind_files = self._volumes(name, svc, conf)
         stateful = conf.stateful if conf.stateful is not None else (uses_named or repo_name in DATA_IMAGES)
         if not stateful and claims:
             for claim in claims:
@@ -577,6 +578,7 @@ class _Renderer:
         config_hash_inputs: dict[str, Any] = {"env": plain}
         self._files(name, kname, svc, "secrets", volumes, mounts, config_hash_inputs)
         self._files(name, kname, svc, "configs", volumes, mounts, config_hash_inputs)
+        self._bind_files(name, svc, bind_files, volumes, mounts, config_hash_inputs)
 
         ports = self._ports(name, svc, conf)
         container, resources, pod_sc = self._container(name, svc, conf, kname, image, repo_name, ports, env_from, mounts,
@@ -1069,8 +1071,9 @@ class _Renderer:
                 "spec": {"podSelector": {"matchLabels": dict(selector)}, "policyTypes": ["Ingress"], "ingress": rules}}
 
     def _volumes(self, name: str, svc: dict, conf: ServiceSettings):
-        """(pod volumes, container mounts, claim templates, uses a named volume)."""
+        """(pod volumes, container mounts, claim templates, uses a named volume, bind-mounted files)."""
         top = self.data.get("volumes") or {}
+        bind_files: list[tuple[int, str, str]] = []  # (entry, source, target) of config files bind-mounted
         volumes: list[dict] = []
         mounts: list[dict] = []
         claims: list[dict] = []
@@ -1105,9 +1108,22 @@ class _Renderer:
                 mounts.append({"name": vol_name, "mountPath": str(target)})
                 continue
             if vtype == "bind":
-                self.unsupported(name, "volumes", f"the bind mount {source}:{target} reads the host's files; "
-                                 "bake them into the image or use configs:", *path)
-                continue
+                kind = self._bind_kind(str(source or ""), read_only)
+                if kind == "file":  # a config file from the repository: a ConfigMap, as configs: would be
+                    bind_files.append((i, str(source), str(target)))
+                    continue
+                if kind != "data":
+                    self.unsupported(name, "volumes", f"the bind mount {source}:{target} reads the host's files; "
+                                     "bake them into the image or use configs:", *path)
+                    continue
+                # a data directory on the host (a database's): a claim, whose data starts empty
+                source = k8s_name(Path(str(source).rstrip("/")).name or "data")
+                self.note("volume", Severity.WARNING,
+                          f"service {name}: the bind mount {entry if isinstance(entry, str) else target} becomes the "
+                          f"PersistentVolumeClaim {source}, which starts empty", *path,
+                          fix="copy the data from the server's directory into the claim before you switch (kubectl "
+                              "cp, or a dump and restore), or keep that service on the server")
+                top, vtype = {**top, source: {}}, "volume"
             if vtype != "volume":
                 self.unsupported(name, "volumes", f"volume type {vtype!r} has no Kubernetes equivalent", *path)
                 continue
@@ -1159,7 +1175,41 @@ class _Renderer:
                 empty["sizeLimit"] = size
             volumes.append({"name": "shm", "emptyDir": empty})
             mounts.append({"name": "shm", "mountPath": "/dev/shm"})
-        return volumes, mounts, claims, uses_named
+        return volumes, mounts, claims, uses_named, bind_files
+
+    def _bind_kind(self, source: str, read_only: bool) -> str:
+        """What a bind mount's source is: "file" (a file in the repository: a ConfigMap), "data" (a writable
+        directory, or one compose creates: a claim) or "host" (the host's own files, a socket: not rendered)."""
+        if not source or source.startswith("~") or source.startswith(("/var/run", "/run", "/proc", "/sys", "/dev")):
+            return "host"
+        path = Path(source) if source.startswith("/") else self.compose_path.parent / source
+        root = self.target.root.resolve()
+        inside = Path(os.path.normpath(path if path.is_absolute() else root / path)).is_relative_to(root)
+        if path.is_file():
+            return "file" if inside else "host"
+        if path.exists() and not path.is_dir():
+            return "host"  # a socket or a device
+        return "host" if read_only else "data"
+
+    def _bind_files(self, name, svc, bind_files, volumes, mounts, hash_inputs) -> None:
+        """Config files bind-mounted from the repository → one ConfigMap each (shared), mounted at the target."""
+        for i, source, target in bind_files:
+            object_name = self._file_object("configs", "file-" + re.sub(r"[^-._a-zA-Z0-9]", "-", source.lstrip("./")),
+                                            {"file": source})
+            if object_name is None:
+                continue
+            obj_kind, obj_name, key = object_name
+            vol_name = f"{'secret' if obj_kind == 'Secret' else 'config'}-{obj_name}"[:63].rstrip("-")
+            source_field = {"secretName": obj_name} if obj_kind == "Secret" else {"name": obj_name}
+            if not any(v["name"] == vol_name for v in volumes):
+                volumes.append({"name": vol_name, ("secret" if obj_kind == "Secret" else "configMap"):
+                                {**source_field, "items": [{"key": key, "path": key}]}})
+            mounts.append({"name": vol_name, "mountPath": target, "subPath": key, "readOnly": True})
+            hash_inputs.setdefault("configs", []).append(obj_name)
+            if obj_kind == "ConfigMap" and obj_name in self.shared:
+                hash_inputs[f"configs:{obj_name}"] = self.shared[obj_name].obj.get("data")
+            self.note("volume", Severity.INFO, f"service {name}: the bind-mounted file {source} becomes the "
+                      f"{obj_kind} {obj_name}", "services", name, "volumes", i)
 
     def _files(self, name, kname, svc, kind: str, volumes, mounts, hash_inputs) -> None:
         """compose `secrets:` / `configs:` of a service → Secret / ConfigMap volumes mounted as files."""

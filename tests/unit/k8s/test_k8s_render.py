@@ -464,6 +464,35 @@ def test_render_starts_what_compose_profiles_enables(tmp_path, profiles, rendere
     assert len(skipped) == 3 - len(rendered_services)
 
 
+def test_bind_mounts_of_data_dirs_become_claims_and_config_files_configmaps(tmp_path):
+    """What sample apps do: Postgres keeps its data in ./pgdata, nginx reads ./nginx.conf; a socket stays out."""
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / ".env").write_text("ENVIRONMENT=staging\n")
+    (root / ".env.docker").write_text("POSTGRES_PASSWORD=pw-Zq8x7c6v5b4n3m2L\n")
+    (root / "nginx.conf").write_text("server { listen 80; }\n")
+    (root / "docker-compose.yml").write_text(
+        "services:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n"
+        "    volumes:\n      - ./pgdata:/var/lib/postgresql/data\n"
+        "  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n    volumes:\n"
+        "      - ./nginx.conf:/etc/nginx/conf.d/default.conf:ro\n      - /var/run/docker.sock:/var/run/docker.sock\n")
+    rendered = _render(root)
+    db = _objs(rendered, "StatefulSet")["db"]
+    assert [c["metadata"]["name"] for c in db["spec"]["volumeClaimTemplates"]] == ["pgdata"]
+    mount = db["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "pgdata", "mountPath": "/var/lib/postgresql/data"} in mount
+    assert any("becomes the PersistentVolumeClaim pgdata, which starts empty" in f.message and f.fix
+               and "copy the data" in f.fix for f in rendered.findings)
+    configs = {name: obj for name, obj in _objs(rendered, "ConfigMap").items() if name.startswith("config-file-")}
+    assert [obj["data"] for obj in configs.values()] == [{"file-nginx.conf": "server { listen 80; }\n"}]
+    web = _objs(rendered, "Deployment")["web"]["spec"]["template"]["spec"]
+    web_mount = [m for m in web["containers"][0]["volumeMounts"] if m["mountPath"] == "/etc/nginx/conf.d/default.conf"]
+    assert web_mount and web_mount[0]["subPath"] == "file-nginx.conf" and web_mount[0]["readOnly"]
+    assert any("/var/run/docker.sock" in f.message and "reads the host's files" in f.message for f in rendered.findings)
+    report = check_rendered(rendered, VERSIONS)
+    assert not report.errors, render_findings(report.errors, root)
+
+
 def test_volumes_become_claims_and_database_runs_as_its_user(tmp_path):
     rendered = _render(make_app(tmp_path, "volumes"))
     db = _objs(rendered, "StatefulSet")["db"]
