@@ -542,7 +542,11 @@ class _Renderer:
     # ---------------------------------------------------------------- one service
 
     def _service(self, name: str, svc: dict) -> list[Manifest]:
-        conf = self.settings.service(name)
+        from berth.k8s import kompose
+
+        conf, unused = kompose.apply(self.settings.service(name), kompose.kompose_labels(svc))
+        for why in unused:
+            self.note("kompose", Severity.WARNING, f"service {name}: label {why}", "services", name, "labels")
         kname = self.names[name]
         file = f"{kname}.yaml"
         out: list[Manifest] = []

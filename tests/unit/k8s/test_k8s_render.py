@@ -493,6 +493,33 @@ def test_bind_mounts_of_data_dirs_become_claims_and_config_files_configmaps(tmp_
     assert not report.errors, render_findings(report.errors, root)
 
 
+def test_kompose_labels_are_read_as_settings_and_berth_toml_wins(tmp_path):
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / ".env").write_text("ENVIRONMENT=staging\n")
+    (root / ".env.docker").write_text("")
+    (root / "berth.toml").write_text('[kubernetes.services.db]\nstorage = "1Gi"\n')
+    (root / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n    deploy:\n      resources:\n"
+        "        reservations:\n          cpus: \"0.1\"\n    labels:\n"
+        "      kompose.service.type: loadbalancer\n      kompose.service.expose: shop.example.com/api\n"
+        "      kompose.hpa.replicas.min: \"2\"\n      kompose.hpa.replicas.max: \"5\"\n      kompose.hpa.cpu: \"60\"\n"
+        "      kompose.image-pull-policy: Always\n"
+        "  db:\n    image: postgres:16\n    volumes: [\"data:/var/lib/postgresql/data\"]\n    labels:\n"
+        "      - kompose.volume.size=5Gi\n      - kompose.controller.type=statefulset\n"
+        "volumes:\n  data: {}\n")
+    rendered = _render(root)
+    assert _objs(rendered, "Service")["web"]["spec"]["type"] == "LoadBalancer"
+    rule = _objs(rendered, "Ingress")["web"]["spec"]["rules"][0]
+    assert rule["host"] == "shop.example.com" and rule["http"]["paths"][0]["path"] == "/api"
+    hpa = _objs(rendered, "HorizontalPodAutoscaler")["web"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    claim = _objs(rendered, "StatefulSet")["db"]["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"  # berth.toml wins over the label
+    assert any("label kompose.image-pull-policy is not read by berth" in f.message for f in rendered.findings)
+
+
 def test_volumes_become_claims_and_database_runs_as_its_user(tmp_path):
     rendered = _render(make_app(tmp_path, "volumes"))
     db = _objs(rendered, "StatefulSet")["db"]
