@@ -28,6 +28,7 @@ from berth.k8s.settings import K8sSettings, ServiceSettings
 from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 from berth.secrets.masking import is_secret_key
 
+CONFIGMAP_MAX_BYTES = 1024 * 1024
 _REFERENCED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 NOT_SECRET_ANNOTATION = "berth.dev/not-secret"  # ConfigMap keys declared plain (plain_keys); k8s check honours it
@@ -95,6 +96,10 @@ class Rendered:
     # compose fields outside `environment:` that interpolate a secret variable: path → the variable
     secret_refs: dict[tuple, str] = field(default_factory=dict)
     project_env: dict[str, str] = field(default_factory=dict, repr=False)  # in memory only, for secret_leaks
+    # (KEY, value) of settings the user wrote under a key that is not secret, interpolating no secret: a value
+    # there is a setting by its position, even when a password happens to be the same word (DB_USER=gitea,
+    # DB_PASSWORD=gitea); in memory only
+    plain_literals: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     def docs(self, include_secrets: bool = False) -> list[dict]:
         return [m.obj for m in self.manifests if include_secrets or not m.secret]
@@ -140,6 +145,8 @@ class Rendered:
             name = f"{doc.get('kind')} {(doc.get('metadata') or {}).get('name')}"
             if doc.get("kind") == "ConfigMap":
                 for key, value in (doc.get("data") or {}).items():
+                    if (key, value) in self.plain_literals:
+                        continue
                     which = carried(value) if isinstance(value, str) else None
                     if which:
                         leaks.append(f"{name}: data.{key} holds the value of {which}")
@@ -152,7 +159,9 @@ class Rendered:
                     if which:
                         leaks.append(f"{name}: binaryData.{key} holds the value of {which}")
             for path, text in _strings(doc, ()):
-                which = carried(text) if path[-1:] == ("value",) and "env" in path else None
+                env_entry = _node(doc, path[:-1]) if path[-1:] == ("value",) and "env" in path else None
+                placed = isinstance(env_entry, dict) and (env_entry.get("name"), text) in self.plain_literals
+                which = carried(text) if env_entry is not None and not placed else None
                 if which:
                     leaks.append(f"{name}: {'.'.join(map(str, path))} holds the value of {which}")
                     continue
@@ -161,6 +170,15 @@ class Rendered:
                         leaks.append(f"{name}: {'.'.join(map(str, path))} holds {var}, a secret, "
                                      f"from {origin} of the compose file")
         return leaks
+
+
+def _node(doc, path: tuple):
+    for part in path:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
 
 
 def _strings(value, path: tuple):
@@ -299,6 +317,8 @@ class _Renderer:
         self.secrets: dict[str, list[str]] = {}
         self.secret_values: set[str] = set()
         self.secret_refs: dict[tuple, str] = {}
+        self.env_secret_refs: set[tuple[str, str]] = set()  # (service, KEY) whose environment value uses a secret
+        self.plain_literals: set[tuple[str, str]] = set()
         self.workloads: list[tuple[str, str]] = []
         self.namespace = settings.namespace
         self.instance = label_value(f"{target.project}-{settings.environment}") or "app"
@@ -378,10 +398,14 @@ class _Renderer:
         if isinstance(value, str):
             if "$" not in value:
                 return value
-            if not (len(path) >= 3 and path[0] == "services" and path[2] == "environment"):
-                for var in _REFERENCED.findall(value):  # a secret placed in a field that is not a Secret's
-                    if var in self.project_env and self.policy.is_secret(var, self.project_env[var]):
+            in_environment = len(path) >= 4 and path[0] == "services" and path[2] == "environment"
+            for var in _REFERENCED.findall(value):
+                if var in self.project_env and self.policy.is_secret(var, self.project_env[var]):
+                    if not in_environment:  # a secret placed in a field that is not a Secret's
                         self.secret_refs.setdefault(path, var)
+                    else:
+                        key = path[3] if isinstance(path[3], str) else value.partition("=")[0]
+                        self.env_secret_refs.add((str(path[1]), key))
             try:
                 return interpolate(value, self.project_env)
             except (InterpolationError, MissingRequiredVariable) as exc:
@@ -474,7 +498,7 @@ class _Renderer:
         rendered = Rendered(self.namespace, self.manifests, self.findings, self.secrets, self.workloads,
                             sorted(v for v in self.secret_values if len(v) >= 4), self.with_secrets,
                             f"app.kubernetes.io/instance={self.instance},app.kubernetes.io/managed-by=berth",
-                            dict(self.secret_refs), dict(self.project_env))
+                            dict(self.secret_refs), dict(self.project_env), set(self.plain_literals))
         return rendered
 
     def _top_level_notes(self) -> None:
@@ -670,6 +694,7 @@ class _Renderer:
             self.policy)
         plain = {v.key: v.value for v in env_vars if not v.secret}
         secret = {v.key: v.value for v in env_vars if v.secret}
+        self.plain_literals |= {(k, v) for k, v in plain.items() if (name, k) not in self.env_secret_refs}
         if repo_name == "postgres" and stateful and "PGDATA" not in plain and "PGDATA" not in secret and any(
                 m["mountPath"] == "/var/lib/postgresql/data" for m in mounts):
             plain["PGDATA"] = "/var/lib/postgresql/data/pgdata"
@@ -1189,8 +1214,8 @@ class _Renderer:
         path = Path(source) if source.startswith("/") else self.compose_path.parent / source
         root = self.target.root.resolve()
         inside = Path(os.path.normpath(path if path.is_absolute() else root / path)).is_relative_to(root)
-        if path.is_file():
-            return "file" if inside else "host"
+        if path.is_file():  # a ConfigMap holds at most 1 MiB: a bigger file (data, a log) stays unrendered
+            return "file" if inside and path.stat().st_size <= CONFIGMAP_MAX_BYTES else "host"
         if path.exists() and not path.is_dir():
             return "host"  # a socket or a device
         return "host" if read_only else "data"

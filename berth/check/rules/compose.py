@@ -380,9 +380,18 @@ def invalid_project(ctx):
     if any("include" in cf.data for cf in ctx.compose_files if isinstance(cf.data, dict)):
         return  # included files may declare what the references need: compose on the server decides
     for cf in ctx.compose_files:
+        for key in cf.data:
+            if str(key) not in TOP_LEVEL_KEYS and not str(key).startswith("x-"):
+                yield finding(f"(root) Additional property {key} is not allowed", **at(cf, str(key)),
+                              fix=_unknown_key_fix(str(key), TOP_LEVEL_KEYS))
         for name, definition in cf.services.items():
             if not isinstance(definition, dict):
                 yield finding(f"services.{name} must be a mapping", **at(cf, "services", name))
+                continue
+            for key in definition:
+                if str(key) not in SERVICE_KEYS and not str(key).startswith("x-"):
+                    yield finding(f"services.{name} Additional property {key} is not allowed",
+                                  **at(cf, "services", name, str(key)), fix=_unknown_key_fix(str(key), SERVICE_KEYS))
     every_service = {str(name) for cf in ctx.compose_files for name in cf.services}
     declared = {kind: _declared(ctx, kind) for kind in ("volumes", "networks", "secrets", "configs")}
     declared["networks"].add("default")
@@ -394,6 +403,33 @@ def invalid_project(ctx):
             yield finding(f"service {svc.name} declares mutually exclusive `network_mode` and `networks`",
                           **at(svc.defined_in("network_mode"), "services", svc.name, "network_mode"))
         yield from _conflicting_settings(ctx, svc)
+
+
+# what the compose specification allows (compose refuses any other key; x- keys are extensions), newer keys
+# included: the server's compose may be newer than the one the schema was read from
+TOP_LEVEL_KEYS = frozenset({"version", "name", "include", "services", "networks", "volumes", "secrets", "configs",
+                            "models"})
+SERVICE_KEYS = frozenset({
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "command",
+    "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+    "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on", "deploy", "develop",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
+    "environment", "expose", "extends", "external_links", "extra_hosts", "gpus", "group_add", "healthcheck",
+    "hostname", "image", "init", "ipc", "isolation", "label_file", "labels", "links", "logging", "mac_address",
+    "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
+    "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop",
+    "privileged", "profiles", "provider", "pull_policy", "read_only", "restart", "runtime", "scale", "secrets",
+    "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
+    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+})
+
+
+def _unknown_key_fix(key: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"{hint}remove {key}, or name it x-{key} to keep it as an extension compose ignores"
 
 
 # a service-level setting and its deploy.resources twin: compose refuses two different values

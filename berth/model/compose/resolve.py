@@ -229,6 +229,8 @@ class _Ctx:
     env: dict[str, str]
 
     def path(self, value: str) -> str:
+        if value.startswith("/"):
+            return value  # compose keeps an absolute path as written (`/etc/pihole/`); it joins and cleans the rest
         p = Path(value).expanduser()
         return str(p if p.is_absolute() else _clean(self.root / p))
 
@@ -543,9 +545,18 @@ def _range(text: str) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+def _target(path: Any) -> Any:
+    """A mount target as compose keeps it: cleaned (`/var/www/html/` → `/var/www/html`)."""
+    import posixpath
+
+    return posixpath.normpath(path) if isinstance(path, str) and path.startswith("/") else path
+
+
 def _volume(item: Any, ctx: _Ctx) -> Any:
     if isinstance(item, dict):
         v = dict(item)
+        if "target" in v:
+            v["target"] = _target(v["target"])
         if v.get("type") == "bind" and isinstance(v.get("source"), str):
             v["source"] = ctx.path(v["source"])
         if "read_only" in v:
@@ -559,8 +570,8 @@ def _volume(item: Any, ctx: _Ctx) -> Any:
         return item
     parts = item.split(":")
     if len(parts) == 1:
-        return {"type": "volume", "target": parts[0], "volume": {}}
-    source, target = parts[0], parts[1]
+        return {"type": "volume", "target": _target(parts[0]), "volume": {}}
+    source, target = parts[0], _target(parts[1])
     modes = parts[2].split(",") if len(parts) > 2 else []
     bind = source.startswith((".", "/", "~"))
     v: dict[str, Any] = {"type": "bind" if bind else "volume", "source": ctx.path(source) if bind else source,

@@ -86,6 +86,8 @@ UNDEFINED_SECRET = "services:\n  web:\n" + IMAGE + "    secrets:\n      - source
 MODE_AND_NETWORKS = ("services:\n  web:\n" + IMAGE + "    network_mode: host\n    networks: [backend]\n"
                      "networks:\n  backend: {}\n")
 NOT_A_MAPPING = "services:\n  web: nginx:1.25\n"
+TYPO_KEY = "services:\n  web:\n" + IMAGE + "    enviroment:\n      A: \"1\"\n"
+TYPO_TOP = "services:\n  web:\n" + IMAGE + "service:\n  db: {}\n"
 MEMORY_TWICE = "services:\n  web:\n" + IMAGE + "    mem_limit: 1g\n    deploy:\n      resources:\n        limits:\n" \
                "          memory: 512m\n"
 PIDS_BESIDE_LIMITS = "services:\n  web:\n" + IMAGE + "    pids_limit: 100\n    deploy:\n      resources:\n" \
@@ -131,6 +133,15 @@ CASES: list[Case] = [
                                      'service "optional": optional has profiles that COMPOSE_PROFILES does not enable')),
     Case("compose.invalid-project", False, "the same limit twice, an optional dependency behind a profile",
          compose(SAME_LIMIT_OPTIONAL_DEPENDENCY)),
+    Case("compose.invalid-project", True, "a service key the compose specification does not have",
+         compose(TYPO_KEY), lambda p, found: (at(TYPO_KEY, "enviroment", contains="services.web Additional property "
+                                                 "enviroment is not allowed")(p, found),
+                                              _assert("did you mean environment?" in found[0].fix))),
+    Case("compose.invalid-project", True, "a top-level key compose does not know",
+         compose(TYPO_TOP), at(TYPO_TOP, "service:", contains="(root) Additional property service is not allowed")),
+    Case("compose.invalid-project", False, "extension keys and newer compose keys",
+         compose("x-common: {}\nservices:\n  web:\n" + IMAGE + "    x-note: kept\n    gpus: all\n"
+                 "    post_start: [{command: [\"true\"]}]\n")),
     Case("compose.invalid-project", False, "every reference declared (bind, anonymous, default network)",
          compose(ALL_DECLARED, inside={"pw.txt": "x\n"})),
     # compose.outside-repo

@@ -520,6 +520,27 @@ def test_kompose_labels_are_read_as_settings_and_berth_toml_wins(tmp_path):
     assert any("label kompose.image-pull-policy is not read by berth" in f.message for f in rendered.findings)
 
 
+def test_a_user_name_that_equals_the_password_is_a_setting_by_its_position(tmp_path):
+    """gitea's and wordpress's samples: DB_USER=gitea beside DB_PASSWD=gitea. The ConfigMap keeps the user name;
+    the password goes to the Secret; a secret interpolated into a plain setting goes to the Secret too."""
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / ".env").write_text("ENVIRONMENT=staging\n")
+    (root / ".env.docker").write_text("API_TOKEN=tok-Vb7nQ2xL9pR4sT6wY8zA\n")
+    compose = ("services:\n  gitea:\n    image: gitea/gitea:1.21\n    environment:\n      - DB_USER=gitea\n"
+               "      - DB_PASSWD=gitea\n  db:\n    image: postgres:16\n    environment:\n"
+               "      POSTGRES_USER: gitea\n      POSTGRES_PASSWORD: gitea\n      POSTGRES_DB: gitea\n")
+    (root / "docker-compose.yml").write_text(compose)
+    rendered = _render(root)
+    assert rendered.secret_leaks() == []
+    assert _objs(rendered, "ConfigMap")["gitea-config"]["data"]["DB_USER"] == "gitea"
+    assert "DB_PASSWD" not in _objs(rendered, "ConfigMap")["gitea-config"]["data"]
+    (root / "docker-compose.yml").write_text(compose + "    labels: {}\n  hook:\n    image: busybox:1.36\n"
+                                             "    environment:\n      GREETING: \"hello ${API_TOKEN}\"\n")
+    again = _render(root)  # a plain-looking key that interpolates a secret carries it: a Secret key
+    assert again.secret_leaks() == [] and again.secrets["hook-secrets"] == ["GREETING"]
+
+
 def test_volumes_become_claims_and_database_runs_as_its_user(tmp_path):
     rendered = _render(make_app(tmp_path, "volumes"))
     db = _objs(rendered, "StatefulSet")["db"]

@@ -47,6 +47,7 @@ SERVICE_KEYS: dict[str, list[str]] = {
               "\n  - 80\n"],
     "expose": [" [\"80\", \"90/udp\"]", "\n  - 3000\n"],
     "volumes": ["\n  - data:/data\n", "\n  - ./conf:/etc/conf:ro\n  - /anon\n",
+                "\n  - ./conf/:/srv/www/\n  - /anon/\n  - /etc/app/:/etc/app\n",
                 "\n  - type: bind\n    source: ./conf\n    target: /conf\n    read_only: true\n"
                 "  - type: tmpfs\n    target: /tmp\n    tmpfs:\n      size: 1000\n",
                 "\n  - type: volume\n    source: data\n    target: /d\n    volume:\n      nocopy: true\n"],
@@ -101,7 +102,7 @@ IMAGE = [" nginx:1.25", " \"nginx:${TAG}\"", " busybox:1.36"]
 # what compose refuses (and berth must too): one per defective project
 DEFECTS = ["undeclared volume", "unknown dependency", "network_mode and networks", "not a mapping",
            "undeclared secret", "undeclared network", "duplicate key", "container_name with replicas",
-           "distinct memory limits", "depends on a disabled profile"]
+           "distinct memory limits", "depends on a disabled profile", "unknown service key", "unknown top-level key"]
 
 
 @dataclass
@@ -155,8 +156,6 @@ def generate(seed: int) -> Project:
         project.defect = rng.choice(DEFECTS)
     for section, names in top.items():
         if uses & set(names) or rng.random() < 0.2:
-            if project.defect == f"undeclared {section[:-1]}" and uses & set(names):
-                continue
             lines.append(f"{section}:\n{declared[section]}")
             keys.add(f"top-level {section}")
     text = "".join(lines)
@@ -176,11 +175,16 @@ def generate(seed: int) -> Project:
     elif project.defect == "depends on a disabled profile":
         text = text.replace("services:\n", "services:\n  optional:\n    image: busybox:1.36\n    profiles: [never]\n"
                             "  needy:\n    image: busybox:1.36\n    depends_on: [optional]\n", 1)
+    elif project.defect == "unknown service key":
+        text = text.replace("  s0:\n", "  s0:\n    enviroment: {A: \"1\"}\n", 1)
+    elif project.defect == "unknown top-level key":
+        text += "service:\n  web: {}\n"
     elif project.defect == "not a mapping":
         text = text.replace("services:\n", "services:\n  broken: nginx:1.25\n", 1)
-    elif project.defect and project.defect.startswith("undeclared") and project.defect.split()[1] + "s" not in {
-            s for s in top if uses & set(top[s])}:
-        project.defect = None  # nothing used it: the project is valid after all
+    elif project.defect and project.defect.startswith("undeclared"):  # a service of its own uses "ghost"
+        reference = {"volume": "volumes: [\"ghost:/g\"]", "network": "networks: [ghost]",
+                     "secret": "secrets: [ghost]"}[project.defect.split()[1]]
+        text = text.replace("services:\n", f"services:\n  extra:\n    image: busybox:1.36\n    {reference}\n", 1)
     project.compose = text
     return project
 
