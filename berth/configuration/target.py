@@ -29,6 +29,10 @@ KNOWN_ENVIRONMENTS = ("development", "staging", "production")
 # the names docker compose looks for when no file is given, in its order of precedence (compose-go's
 # DefaultFileNames); berth deploys the first that exists, as `docker compose` run in the repository would
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+# the override file `docker compose` merges when no file is named, first found (compose-go's
+# DefaultOverrideFileNames); berth names its files, so it deploys without one (compose.override-not-deployed)
+COMPOSE_OVERRIDE_NAMES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
+                          "docker-compose.override.yaml")
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)  # when none of them exists (berth check says so)
 DEFAULT_ENV_FILE = ".env.docker"
 DEFAULT_VERIFY_TIMEOUT = 90

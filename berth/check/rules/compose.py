@@ -321,6 +321,22 @@ def secret_file(ctx):
                           fix=f"add {rel} to .gitignore")
 
 
+@rule("compose.override-not-deployed", Severity.WARNING,
+      "an override file that `docker compose` merges by itself is not deployed: berth names the compose files it "
+      "deploys, so the server runs without it",
+      "add it to COMPOSE_FILES (or compose_files in berth.toml) to deploy it; keep development-only settings there "
+      "if it is not meant for servers, and silence this with # berth: ignore[compose.override-not-deployed]")
+def override_not_deployed(ctx):
+    from berth.configuration.target import COMPOSE_OVERRIDE_NAMES
+
+    override = next((n for n in COMPOSE_OVERRIDE_NAMES if (ctx.root / n).is_file()), None)
+    if override is None or override in ctx.target.compose_files or not ctx.compose_files:
+        return
+    files = ", ".join(ctx.target.compose_files)
+    yield finding(f"{override} is here and `docker compose up` would merge it into {files}, but berth deploys "
+                  f"{files} only", ctx.root / override, 1, 1)
+
+
 @rule("compose.no-active-service", Severity.ERROR,
       "no service would start: every service is behind a profile COMPOSE_PROFILES does not enable (or is "
       "scaled to 0), so a deploy would run no container and still pass verify",

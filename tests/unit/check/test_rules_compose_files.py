@@ -245,6 +245,13 @@ CASES: list[Case] = [
          compose("services:\n  web:\n" + IMAGE + "secrets:\n  old:\n    file: ./old.txt\n")),
     Case("compose.secret-file", False, "a secret from the environment has no file",
          compose("services:\n  web:\n" + IMAGE + "    secrets: [token]\nsecrets:\n  token:\n    environment: TOKEN\n")),
+    Case("compose.override-not-deployed", True, "an override file compose merges by itself",
+         compose("services:\n  web:\n" + IMAGE, inside={"compose.override.yaml": "services:\n  web:\n    ports: []\n"}),
+         expect_at("compose.override.yaml", 1, 1, contains="compose.override.yaml is here and `docker compose up` "
+                   "would merge it into docker-compose.yml, but berth deploys docker-compose.yml only")),
+    Case("compose.override-not-deployed", False, "the override listed in COMPOSE_FILES",
+         both(compose("services:\n  web:\n" + IMAGE, inside={"docker-compose.override.yml": "services: {}\n"}),
+              lambda p: p.write(".env", p.DOTENV + "COMPOSE_FILES=docker-compose.yml,docker-compose.override.yml\n"))),
     # compose.no-active-service (review 15): verify would pass with zero containers
     Case("compose.no-active-service", True, "every service behind profiles",
          compose(ALL_BEHIND_PROFILES),
