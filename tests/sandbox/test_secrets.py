@@ -26,16 +26,21 @@ def sample_process_list(stop: threading.Event, samples: list[str]) -> None:
         stop.wait(0.02)
 
 
-def test_secret_never_in_process_list_output_or_release_record(app):
-    app.commit("version 2", web__VERSION="2\n")  # a real build, so the deploy runs long enough to sample
+def deploy_sampled(app, *args: str):
+    """`berth -v deploy --push ARGS` while every process on the machine is sampled: (result, samples)."""
     stop, samples = threading.Event(), []
     sampler = threading.Thread(target=sample_process_list, args=(stop, samples))
     sampler.start()
     try:
-        result = app.berth("-v", "deploy", "--push")
+        return app.berth("-v", "deploy", "--push", *args), samples
     finally:
         stop.set()
         sampler.join()
+
+
+def test_secret_never_in_process_list_output_or_release_record(app):
+    app.commit("version 2", web__VERSION="2\n")  # a real build, so the deploy runs long enough to sample
+    result, samples = deploy_sampled(app)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     seen = "\n".join(samples)
@@ -146,14 +151,7 @@ def test_secret_files_git_does_not_carry_are_shipped_kept_per_release_and_rolled
     app.commit("mount a secret file", **{".gitignore": (app.dir / ".gitignore").read_text() + "secrets/\n",
                                          "docker-compose.yml": _with_secret(compose)})
     assert "secrets/api_token.txt" not in app.git("ls-files")
-    stop, samples = threading.Event(), []
-    sampler = threading.Thread(target=sample_process_list, args=(stop, samples))
-    sampler.start()
-    try:
-        first = app.berth("-v", "deploy", "--push")
-    finally:
-        stop.set()
-        sampler.join()
+    first, samples = deploy_sampled(app)
     out = first.stdout + first.stderr
     assert first.returncode == 0, out
     assert "secrets/api_token.txt (0600)" in first.stdout

@@ -445,20 +445,25 @@ def test_depends_on_is_explained_not_dropped(tmp_path):
     assert web["metadata"]["annotations"]["berth.dev/depends-on"] == "worker (service_healthy)"
 
 
+def compose_app(tmp_path: Path, compose: str, app_env: str = "", **files: str) -> Path:
+    """A staging project of one compose file, its .env.docker and other files (`berth.toml`, `nginx.conf`...)."""
+    root = tmp_path / "app"
+    root.mkdir()
+    for rel, text in {".env": "ENVIRONMENT=staging\n", ".env.docker": app_env, **files,
+                      "docker-compose.yml": compose}.items():
+        (root / rel).write_text(text)
+    return root
+
+
 @pytest.mark.parametrize("profiles, rendered_services", [
     ("", {"web"}),  # as `docker compose up`: a service with profiles starts only when one is enabled
     ("COMPOSE_PROFILES=debug\n", {"web", "debugger"}),
     ("COMPOSE_PROFILES=*\n", {"web", "debugger", "jobs"}),
 ])
 def test_render_starts_what_compose_profiles_enables(tmp_path, profiles, rendered_services):
-    root = tmp_path / "app"
-    root.mkdir()
-    (root / ".env").write_text("ENVIRONMENT=staging\n")
-    (root / ".env.docker").write_text(profiles)
     image = "    image: nginx:1.25\n"
-    (root / "docker-compose.yml").write_text("services:\n  web:\n" + image + "  debugger:\n" + image
-                                             + "    profiles: [debug]\n  jobs:\n" + image + "    profiles: [jobs]\n")
-    rendered = _render(root)
+    rendered = _render(compose_app(tmp_path, "services:\n  web:\n" + image + "  debugger:\n" + image
+                                   + "    profiles: [debug]\n  jobs:\n" + image + "    profiles: [jobs]\n", profiles))
     assert set(_objs(rendered, "Deployment")) == rendered_services
     skipped = [f.message for f in rendered.findings if "its profiles are not enabled" in f.message]
     assert len(skipped) == 3 - len(rendered_services)
@@ -466,16 +471,12 @@ def test_render_starts_what_compose_profiles_enables(tmp_path, profiles, rendere
 
 def test_bind_mounts_of_data_dirs_become_claims_and_config_files_configmaps(tmp_path):
     """What sample apps do: Postgres keeps its data in ./pgdata, nginx reads ./nginx.conf; a socket stays out."""
-    root = tmp_path / "app"
-    root.mkdir()
-    (root / ".env").write_text("ENVIRONMENT=staging\n")
-    (root / ".env.docker").write_text("POSTGRES_PASSWORD=pw-Zq8x7c6v5b4n3m2L\n")
-    (root / "nginx.conf").write_text("server { listen 80; }\n")
-    (root / "docker-compose.yml").write_text(
-        "services:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n"
+    root = compose_app(
+        tmp_path, "services:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n"
         "    volumes:\n      - ./pgdata:/var/lib/postgresql/data\n"
         "  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n    volumes:\n"
-        "      - ./nginx.conf:/etc/nginx/conf.d/default.conf:ro\n      - /var/run/docker.sock:/var/run/docker.sock\n")
+        "      - ./nginx.conf:/etc/nginx/conf.d/default.conf:ro\n      - /var/run/docker.sock:/var/run/docker.sock\n",
+        "POSTGRES_PASSWORD=pw-Zq8x7c6v5b4n3m2L\n", **{"nginx.conf": "server { listen 80; }\n"})
     rendered = _render(root)
     db = _objs(rendered, "StatefulSet")["db"]
     assert [c["metadata"]["name"] for c in db["spec"]["volumeClaimTemplates"]] == ["pgdata"]
@@ -494,20 +495,15 @@ def test_bind_mounts_of_data_dirs_become_claims_and_config_files_configmaps(tmp_
 
 
 def test_kompose_labels_are_read_as_settings_and_berth_toml_wins(tmp_path):
-    root = tmp_path / "app"
-    root.mkdir()
-    (root / ".env").write_text("ENVIRONMENT=staging\n")
-    (root / ".env.docker").write_text("")
-    (root / "berth.toml").write_text('[kubernetes.services.db]\nstorage = "1Gi"\n')
-    (root / "docker-compose.yml").write_text(
-        "services:\n  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n    deploy:\n      resources:\n"
+    root = compose_app(
+        tmp_path, "services:\n  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n    deploy:\n      resources:\n"
         "        reservations:\n          cpus: \"0.1\"\n    labels:\n"
         "      kompose.service.type: loadbalancer\n      kompose.service.expose: shop.example.com/api\n"
         "      kompose.hpa.replicas.min: \"2\"\n      kompose.hpa.replicas.max: \"5\"\n      kompose.hpa.cpu: \"60\"\n"
         "      kompose.image-pull-policy: Always\n"
         "  db:\n    image: postgres:16\n    volumes: [\"data:/var/lib/postgresql/data\"]\n    labels:\n"
         "      - kompose.volume.size=5Gi\n      - kompose.controller.type=statefulset\n"
-        "volumes:\n  data: {}\n")
+        "volumes:\n  data: {}\n", **{"berth.toml": '[kubernetes.services.db]\nstorage = "1Gi"\n'})
     rendered = _render(root)
     assert _objs(rendered, "Service")["web"]["spec"]["type"] == "LoadBalancer"
     rule = _objs(rendered, "Ingress")["web"]["spec"]["rules"][0]
@@ -523,14 +519,10 @@ def test_kompose_labels_are_read_as_settings_and_berth_toml_wins(tmp_path):
 def test_a_user_name_that_equals_the_password_is_a_setting_by_its_position(tmp_path):
     """gitea's and wordpress's samples: DB_USER=gitea beside DB_PASSWD=gitea. The ConfigMap keeps the user name;
     the password goes to the Secret; a secret interpolated into a plain setting goes to the Secret too."""
-    root = tmp_path / "app"
-    root.mkdir()
-    (root / ".env").write_text("ENVIRONMENT=staging\n")
-    (root / ".env.docker").write_text("API_TOKEN=tok-Vb7nQ2xL9pR4sT6wY8zA\n")
     compose = ("services:\n  gitea:\n    image: gitea/gitea:1.21\n    environment:\n      - DB_USER=gitea\n"
                "      - DB_PASSWD=gitea\n  db:\n    image: postgres:16\n    environment:\n"
                "      POSTGRES_USER: gitea\n      POSTGRES_PASSWORD: gitea\n      POSTGRES_DB: gitea\n")
-    (root / "docker-compose.yml").write_text(compose)
+    root = compose_app(tmp_path, compose, "API_TOKEN=tok-Vb7nQ2xL9pR4sT6wY8zA\n")
     rendered = _render(root)
     assert rendered.secret_leaks() == []
     assert _objs(rendered, "ConfigMap")["gitea-config"]["data"]["DB_USER"] == "gitea"
