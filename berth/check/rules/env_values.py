@@ -194,13 +194,16 @@ def placeholder(ctx):
                               fix=f"set the real value of {e.key}")
 
 
-@rule("env.empty-secret", Severity.WARNING, "a secret is set to an empty value in a real env file",
+@rule("env.empty-secret", Severity.WARNING, "a secret is set to an empty value in a real env file (an error for "
+      "production: the app would run with no secret)",
       "set a real, random value (or remove the key if the app does not use it)")
 def empty_secret(ctx):
+    production = ctx.target.environment == "production"
     for f in _real(ctx):
         for e in _assigned(f):
             if secret_key(e.key) and e.value == "":
-                yield finding(f"{e.key} is empty", f.path, e.line, e.col)
+                yield finding(f"{e.key} is empty" + (" in a production env file" if production else ""), f.path,
+                              e.line, e.col, severity=Severity.ERROR if production else None)
 
 
 @rule("env.weak-secret", Severity.WARNING,

@@ -141,6 +141,8 @@ CASES: list[Case] = [
     # env.empty-secret
     Case("env.empty-secret", True, "empty secret key", app_env("SECRET_KEY=\n"),
          at(".env.docker", 2, 1, contains="SECRET_KEY is empty")),
+    Case("env.empty-secret", True, "empty secret key in production is an error", production(app_env("SECRET_KEY=\n")),
+         at(".env.docker", 2, 1, contains="SECRET_KEY is empty in a production env file", severity=Severity.ERROR)),
     Case("env.empty-secret", False, "empty non-secrets and file paths", app_env("NAME=\nDB_PASSWORD_FILE=\n")),
     # env.weak-secret
     Case("env.weak-secret", True, "short", app_env("SECRET_KEY=Xk29fLq0\n"),
