@@ -25,7 +25,6 @@ from berth.configuration.target import Target
 from berth.errors import UsageError
 from berth.k8s.env import SecretPolicy, holds_secret, service_environment, split_environment
 from berth.k8s.settings import K8sSettings, ServiceSettings
-from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
 from berth.secrets.masking import is_secret_key
 
 CONFIGMAP_MAX_BYTES = 1024 * 1024
@@ -364,12 +363,9 @@ class _Renderer:
         node = yaml.compose(read_compose_text(paths[0]), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         if node is not None:
             _positions(node, (), self.key_lines)
-        data: dict = {}
-        for cf in composes:
-            data = _merge(data, cf.data)
         if len(composes) > 1:
-            self.note("note", Severity.INFO, f"{', '.join(files)} are merged (mappings merged, lists of ports, "
-                      "volumes and env files joined); check the result with docker compose config")
+            self.note("note", Severity.INFO, f"{', '.join(files)} are merged as compose merges them; "
+                      "berth config shows the result")
         self.composes = composes
 
         env_path = root / self.target.env_file
@@ -392,38 +388,27 @@ class _Renderer:
         self.project_env: dict[str, str] = project.values() if project else {}
         self.policy = SecretPolicy.for_project(self.project_env, self.settings.secret_keys, self.settings.plain_keys)
         self.secret_values |= set(self.policy.known_secrets)
-        self.data = self._interpolate(data, ())
+        self.data = self._resolve()
 
-    def _interpolate(self, value, path: tuple):
-        if isinstance(value, str):
-            if "$" not in value:
-                return value
+    def _resolve(self) -> dict:
+        """The compose model (berth.model.compose.resolve) every berth command works from; while it is made,
+        note where each secret variable was placed: in `environment:` (the key then holds a secret) or
+        elsewhere (`command: --token ${API_TOKEN}`: that field must not end up outside a Secret)."""
+        from berth.model.compose.resolve import resolve_compose
+
+        references: dict[tuple, str] = {}
+        model = resolve_compose(self.target, self.project_env, references).model
+        for path, template in references.items():
             in_environment = len(path) >= 4 and path[0] == "services" and path[2] == "environment"
-            for var in _REFERENCED.findall(value):
-                if var in self.project_env and self.policy.is_secret(var, self.project_env[var]):
-                    if not in_environment:  # a secret placed in a field that is not a Secret's
-                        self.secret_refs.setdefault(path, var)
-                    else:
-                        key = path[3] if isinstance(path[3], str) else value.partition("=")[0]
-                        self.env_secret_refs.add((str(path[1]), key))
-            try:
-                return interpolate(value, self.project_env)
-            except (InterpolationError, MissingRequiredVariable) as exc:
-                line = None
-                for cf in self.composes:
-                    line = cf.line_of(*path)
-                    if line:
-                        where = f"{cf.path}:{line}"
-                        break
+            for var in _REFERENCED.findall(template):
+                if var not in self.project_env or not self.policy.is_secret(var, self.project_env[var]):
+                    continue
+                if not in_environment:
+                    self.secret_refs.setdefault(path, var)
                 else:
-                    where = str(self.compose_path)
-                raise UsageError(f"{'.'.join(map(str, path))}: {exc}", where=where,
-                                 fix="berth check explains every interpolation problem") from None
-        if isinstance(value, dict):
-            return {k: self._interpolate(v, (*path, str(k))) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._interpolate(v, (*path, i)) for i, v in enumerate(value)]
-        return value
+                    key = path[3] if isinstance(path[3], str) else template.partition("=")[0]
+                    self.env_secret_refs.add((str(path[1]), key))
+        return model
 
     @property
     def tag(self) -> str:
@@ -445,25 +430,22 @@ class _Renderer:
 
     def render(self) -> Rendered:
         self.load()
-        services = self.data.get("services") or {}
-        if not isinstance(services, dict) or not services:
+        active = self.data.get("services") or {}
+        services = {str(name): None for cf in self.composes for name in cf.services}
+        if not services:
             raise UsageError(f"{self.compose_path.name} defines no services", where=str(self.compose_path))
         self._top_level_notes()
-        from berth.model.compose.profiles import active_profiles, profile_enabled
+        from berth.model.compose.profiles import active_profiles
 
-        active = {}
         enabled = active_profiles(self.project_env)
-        for name, svc in services.items():
-            svc = svc if isinstance(svc, dict) else {}
-            if not profile_enabled(svc.get("profiles"), enabled):
+        for name in services:
+            if name not in active:
                 why = (f"COMPOSE_PROFILES={self.project_env['COMPOSE_PROFILES']}" if enabled
                        else f"COMPOSE_PROFILES is not set in {self.env_source}")
                 self.note("unsupported", Severity.WARNING,
                           f"service {name}: not rendered: its profiles are not enabled ({why}), so `docker compose "
                           "up` does not start it either", "services", name, "profiles",
                           fix="enable its profile in COMPOSE_PROFILES to render it")
-                continue
-            active[name] = svc
         for name in self.settings.services:
             if name not in active:
                 self.note("config", Severity.WARNING,
@@ -502,18 +484,26 @@ class _Renderer:
         return rendered
 
     def _top_level_notes(self) -> None:
-        for key in self.data:
+        """Top-level keys the cluster has no place for, as the user wrote them (the model adds compose's defaults)."""
+        written: dict[str, Any] = {}
+        for cf in self.composes:
+            for key, value in cf.data.items():
+                if isinstance(value, dict) and isinstance(written.get(key), dict):
+                    written[key] = {**written[key], **value}
+                else:
+                    written[key] = value
+        for key in written:
             if key in ("services", "volumes", "networks", "secrets", "configs", "name", "version") or str(key).startswith("x-"):
                 continue
             self.note("unsupported", Severity.WARNING, f"top-level '{key}' is not rendered", key)
-        for vname, vol in (self.data.get("volumes") or {}).items():
+        for vname, vol in (written.get("volumes") or {}).items():
             for key in (vol or {}) if isinstance(vol, dict) else ():
                 if key in ("driver", "driver_opts", "external", "labels"):
                     self.note("unsupported", Severity.WARNING,
                               f"volume {vname}: '{key}' is not rendered: volumes become PersistentVolumeClaims "
                               "of the cluster's storage class" + (" (set storage_class in [kubernetes])" if key != "labels" else ""),
                               "volumes", vname, key)
-        for nname, net in (self.data.get("networks") or {}).items():
+        for nname, net in (written.get("networks") or {}).items():
             for key in (net or {}) if isinstance(net, dict) else ():
                 if key in ("driver", "driver_opts", "ipam", "external", "internal", "attachable", "enable_ipv6"):
                     self.note("unsupported", Severity.WARNING,
@@ -690,7 +680,7 @@ class _Renderer:
                      stateful: bool, repo_name: str, mounts: list) -> tuple[dict, dict, list]:
         """The service's environment → a ConfigMap (settings) and a Secret (secrets), appended to `out`."""
         env_vars = split_environment(
-            service_environment(name, svc, self.compose_path.parent, self.project_env, str(self.compose_path)),
+            service_environment(svc),
             self.policy)
         plain = {v.key: v.value for v in env_vars if not v.secret}
         secret = {v.key: v.value for v in env_vars if v.secret}
@@ -718,7 +708,7 @@ class _Renderer:
                                        "data": dict(sorted(plain.items()))}))
             env_from.append({"configMapRef": {"name": config_name}})
         if secret:
-            sources = sorted({v.source for v in env_vars if v.secret})
+            sources = sorted(self._env_sources(name, secret))
             self.secrets[secret_name] = sorted(secret)
             if self.with_secrets:
                 out.append(Manifest(file, {"apiVersion": "v1", "kind": "Secret",
@@ -731,9 +721,29 @@ class _Renderer:
                           f"service {name}: Secret {secret_name} ({shown}) is not written: "
                           + SECRET_FILES_NOTE.format(source=" and ".join(
                               self.env_source if s == "environment" else s for s in sources)),
-                          "services", name, "environment" if "environment" in svc else "env_file")
+                          "services", name, "environment" if self._written(name, "environment") else "env_file")
             env_from.append({"secretRef": {"name": secret_name}})
         return plain, secret, env_from
+
+    def _written(self, name: str, key: str) -> bool:
+        """Whether a compose file sets `key` for the service itself (the model also holds compose's defaults)."""
+        return any(isinstance(cf.services.get(name), dict) and key in cf.services[name] for cf in self.composes)
+
+    def _env_sources(self, name: str, keys) -> set[str]:
+        """Where the service's `keys` are set, as the files say: "environment" (so the env file), or its env_files."""
+        from berth.k8s.env import env_file_entries
+
+        written: set[str] = set()
+        env_files: list[str] = []
+        for cf in self.composes:
+            spec = cf.services.get(name)
+            if not isinstance(spec, dict):
+                continue
+            env = spec.get("environment")
+            written |= {str(e).partition("=")[0] for e in env} if isinstance(env, list) else set(map(str, env or {}))
+            env_files += [path for path, _ in env_file_entries(spec)
+                          if path not in env_files and (self.compose_path.parent / path).is_file()]
+        return {s for key in keys for s in (["environment"] if key in written or not env_files else env_files)}
 
     def _container(self, name: str, svc: dict, conf: ServiceSettings, kname: str, image: str, repo_name: str,
                    ports: list, env_from: list, mounts: list, deploy: dict, owns_claims: bool) -> tuple[dict, dict, dict]:
@@ -872,38 +882,15 @@ class _Renderer:
             if published:
                 p.published.append(published)
 
-        for i, entry in enumerate(svc.get("ports") or []):
-            if isinstance(entry, dict):
-                target = entry.get("target")
-                protocol = str(entry.get("protocol", "tcp")).upper()
-                if entry.get("host_ip") or entry.get("mode") == "host":
-                    self.unsupported(name, "ports", "host_ip and mode: host bind to a node; the Service is rendered",
-                                     "services", name, "ports", i)
-                try:
-                    add(int(target), protocol, str(entry.get("published") or "") or None)
-                except (TypeError, ValueError):
-                    self.unsupported(name, "ports", f"{entry!r} has no usable target port", "services", name, "ports", i)
-                continue
-            text = str(entry)
-            spec, _, proto = text.partition("/")
-            protocol = (proto or "tcp").upper()
-            parts = spec.rsplit(":", 2)
-            container_part = parts[-1]
-            published = parts[-2] if len(parts) >= 2 else None
-            if len(parts) == 3 and parts[0]:
-                self.unsupported(name, "ports", f"the host IP in {text!r} binds to a node; the Service is rendered",
+        for i, entry in enumerate(svc.get("ports") or []):  # the model's long syntax: one entry per port
+            protocol = str(entry.get("protocol", "tcp")).upper()
+            if entry.get("host_ip") or entry.get("mode") == "host":
+                self.unsupported(name, "ports", "host_ip and mode: host bind to a node; the Service is rendered",
                                  "services", name, "ports", i)
-            lo, _, hi = container_part.partition("-")
             try:
-                first, last = int(lo), int(hi or lo)
-            except ValueError:
-                self.unsupported(name, "ports", f"{text!r} is not a port", "services", name, "ports", i)
-                continue
-            if last - first > 100:
-                self.unsupported(name, "ports", f"the range {text!r} has more than 100 ports", "services", name, "ports", i)
-                continue
-            for port in range(first, last + 1):
-                add(port, protocol, published)
+                add(int(entry.get("target")), protocol, str(entry.get("published") or "") or None)
+            except (TypeError, ValueError):
+                self.unsupported(name, "ports", f"{entry.get('target')!r} is not a port", "services", name, "ports", i)
         for entry in svc.get("expose") or []:
             text = str(entry)
             spec, _, proto = text.partition("/")
@@ -1107,22 +1094,12 @@ class _Renderer:
         mounts: list[dict] = []
         claims: list[dict] = []
         uses_named = False
-        for i, entry in enumerate(svc.get("volumes") or []):
-            if isinstance(entry, dict):
-                vtype = entry.get("type", "volume")
-                source, target = entry.get("source"), entry.get("target")
-                read_only = bool(entry.get("read_only"))
-                subpath = (entry.get("volume") or {}).get("subpath") if isinstance(entry.get("volume"), dict) else None
-                tmpfs_size = (entry.get("tmpfs") or {}).get("size") if isinstance(entry.get("tmpfs"), dict) else None
-            else:
-                parts = str(entry).split(":")
-                if len(parts) == 1:
-                    vtype, source, target, mode = "volume", None, parts[0], ""
-                else:
-                    source, target, mode = parts[0], parts[1], parts[2] if len(parts) > 2 else ""
-                    vtype = "bind" if source.startswith(("/", ".", "~")) else "volume"
-                read_only = "ro" in mode.split(",")
-                subpath, tmpfs_size = None, None
+        for i, entry in enumerate(svc.get("volumes") or []):  # the model's long syntax
+            vtype = entry.get("type", "volume")
+            source, target = entry.get("source"), entry.get("target")
+            read_only = bool(entry.get("read_only"))
+            subpath = (entry.get("volume") or {}).get("subpath") if isinstance(entry.get("volume"), dict) else None
+            tmpfs_size = (entry.get("tmpfs") or {}).get("size") if isinstance(entry.get("tmpfs"), dict) else None
             if not target:
                 self.unsupported(name, "volumes", f"entry {i} has no target", "services", name, "volumes", i)
                 continue
@@ -1138,17 +1115,18 @@ class _Renderer:
                 continue
             if vtype == "bind":
                 kind = self._bind_kind(str(source or ""), read_only)
+                shown = f"{self._as_written(str(source or ''))}:{target}"
                 if kind == "file":  # a config file from the repository: a ConfigMap, as configs: would be
-                    bind_files.append((i, str(source), str(target)))
+                    bind_files.append((i, os.path.relpath(str(source), self.compose_path.parent), str(target)))
                     continue
                 if kind != "data":
-                    self.unsupported(name, "volumes", f"the bind mount {source}:{target} reads the host's files; "
+                    self.unsupported(name, "volumes", f"the bind mount {shown} reads the host's files; "
                                      "bake them into the image or use configs:", *path)
                     continue
                 # a data directory on the host (a database's): a claim, whose data starts empty
                 source = k8s_name(Path(str(source).rstrip("/")).name or "data")
                 self.note("volume", Severity.WARNING,
-                          f"service {name}: the bind mount {entry if isinstance(entry, str) else target} becomes the "
+                          f"service {name}: the bind mount {shown} becomes the "
                           f"PersistentVolumeClaim {source}, which starts empty", *path,
                           fix="copy the data from the server's directory into the claim before you switch (kubectl "
                               "cp, or a dump and restore), or keep that service on the server")
@@ -1205,6 +1183,13 @@ class _Renderer:
             volumes.append({"name": "shm", "emptyDir": empty})
             mounts.append({"name": "shm", "mountPath": "/dev/shm"})
         return volumes, mounts, claims, uses_named, bind_files
+
+    def _as_written(self, path: str) -> str:
+        """A path of the model (absolute) as the user wrote it: ./static for a path beside the compose file."""
+        base = str(self.compose_path.parent)
+        if path == base or path.startswith(base + "/"):
+            return "./" + os.path.relpath(path, base) if path != base else "."
+        return path
 
     def _bind_kind(self, source: str, read_only: bool) -> str:
         """What a bind mount's source is: "file" (a file in the repository: a ConfigMap), "data" (a writable
@@ -1335,20 +1320,20 @@ class _Renderer:
             path = path if path.is_absolute() else (self.compose_path.parent / path)
             if not path.exists():
                 if kind == "secrets" and not self.with_secrets:
-                    self.note("secret", Severity.WARNING, f"secret {source}: {decl['file']} does not exist; "
+                    self.note("secret", Severity.WARNING, f"secret {source}: {self._as_written(str(decl['file']))} does not exist; "
                               "berth k8s apply will need it", kind, source)
-                    return "", str(decl["file"])
+                    return "", self._as_written(str(decl["file"]))
                 raise UsageError(f"{kind[:-1]} {source}: {decl['file']} does not exist", where=str(path),
                                  fix="create the file, or remove the entry")
             if kind == "secrets" and not self.with_secrets:
-                return "", str(decl["file"])
+                return "", self._as_written(str(decl["file"]))
             from berth.model.files import read_bytes
 
             raw = read_bytes(path, limit=1024 * 1024, kind=f"the file of {kind[:-1]} {source} (a ConfigMap/Secret)")
             try:
-                return raw.decode("utf-8"), str(decl["file"])
+                return raw.decode("utf-8"), self._as_written(str(decl["file"]))
             except UnicodeDecodeError:
-                return raw, str(decl["file"])
+                return raw, self._as_written(str(decl["file"]))
         if "environment" in decl:
             var = str(decl["environment"])
             if var not in self.project_env:
@@ -1515,8 +1500,8 @@ class _Renderer:
 
     def _deploy_notes(self, name: str, deploy: dict) -> None:
         for key in deploy:
-            if key in ("replicas", "resources", "labels", "mode"):
-                continue
+            if key in ("replicas", "resources", "labels", "mode") or deploy[key] in ({}, None):
+                continue  # an empty placement: {} is compose's default, not the user's
             if key == "restart_policy" and (deploy[key] or {}).get("condition", "any") == "any" and set(deploy[key] or {}) <= {"condition"}:
                 continue
             why = {
@@ -1559,25 +1544,8 @@ def _path_volume(prefix: str, path: str) -> str:
     return f"{prefix}-{slug}"[:63].rstrip("-")
 
 
-def _volume_source(entry) -> str | None:
-    if isinstance(entry, dict):
-        return entry.get("source") if entry.get("type", "volume") == "volume" else None
-    parts = str(entry).split(":")
-    return parts[0] if len(parts) > 1 and not parts[0].startswith(("/", ".", "~")) else None
-
-
-_JOINED_LISTS = {"ports", "expose", "volumes", "env_file", "secrets", "configs", "dns", "dns_search", "extra_hosts"}
-
-
-def _merge(base, over, key: str | None = None):
-    if isinstance(base, dict) and isinstance(over, dict):
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = _merge(base[k], v, str(k)) if k in base else v
-        return out
-    if isinstance(base, list) and isinstance(over, list) and key in _JOINED_LISTS:
-        return base + [v for v in over if v not in base]
-    return over
+def _volume_source(entry: dict) -> str | None:
+    return entry.get("source") if entry.get("type", "volume") == "volume" else None
 
 
 def render(target: Target, settings: K8sSettings, *, tag: str | None = None, monitoring: bool = False,

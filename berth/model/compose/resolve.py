@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from berth.errors import UsageError
 from berth.model.compose.file import ComposeFile, load_compose_file, read_compose_text
 from berth.model.compose.profiles import active_profiles, profile_enabled
+from berth.model.compose.services import parse_port
 
 
 class Target(Protocol):
@@ -153,8 +154,13 @@ def built_services(compose_files: list[ComposeFile]) -> set[str]:
 # --------------------------------------------------------------------------- the model
 
 
-def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None) -> ResolvedConfig:
-    """Load, interpolate, merge and normalize the compose files of `target`."""
+def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None,
+                    references: dict[tuple, str] | None = None) -> ResolvedConfig:
+    """Load, interpolate, merge and normalize the compose files of `target`.
+
+    `references` learns every string that interpolated something, by its path in the file as written
+    (`("services", "web", "environment", "DB_URL")` → `"postgres://app:${DB_PASSWORD}@db/app"`): k8s render
+    judges by it where a secret variable was placed."""
     from berth.secrets.masking import is_secret_setting, secret_values
 
     env = dict(project_env) if project_env is not None else project_environment(target)
@@ -176,7 +182,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
             raise UsageError(f"{cf.path.name} uses include:, which berth config does not resolve yet",
                              where=f"{cf.path}:{_key_line(cf, 'include')}",
                              fix="list the included files in COMPOSE_FILES / compose_files instead")
-        data = _interpolate_tree(cf, env, secret_vars, secret_fields)
+        data = _interpolate_tree(cf, env, secret_vars, secret_fields, references)
         for name, spec in (data.get("services") or {}).items():
             if not isinstance(spec, dict):
                 raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
@@ -191,12 +197,13 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
             else:
                 model[key] = value
     ctx = _Ctx(root, env)
-    for name, defs in raw_services.items():
-        merged: dict = {}
-        for _file, spec in defs:
-            merged = _merge_service(merged, _normalize_service(spec, ctx))
-        services[name] = merged
-    services = {name: _extends(name, spec, services, raw_services, ctx, set()) for name, spec in services.items()}
+    # compose follows `extends:` inside each file first (a service extends what its own file says), then
+    # merges the files
+    for cf in files:
+        own = {name: _normalize_service(spec, ctx) for name, defs in raw_services.items()
+               for file, spec in defs if file is cf}
+        for name, spec in own.items():
+            services[name] = _merge_service(services.get(name, {}), _extends(name, spec, own, raw_services, ctx, set()))
     active = active_profiles(env)
     services = {n: s for n, s in services.items() if profile_enabled(s.get("profiles"), active)}
     secret_keys: set[str] = set()
@@ -253,7 +260,8 @@ def field_of(path: tuple) -> tuple:
 
 
 def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str], secret_vars: Mapping[str, list[str]] | None = None,
-                      secret_fields: dict[tuple, set[str]] | None = None) -> dict:
+                      secret_fields: dict[tuple, set[str]] | None = None,
+                      references: dict[tuple, str] | None = None) -> dict:
     """The compose file with `${...}` interpolated; `secret_fields` learns which fields referenced which of
     `secret_vars` (name → the forms to mask of its value)."""
     from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
@@ -268,6 +276,8 @@ def _interpolate_tree(cf: ComposeFile, env: Mapping[str, str], secret_vars: Mapp
         if isinstance(value, str):
             if "$" not in value:
                 return value
+            if references is not None:
+                references[path] = value
             if secret_vars and secret_fields is not None:
                 for var in _REFERENCE.findall(value):
                     if var in secret_vars:
@@ -509,30 +519,19 @@ def _ports(item: Any) -> list[dict]:
             p["published"] = _str(p["published"])
         p.setdefault("protocol", "tcp")
         return [p]
-    text = _str(item) or ""
-    proto = "tcp"
-    if "/" in text:
-        text, proto = text.rsplit("/", 1)
-    host_ip = None
-    if text.startswith("["):
-        end = text.find("]")
-        host_ip, text = text[1:end], text[end + 1:].lstrip(":")
-    parts = text.split(":")
-    if len(parts) > 2:
-        host_ip = host_ip if host_ip is not None else ":".join(parts[:-2])
-        parts = parts[-2:]
-    published = parts[0] if len(parts) == 2 and parts[0] != "" else None
-    targets = _range(parts[-1])
-    pubs = _range(published) if published else None
+    port = parse_port(_str(item) or "")  # the one reading of the short syntax
+    if port is None:
+        return [{"mode": "ingress", "target": _str(item), "protocol": "tcp"}]  # compose refuses it; keep it visible
+    pubs = _range(port.published) if port.published else None
     out = []
-    for i, target in enumerate(targets):
+    for i, target in enumerate(port.targets):
         p: dict[str, Any] = {"mode": "ingress"}
-        if host_ip:
-            p["host_ip"] = host_ip
+        if port.host_ip:
+            p["host_ip"] = port.host_ip
         p["target"] = target
-        if published is not None:
-            p["published"] = str(pubs[i]) if pubs and len(pubs) == len(targets) else published
-        p["protocol"] = proto
+        if port.published is not None:
+            p["published"] = str(pubs[i]) if pubs and len(pubs) == len(port.targets) else port.published
+        p["protocol"] = port.protocol
         out.append(p)
     return out
 

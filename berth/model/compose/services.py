@@ -256,6 +256,7 @@ class Port:
     host_ip: str | None
     published: str | None
     targets: tuple[int, ...]  # container ports (a range is expanded)
+    protocol: str = "tcp"
 
 
 def parse_port(item: Any) -> Port | None:
@@ -271,10 +272,10 @@ def parse_port(item: Any) -> Port | None:
         published = item.get("published")
         host_ip = item.get("host_ip")
         return Port(str(host_ip) if host_ip is not None else None,
-                    str(published) if published is not None else None, target)
+                    str(published) if published is not None else None, target, str(item.get("protocol") or "tcp"))
     if not isinstance(item, str):
         return None
-    text = item.strip().split("/", 1)[0]
+    text, _, protocol = item.strip().partition("/")
     host_ip = None
     if text.startswith("["):  # [::1]:5432:5432
         end = text.find("]")
@@ -285,11 +286,11 @@ def parse_port(item: Any) -> Port | None:
     if len(parts) > 2:
         host_ip = host_ip if host_ip is not None else ":".join(parts[:-2])
         parts = parts[-2:]
-    published = parts[0] if len(parts) == 2 else None
+    published = parts[0] if len(parts) == 2 and parts[0] != "" else None
     target = _port_range(parts[-1])
     if target is None:
         return None
-    return Port(host_ip, published, target)
+    return Port(host_ip, published, target, protocol or "tcp")
 
 
 def _port_range(text: str) -> tuple[int, ...] | None:
@@ -298,7 +299,7 @@ def _port_range(text: str) -> tuple[int, ...] | None:
     if not m:
         return None
     lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-    if hi < lo or hi - lo > 1000:
+    if hi < lo:
         return None
     return tuple(range(lo, hi + 1))
 

@@ -847,3 +847,32 @@ def test_holds_secret(text, secret, held):
     from berth.k8s.env import holds_secret
 
     assert holds_secret(text, secret) is held
+
+
+def test_render_merges_override_files_and_follows_extends_as_compose_does(tmp_path):
+    """The compose model's merge: environment lists of two files are merged by key (a naive merge kept only the
+    override's), a service that only `extends:` another gets its image and ports, and an override's port is
+    added to the base's."""
+    root = compose_app(
+        tmp_path,
+        "x-base: &base\n  image: nginx:1.25\nservices:\n  web:\n    image: nginx:1.25\n    ports: [\"8080:80\"]\n"
+        "    environment: [LOG_LEVEL=info, WORKERS=2]\n  admin:\n    extends: web\n    environment: [ROLE=admin]\n",
+        **{".env": "ENVIRONMENT=staging\nCOMPOSE_FILES=docker-compose.yml,docker-compose.prod.yml\n",
+           "docker-compose.prod.yml": "services:\n  web:\n    environment: [WORKERS=8]\n    ports: [\"9090:9090\"]\n"})
+    rendered = _render(root)
+    configs = _objs(rendered, "ConfigMap")
+    assert configs["web-config"]["data"] == {"LOG_LEVEL": "info", "WORKERS": "8"}
+    assert configs["admin-config"]["data"] == {"LOG_LEVEL": "info", "ROLE": "admin", "WORKERS": "2"}
+    admin = _objs(rendered, "Deployment")["admin"]["spec"]["template"]["spec"]["containers"][0]
+    assert admin["image"] == "nginx:1.25"
+    assert sorted(p["port"] for p in _objs(rendered, "Service")["web"]["spec"]["ports"]) == [80, 9090]
+
+
+def test_render_reads_env_files_as_compose_does(tmp_path):
+    """env_file values see the project's variables first, as compose-go reads them; a later file wins."""
+    root = compose_app(
+        tmp_path, "services:\n  web:\n    image: nginx:1.25\n    env_file: [common.env, web.env]\n",
+        "REGION=eu-west-1\n", **{"common.env": "REGION=us-east-1\nBUCKET=assets-${REGION}\nMODE=base\n",
+                                 "web.env": "MODE=web\n"})
+    data = _objs(_render(root), "ConfigMap")["web-config"]["data"]
+    assert data == {"BUCKET": "assets-eu-west-1", "MODE": "web", "REGION": "us-east-1"}

@@ -432,6 +432,12 @@ DIFFERENTIAL = {
                             "    volumes:\n      - ./data:/data\n    env_file: base.env\n",
          "common/base.env": "X=1\n", "common/ctx/Dockerfile": "FROM busybox:1.36\n"},
         ""),
+    # compose follows extends inside each file before it merges the files: admin gets the base file's WORKERS
+    "extends, then an override": (
+        {"docker-compose.yml": "services:\n  web:\n    image: nginx:1.25\n    environment: [LOG=info, WORKERS=2]\n"
+                               "  admin:\n    extends: web\n    environment: [ROLE=admin]\n",
+         "compose.prod.yml": "services:\n  web:\n    environment: [WORKERS=8]\n"},
+        "", {}, "COMPOSE_FILES=docker-compose.yml,compose.prod.yml\n"),
 }
 
 
