@@ -630,6 +630,18 @@ health_urls = ["{health.format(host="203.0.113.20")}"]
 """
 
 
+def _port_text(item) -> str:
+    """A ports: entry as the server publishes it: `8080→80/tcp`, `127.0.0.1:5432→5432/tcp`, `80/tcp` (internal)."""
+    from berth.model.compose.services import parse_port
+
+    port = parse_port(item)
+    targets = f"{port.targets[0]}-{port.targets[-1]}" if len(port.targets) > 1 else str(port.targets[0])
+    if port.published is None:
+        return f"{targets}/{port.protocol} (random host port)"
+    host = f"{port.host_ip}:" if port.host_ip else ""
+    return f"{host}{port.published}→{targets}/{port.protocol}"
+
+
 def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
     """docs/DEPLOYMENT.md from the configuration as it will be: the planned files, else the existing ones."""
     from berth.model.envfile import parse_env_text
@@ -685,6 +697,19 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
         except UsageError:
             services = {}
     if services:
+        from berth.model.compose.interpolation import InterpolationError, MissingRequiredVariable, interpolate
+        from berth.model.compose.profiles import active_profiles, profile_enabled
+        from berth.model.compose.services import parse_port
+
+        example = text_of(".env.docker.example")
+        example_env = parse_env_text(example, root / ".env.docker.example").values() if example else {}
+        starts = active_profiles(example_env)
+
+        def port_of(item):  # as compose reads it with the example's values (${APP_PORT:-8000}:8000 → 8000:8000)
+            try:
+                return interpolate(item, example_env) if isinstance(item, str) else item
+            except (InterpolationError, MissingRequiredVariable):
+                return None
         out += ["## Services", "", f"From `{stack.compose or 'docker-compose.yml'}`:", "",
                 "| service | image / build | ports | healthcheck | waits for |", "| --- | --- | --- | --- | --- |"]
         for name, svc in services.items():
@@ -692,7 +717,10 @@ def deployment_doc(root: Path, stack: Stack, files: dict[str, str]) -> str:
                 continue
             image = svc.get("image") or ("build " + str(svc.get("build", {}).get("context", ".")
                                                         if isinstance(svc.get("build"), dict) else svc.get("build")))
-            ports = ", ".join(str(p) for p in svc.get("ports", [])) or "internal only"
+            shown = [p for p in map(port_of, svc.get("ports") or []) if parse_port(p) is not None]
+            ports = ", ".join(map(_port_text, shown)) or "internal only"
+            if not profile_enabled(svc.get("profiles"), starts):
+                name = f"{name} (profile {', '.join(map(str, svc['profiles']))}: not started by default)"
             hc = "yes" if svc.get("healthcheck") else "from the image" if svc.get("build") else "no"
             deps = svc.get("depends_on") or []
             deps = ", ".join(deps if isinstance(deps, list) else list(deps)) or "-"

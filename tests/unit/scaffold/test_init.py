@@ -130,8 +130,27 @@ def test_fastapi_compose_has_what_the_issue_asks(sample):
     for text in ("203.0.113.10", "POSTGRES_PASSWORD", "berth deploy", "berth status", "berth logs",
                  "berth rollback", "| db |"):
         assert text in deployment, text
+    # ports as compose publishes them, with the example's APP_PORT (not the ${APP_PORT:-8000}:8000 template)
+    app_row = next(line for line in deployment.splitlines() if line.startswith("| app |"))
+    assert f"`{example_value(example, 'APP_PORT')}→8000/tcp`" in app_row, app_row
+    assert "internal only" in next(line for line in deployment.splitlines() if line.startswith("| db |"))
     gitignore = (root / ".gitignore").read_text().splitlines()
     assert ".env" in gitignore and ".env.docker" in gitignore and "*.pem" in gitignore
+
+
+def example_value(text: str, key: str) -> str:
+    return next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}="))
+
+
+def test_a_service_behind_a_profile_is_marked_in_the_deployment_doc(tmp_path):
+    from berth.scaffold.project import deployment_doc, detect
+
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    compose = ("services:\n  web:\n    image: nginx:1.25\n    ports: [\"127.0.0.1:8080:80\", \"9000-9001:9000-9001/udp\"]\n"
+               "  debug:\n    image: busybox:1.36\n    profiles: [debug]\n")
+    doc = deployment_doc(tmp_path, detect(tmp_path), {"docker-compose.yml": compose})
+    assert "| web | `nginx:1.25` | `127.0.0.1:8080→80/tcp, 9000-9001→9000-9001/udp` |" in doc
+    assert "| debug (profile debug: not started by default) |" in doc
 
 
 def test_node_and_static_details(sample):
