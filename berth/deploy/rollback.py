@@ -347,4 +347,9 @@ def _services(target) -> list[str]:
 
     files = [load_compose_file(target.root / name) for name in target.compose_files]
     env = compose_config.project_environment(target) if (target.root / target.env_file).exists() else {}
-    return compose_config.active_services(files, env)
+    written = compose_config.active_services(files, env)
+    try:  # the model also holds the services of included files (include:)
+        started = compose_config.resolve_compose(target, env).model["services"]
+    except BerthError:
+        return written
+    return [s for s in written if s in started] + [s for s in started if s not in written]

@@ -79,6 +79,10 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
         timeout=timeout, who=gitlocal.user_identity(target.root),
     )
     model = _model(target)
+    if model.get("services"):  # the model also holds the services of included files (include:)
+        spec.services = [s for s in services if s in model["services"]] + [
+            s for s in model["services"] if s not in services]
+        spec.built = spec.built | {n for n, s in model["services"].items() if s.get("build")}
     spec.ports, spec.pulled = preflight.published_ports(model), preflight.pulled_images(model)
     spec.files = shipped_files(model, ctx)
     if spec.files:

@@ -144,3 +144,26 @@ def test_a_name_added_to_the_compose_file_keeps_the_project_the_server_runs(app)
     assert json.loads((app.state_dir / "current.json").read_text())["commit"] == app.git("rev-parse", "HEAD")
     status = app.berth("status")
     assert status.returncode == 0 and "healthy" in status.stdout and f"compose project '{app.name}'" in status.stdout
+
+
+def test_a_service_from_an_included_file_is_deployed_verified_and_recorded(app):
+    """`include:` (compose 2.20+): the worker lives in worker/compose.yaml, a project of its own whose paths are
+    relative to worker/. berth deploys both files' services and waits for the included one to be healthy."""
+    import yaml
+
+    compose = yaml.safe_load((app.dir / "docker-compose.yml").read_text())
+    worker = compose["services"].pop("worker")
+    worker.update({"build": ".", "env_file": "../.env.docker"})
+    del compose["volumes"]
+    app.commit("the worker in its own compose file",
+               **{"docker-compose.yml": yaml.safe_dump({"include": ["worker/compose.yaml"], **compose}),
+                  "worker__compose.yaml": yaml.safe_dump({"services": {"worker": worker},
+                                                          "volumes": {"records": None}})})
+    shown = json.loads(app.berth("config", "--format", "json", check=True).stdout)
+    assert shown["services"]["worker"]["build"]["context"] == str(app.dir / "worker")
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(app.server.containers(app.name)) == {"web", "worker"}
+    current = json.loads((app.state_dir / "current.json").read_text())
+    assert current["commit"] == app.git("rev-parse", "HEAD")
+    assert sorted(current["services"]) == ["web", "worker"]

@@ -177,18 +177,19 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     model: dict[str, Any] = {}
     services: dict[str, dict] = {}
     raw_services: dict[str, list[tuple[ComposeFile, dict]]] = {}
+    ctx = _Ctx(root, env)
+    contexts: dict[str, _Ctx] = {}  # a service's paths and variables: its file's project's
+    imported: list[tuple[ComposeFile, _Ctx]] = []
     for cf in files:
-        if "include" in cf.data:
-            raise UsageError(f"{cf.path.name} uses include:, which berth config does not resolve yet",
-                             where=f"{cf.path}:{_key_line(cf, 'include')}",
-                             fix="list the included files in COMPOSE_FILES / compose_files instead")
         data = _interpolate_tree(cf, env, secret_vars, secret_fields, references)
+        imported += _includes(cf, data.get("include"), ctx, [cf.path])
         for name, spec in (data.get("services") or {}).items():
             if not isinstance(spec, dict):
                 raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
             raw_services.setdefault(str(name), []).append((cf, spec))
+            contexts[str(name)] = ctx
         for key, value in data.items():
-            if key == "services":
+            if key in ("services", "include"):
                 continue
             if key in _DATA_TOP_LEVEL and isinstance(value, dict):
                 merged = model.setdefault(key, {})
@@ -196,19 +197,42 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
                     merged[str(item)] = _merge(merged.get(str(item)) or {}, spec if isinstance(spec, dict) else {})
             else:
                 model[key] = value
-    ctx = _Ctx(root, env)
+    # include: each included file is a project of its own (its directory, its .env under the project's
+    # variables), loaded after the files are merged; a name both define is an error, as in compose
+    for cf, own_ctx in imported:
+        data = _interpolate_tree(cf, own_ctx.env, secret_vars, secret_fields)
+        for name, spec in (data.get("services") or {}).items():
+            if str(name) in raw_services:
+                raise UsageError(f"services.{name} conflicts with imported resource: {cf.path.name} defines it too",
+                                 where=f"{cf.path}:{cf.line_of('services', name) or 1}",
+                                 fix="rename one of them; compose does not merge included services")
+            if not isinstance(spec, dict):
+                raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
+            raw_services[str(name)] = [(cf, spec)]
+            contexts[str(name)] = own_ctx
+        for key in _DATA_TOP_LEVEL:
+            for item, spec in (data.get(key) or {}).items() if isinstance(data.get(key), dict) else ():
+                merged = model.setdefault(key, {})
+                if str(item) in merged:
+                    raise UsageError(f"{key}.{item} conflicts with imported resource: {cf.path.name} defines it too",
+                                     where=f"{cf.path}:{cf.line_of(key, item) or 1}", fix="rename one of them")
+                spec = dict(spec) if isinstance(spec, dict) else {}
+                if isinstance(spec.get("file"), str):
+                    spec["file"] = own_ctx.path(spec["file"])  # relative to the included file's project
+                merged[str(item)] = spec
     # compose follows `extends:` inside each file first (a service extends what its own file says), then
     # merges the files
-    for cf in files:
-        own = {name: _normalize_service(spec, ctx) for name, defs in raw_services.items()
+    for cf in [*files, *(icf for icf, _ in imported)]:
+        own = {name: _normalize_service(spec, contexts[name]) for name, defs in raw_services.items()
                for file, spec in defs if file is cf}
         for name, spec in own.items():
-            services[name] = _merge_service(services.get(name, {}), _extends(name, spec, own, raw_services, ctx, set()))
+            services[name] = _merge_service(services.get(name, {}),
+                                            _extends(name, spec, own, raw_services, contexts[name], set()))
     active = active_profiles(env)
     services = {n: s for n, s in services.items() if profile_enabled(s.get("profiles"), active)}
     secret_keys: set[str] = set()
     for name, spec in services.items():
-        services[name] = _finish_service(spec, ctx)
+        services[name] = _finish_service(spec, contexts[name])
         for key, value in (spec.get("environment") or {}).items():
             if is_secret_setting(key, value if isinstance(value, str) else None):
                 secret_keys.add(key)
@@ -221,6 +245,49 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     for spec in services.values():
         secrets.update(secret_values({k: v for k, v in (spec.get("environment") or {}).items() if v is not None}))
     return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields)
+
+
+def _includes(cf: ComposeFile, entries: Any, parent: _Ctx, chain: list[Path]) -> list[tuple[ComposeFile, _Ctx]]:
+    """The files an `include:` list (interpolated) brings in, with their own project directory and variables,
+    in order, recursively. Paths are relative to the including project's directory; an included project
+    reads its `.env` (or the entry's `env_file`), and the including project's variables win over it."""
+    out: list[tuple[ComposeFile, _Ctx]] = []
+    for i, entry in enumerate(entries or []):
+        where = f"{cf.path}:{cf.line_of('include', i) or cf.line_of('include') or 1}"
+        if isinstance(entry, str):
+            paths, project_dir, env_files = [entry], None, None
+        elif isinstance(entry, dict) and entry.get("path"):
+            paths = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+            project_dir, env_files = entry.get("project_directory"), entry.get("env_file")
+        else:
+            raise UsageError(f"include entry {i + 1} of {cf.path.name} has no path", where=where,
+                             fix="write - path/to/compose.yaml, or path: under the entry")
+        first = _clean(parent.root / str(paths[0]))
+        own_root = _clean(parent.root / str(project_dir)) if project_dir else first.parent
+        if env_files is None:
+            env_paths = [own_root / ".env"] if (own_root / ".env").is_file() else []
+        else:
+            env_paths = [_clean(parent.root / str(e)) for e in (env_files if isinstance(env_files, list) else [env_files])]
+        own_env: dict[str, str] = {}
+        for env_path in env_paths:
+            if not env_path.is_file():
+                raise UsageError(f"include: env_file {env_path.name} does not exist", where=where,
+                                 fix="create it, or fix env_file of the include entry")
+            own_env.update(service_env_file(env_path, own_env))
+        ctx = _Ctx(own_root, {**own_env, **parent.env})
+        for rel in paths:
+            path = _clean(parent.root / str(rel))
+            if path in chain:
+                raise UsageError(f"include: {rel} includes itself ({' → '.join(p.name for p in [*chain, path])})",
+                                 where=where, fix="remove the include that closes the cycle")
+            if not path.is_file():
+                raise UsageError(f"include: {rel} does not exist", where=where,
+                                 fix="create the file, or fix the path (relative to the project directory)")
+            included = load_compose_file(path)
+            out.append((included, ctx))
+            from_included = _interpolate_tree(included, ctx.env)
+            out += _includes(included, from_included.get("include"), ctx, [*chain, path])
+    return out
 
 
 def _key_line(cf: ComposeFile, key: str) -> int:

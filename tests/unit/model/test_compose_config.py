@@ -204,11 +204,20 @@ def test_resolve_compose_returns_the_unescaped_model(tmp_path):
     assert model["services"]["web"]["environment"] == {"A": "a$b"}
 
 
-def test_include_is_refused_rather_than_shown_wrong(tmp_path):
-    root = make_app(tmp_path / "app", "include:\n  - db.yml\nservices:\n  web:\n    image: nginx:1.25\n")
+@pytest.mark.parametrize("compose, files, message", [
+    ("include:\n  - db.yml\nservices:\n  web:\n    image: nginx:1.25\n", {}, "include: db.yml does not exist"),
+    ("include:\n  - db.yml\nservices:\n  db:\n    image: nginx:1.25\n",
+     {"db.yml": "services:\n  db:\n    image: postgres:16\n"}, "services.db conflicts with imported resource"),
+    ("include:\n  - db.yml\nservices:\n  web:\n    image: nginx:1.25\n",
+     {"db.yml": "include:\n  - db.yml\nservices:\n  db:\n    image: postgres:16\n"}, "includes itself"),
+    ("include:\n  - env_file: x.env\nservices:\n  web:\n    image: nginx:1.25\n", {}, "has no path"),
+])
+def test_an_include_compose_refuses_is_refused_at_its_line(tmp_path, compose, files, message):
+    root = make_app(tmp_path / "app", compose, files=files)
     result = berth_config(root)
-    assert isinstance(result.exception, UsageError)
-    assert result.exception.where == f"{root / 'docker-compose.yml'}:1"
+    assert isinstance(result.exception, UsageError), result.output
+    assert message in result.exception.what
+    assert result.exception.where.startswith(str(root))
 
 
 def test_config_command_help_lists_its_options():
@@ -431,6 +440,28 @@ DIFFERENTIAL = {
         {"common/base.yml": "services:\n  base:\n    build: ./ctx\n    environment:\n      A: \"${TAG}\"\n"
                             "    volumes:\n      - ./data:/data\n    env_file: base.env\n",
          "common/base.env": "X=1\n", "common/ctx/Dockerfile": "FROM busybox:1.36\n"},
+        ""),
+    # include: a project of its own (paths from its directory, its .env under the project's variables)
+    "include": (
+        {"docker-compose.yml": "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: nginx:${TAG}\n"
+                               "    depends_on: [db]\n    volumes: [db-data:/srv]\n"},
+        "TAG=1.25\nPGTAG=16\n",
+        {"db/compose.yaml": "services:\n  db:\n    image: postgres:${PGTAG:-15}\n    env_file: db.env\n"
+                            "    volumes: [./data:/var/lib/postgresql/data, db-data:/backup]\n"
+                            "    environment: {FROM_DOTENV: \"${ONLY_HERE:-unset}\", TAG: \"${TAG}\"}\n"
+                            "    secrets: [db-password]\nvolumes:\n  db-data: {}\n"
+                            "secrets:\n  db-password:\n    file: ./password.txt\n",
+         "db/.env": "PGTAG=14\nONLY_HERE=from-db-dotenv\n", "db/db.env": "POSTGRES_DB=app\n",
+         "db/password.txt": "x\n"},
+        ""),
+    "include, long form and nested": (
+        {"docker-compose.yml": "include:\n  - path: [stack/cache.yml]\n    project_directory: stack\n"
+                               "    env_file: stack/cache.env\nservices:\n  web:\n    image: nginx:1.25\n"},
+        "",
+        {"stack/cache.yml": "include:\n  - queue.yml\nservices:\n  cache:\n    image: redis:${REDIS_TAG}\n"
+                            "    volumes: [./conf:/usr/local/etc/redis]\n",
+         "stack/queue.yml": "services:\n  queue:\n    image: rabbitmq:${RABBIT_TAG:-3}\n",
+         "stack/cache.env": "REDIS_TAG=7.2\nRABBIT_TAG=3.13\n"},
         ""),
     # compose follows extends inside each file before it merges the files: admin gets the base file's WORKERS
     "extends, then an override": (
