@@ -18,6 +18,7 @@ from berth.model.envfile import EnvFile, read_env_file
 class CheckContext:
     target: Target
     load_errors: list[tuple[Path, UsageError]] = field(default_factory=list)
+    include_errors: list[UsageError] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -37,8 +38,56 @@ class CheckContext:
 
     @cached_property
     def compose_files(self) -> list[ComposeFile]:
+        """The project's compose files, then the files their `include:` brings in (see `included`)."""
+        return [*self._named_compose_files, *(cf for cf, _ in self.included.values())]
+
+    @cached_property
+    def _named_compose_files(self) -> list[ComposeFile]:
         loaded = [self._load(self.root / name, load_compose_file) for name in self.target.compose_files]
         return [c for c in loaded if c is not None]
+
+    @cached_property
+    def included(self) -> dict[Path, tuple[ComposeFile, tuple[Path, dict[str, str]]]]:
+        """Each file `include:` brings in → (the file, (its project directory, its variables)): an included
+        file is a project of its own, as compose reads it. What compose would refuse (a missing file, a
+        cycle) is kept in `include_errors` for compose.invalid-project."""
+        from berth.model.compose.resolve import included_files
+        from berth.model.compose.services import where
+
+        files = self._named_compose_files
+        if not any("include" in cf.data for cf in files if isinstance(cf.data, dict)):
+            return {}
+        try:
+            found = included_files(self.root, files, self.app_env.values() if self.app_env else {})
+        except UsageError as exc:
+            self.include_errors.append(exc)
+            return {}
+        defined = {(key, str(name)) for cf in files for key in ("services", "volumes", "networks", "secrets", "configs")
+                   for name in (cf.data.get(key) or {} if isinstance(cf.data.get(key), dict) else {})}
+        for cf, _, _ in found:
+            for key in ("services", "volumes", "networks", "secrets", "configs"):
+                section = cf.data.get(key)
+                for name in section if isinstance(section, dict) else ():
+                    if (key, str(name)) in defined:
+                        self.include_errors.append(UsageError(
+                            f"{key}.{name} conflicts with imported resource: {cf.path.name} defines it too",
+                            where=f"{cf.path}:{where(cf, key, name)[0] or 1}",
+                            fix="rename one of them; compose does not merge included resources"))
+                    defined.add((key, str(name)))
+        return {cf.path: (cf, (project_dir, env)) for cf, project_dir, env in found}
+
+    def project_dir_of(self, cf: ComposeFile) -> Path:
+        """Where compose resolves the relative paths of a compose file: its included project's directory,
+        else the project directory (the first compose file's)."""
+        if cf.path in self.included:
+            return self.included[cf.path][1][0]
+        return self._named_compose_files[0].path.parent if self._named_compose_files else self.root
+
+    def variables_of(self, cf: ComposeFile) -> dict[str, str]:
+        """The variables compose interpolates a compose file with (an included one adds its own .env)."""
+        if cf.path in self.included:
+            return self.included[cf.path][1][1]
+        return self.app_env.values() if self.app_env else {}
 
     def _load(self, path: Path, reader):
         if not path.exists():

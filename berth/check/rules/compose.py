@@ -19,8 +19,8 @@ def _references(ctx, only_used: bool = False):
     With `only_used`, a reference nested in a default or alternative that will not be used
     (`${IMAGE:-${REGISTRY}/shop}` with IMAGE set) is left out: its value cannot matter.
     """
-    defined = _defined(ctx)
     for cf in ctx.compose_files:
+        defined = ctx.variables_of(cf)  # an included file adds its own .env
         for scalar in cf.scalars:
             if "$" not in scalar.value:
                 continue
@@ -82,10 +82,9 @@ def invalid_template(ctx):
       "compose interpolates a variable that the env file does not set, and it has no default",
       "add the variable to the env file, or give it a default with ${VAR:-value}")
 def unset_variable(ctx):
-    defined = _defined(ctx)
     env_name = ctx.target.env_file
     for cf, scalar, ref in _references(ctx, only_used=True):
-        if ref.name in defined or ref.has_default or ref.required:
+        if ref.name in ctx.variables_of(cf) or ref.has_default or ref.required:
             continue
         line, col = scalar.position_of(ref.start, ref.end)
         yield finding(f"${{{ref.name}}} is not set in {env_name}; compose would substitute an empty string",
@@ -95,11 +94,10 @@ def unset_variable(ctx):
 @rule("compose.required-variable", Severity.ERROR, "a variable marked required with ${VAR:?message} is not set",
       "set the variable in the env file")
 def required_variable(ctx):
-    defined = _defined(ctx)
     for cf, scalar, ref in _references(ctx):
         if not ref.required:
             continue
-        value = defined.get(ref.name)
+        value = ctx.variables_of(cf).get(ref.name)
         if value is None or (ref.operator == ":?" and value == ""):
             line, col = scalar.position_of(ref.start, ref.end)
             msg = f": {ref.argument}" if ref.argument else ""
@@ -110,10 +108,9 @@ def required_variable(ctx):
 @rule("compose.default-used", Severity.INFO, "a variable is not set, so compose uses its default",
       "set it in the env file if the default is not what this environment needs")
 def default_used(ctx):
-    defined = _defined(ctx)
     seen = set()
     for cf, scalar, ref in _references(ctx, only_used=True):
-        if ref.has_default and ref.name not in defined and ref.name not in seen:
+        if ref.has_default and ref.name not in ctx.variables_of(cf) and ref.name not in seen:
             seen.add(ref.name)
             line, col = scalar.position_of(ref.start, ref.end)
             yield finding(f"${{{ref.name}}} is not set; the default {ref.argument!r} is used", cf.path, line, col)
@@ -145,9 +142,8 @@ def needed_files(ctx) -> Iterator[NeededFile]:
     Optional env files (`required: false`), URLs and values that cannot be interpolated are left out."""
     if not ctx.compose_files:
         return
-    # compose resolves paths against the project directory, the first file's; include and extends
-    # name files relative to the file that holds them
-    project_dir = ctx.compose_files[0].path.parent
+    # compose resolves paths against the project directory (the first file's, or an included project's);
+    # include and extends name files relative to the file that holds them
 
     def entry(cf, at, what, value, base, kind="other"):
         value = resolve(ctx, value)
@@ -164,6 +160,7 @@ def needed_files(ctx) -> Iterator[NeededFile]:
 
     for cf in ctx.compose_files:
         here = cf.path.parent
+        project_dir = ctx.project_dir_of(cf)
         include = cf.data.get("include")
         for i, item in (enumerate(include) if isinstance(include, list) else [(None, include)] if include else []):
             at = ("include",) if i is None else ("include", i)
@@ -344,8 +341,8 @@ def override_not_deployed(ctx):
       "services that must run")
 def no_active_service(ctx):
     defining = [cf for cf in ctx.compose_files if cf.services]
-    if not defining or any("include" in cf.data for cf in ctx.compose_files):
-        return  # no services at all is compose.no-services'; include: may bring services check does not see
+    if not defining or ctx.include_errors:
+        return  # no services at all is compose.no-services'; an include that cannot be followed is invalid-project's
     active = {svc.name: svc for svc in services(ctx)}
     if any(not _scaled_to_zero(ctx, svc) for svc in active.values()):
         return
@@ -393,8 +390,12 @@ def _named(item) -> str | None:
       "docker compose config shows the same error")
 def invalid_project(ctx):
     """What `docker compose` itself rejects before it starts anything, with compose's own words."""
-    if any("include" in cf.data for cf in ctx.compose_files if isinstance(cf.data, dict)):
-        return  # included files may declare what the references need: compose on the server decides
+    for exc in ctx.include_errors:  # a missing included file, a cycle, a name defined twice
+        path, _, line = (exc.where or "").partition(":")
+        yield finding(exc.what, Path(path) if path else ctx.root, int(line.split(":")[0]) if line[:1].isdigit() else 1,
+                      fix=exc.fix)
+    if ctx.include_errors:
+        return  # the included files could not all be read: compose on the server decides the rest
     for cf in ctx.compose_files:
         for key in cf.data:
             if str(key) not in TOP_LEVEL_KEYS and not str(key).startswith("x-"):

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from berth.errors import UsageError
 from berth.model.compose.file import ComposeFile, load_compose_file, read_compose_text
 from berth.model.compose.profiles import active_profiles, profile_enabled
-from berth.model.compose.services import parse_port
+from berth.model.compose.services import parse_port, where
 
 
 class Target(Protocol):
@@ -204,7 +204,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
         for name, spec in (data.get("services") or {}).items():
             if str(name) in raw_services:
                 raise UsageError(f"services.{name} conflicts with imported resource: {cf.path.name} defines it too",
-                                 where=f"{cf.path}:{cf.line_of('services', name) or 1}",
+                                 where=f"{cf.path}:{where(cf, 'services', name)[0] or 1}",
                                  fix="rename one of them; compose does not merge included services")
             if not isinstance(spec, dict):
                 raise UsageError(f"service {name} must be a mapping", where=f"{cf.path}:{cf.line_of('services', name) or 1}")
@@ -215,7 +215,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
                 merged = model.setdefault(key, {})
                 if str(item) in merged:
                     raise UsageError(f"{key}.{item} conflicts with imported resource: {cf.path.name} defines it too",
-                                     where=f"{cf.path}:{cf.line_of(key, item) or 1}", fix="rename one of them")
+                                     where=f"{cf.path}:{where(cf, key, item)[0] or 1}", fix="rename one of them")
                 spec = dict(spec) if isinstance(spec, dict) else {}
                 if isinstance(spec.get("file"), str):
                     spec["file"] = own_ctx.path(spec["file"])  # relative to the included file's project
@@ -245,6 +245,16 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     for spec in services.values():
         secrets.update(secret_values({k: v for k, v in (spec.get("environment") or {}).items() if v is not None}))
     return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields)
+
+
+def included_files(root: Path, files: list[ComposeFile], env: Mapping[str, str]) -> list[tuple[ComposeFile, Path, dict]]:
+    """The files `include:` brings into the project (nested ones too), each with its own project directory
+    and variables, for the check rules to read as compose will. Raises UsageError as resolve_compose does."""
+    parent = _Ctx(root, dict(env))
+    out: list[tuple[ComposeFile, _Ctx]] = []
+    for cf in files:
+        out += _includes(cf, _interpolate_tree(cf, env).get("include"), parent, [cf.path])
+    return [(cf, ctx.root, ctx.env) for cf, ctx in out]
 
 
 def _includes(cf: ComposeFile, entries: Any, parent: _Ctx, chain: list[Path]) -> list[tuple[ComposeFile, _Ctx]]:
