@@ -41,6 +41,7 @@ class DeploySpec:
     # secret and config files git does not carry (paths in the repo): shipped like the env file, kept per release
     files: dict[str, list[str]] = field(default_factory=dict)  # path → the services that mount it
     files_checksum: str = ""  # of their names and contents, keyed with the env file (see ship_env.files_digest)
+    rollouts: list = field(default_factory=list)  # berth.model.compose.rollout.Rollout per started service
 
 
 def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> DeploySpec:
@@ -78,7 +79,10 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
         services=services, built=compose_config.built_services(ctx.compose_files),
         timeout=timeout, who=gitlocal.user_identity(target.root),
     )
-    model = _model(target)
+    resolved = _resolved(target)
+    model = resolved.model if resolved else {}
+    if resolved is not None:
+        spec.rollouts = _rollouts(resolved, target)
     if model.get("services"):  # the model also holds the services of included files (include:)
         spec.services = [s for s in services if s in model["services"]] + [
             s for s in model["services"] if s not in services]
@@ -94,14 +98,24 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     return spec
 
 
-def _model(target: Target) -> dict:
-    """The resolved compose model; an unresolvable one is empty (check has reported why; compose decides then)."""
+def _resolved(target: Target):
+    """The resolved compose model; None when it cannot be made (check has reported why; compose decides then)."""
     from berth.model.compose import resolve as compose_config
 
     try:
-        return compose_config.resolve_compose(target).model
+        return compose_config.resolve_compose(target)
     except BerthError:
-        return {}
+        return None
+
+
+def _rollouts(resolved, target: Target) -> list:
+    """How each service would be rolled out; empty when x-berth cannot be followed (compose.x-berth says why)."""
+    from berth.model.compose import rollout
+
+    try:
+        return rollout.plan(resolved.model, resolved.extensions, target.health_urls)
+    except (rollout.RolloutSettingsError, BerthError):
+        return []
 
 
 def shipped_files(model: dict, ctx) -> dict[str, list[str]]:

@@ -257,6 +257,11 @@ class Up(Step):
         if users:
             out += [in_dir(facts.app_dir, facts.compose.recreate(tuple(users))),
                     "(when a shipped secret or config file changed: a container keeps the file it started with)"]
+        starting_first = [r for r in spec.rollouts if r.strategy == "start-first"]
+        if starting_first:  # decided, shown, not yet run: the switch needs berth's proxy (docs/ROLLOUTS.md)
+            out.append("(every service is recreated: the start-first switch behind berth's proxy is not part of a "
+                       "deploy yet; these services qualify for it: "
+                       + "; ".join(f"{r.service}, {r.why}" for r in starting_first) + ")")
         return out
 
 

@@ -510,3 +510,36 @@ def _undefined_references(ctx, svc, every_service: set[str], declared: dict[str,
             if isinstance(name, str) and name not in declared[kind]:
                 yield finding(f'service "{svc.name}" refers to undefined {kind[:-1]} {name}',
                               **at(cf, "services", svc.name, kind, key))
+
+
+@rule("compose.x-berth", Severity.ERROR, "a service's x-berth settings cannot be followed",
+      "write only rollout (start-first or recreate), http_port, health_path and drain_timeout under x-berth; "
+      "docs/ROLLOUTS.md explains each")
+def x_berth(ctx):
+    """x-berth under a service says how berth rolls it out (berth.model.compose.rollout)."""
+    from berth.model.compose.rollout import RolloutSettingsError, decide, settings_of
+
+    model = None
+    for svc in services(ctx):
+        if not svc.has("x-berth"):
+            continue
+        cf = svc.defined_in("x-berth")
+        try:
+            settings = settings_of(svc.name, svc.get("x-berth"))
+            if model is None:
+                model = _model_services(ctx)
+            if svc.name in model:
+                decide(svc.name, model[svc.name], settings, ctx.target.health_urls)
+        except RolloutSettingsError as exc:
+            path = ("services", svc.name, "x-berth", exc.key) if exc.key else ("services", svc.name, "x-berth")
+            yield finding(exc.message, **at(cf, *path))
+
+
+def _model_services(ctx) -> dict:
+    """The compose model's services (long syntax); empty when it cannot be made (other rules say why)."""
+    from berth.model.compose.resolve import resolve_compose
+
+    try:
+        return resolve_compose(ctx.target, ctx.app_env.values() if ctx.app_env else {}).model.get("services") or {}
+    except BerthError:
+        return {}

@@ -69,6 +69,8 @@ class ResolvedConfig:
     # where secrets were interpolated: a field (`("services", "command")`, `("x-foo",)`) → the forms of the
     # secret variables its `${...}` referenced; only there are secrets searched for inside free text
     secret_fields: dict[tuple, set[str]] = field(default_factory=dict)
+    # each started service's `x-` keys (compose keeps them out of its model; berth reads `x-berth` there)
+    extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- env files
@@ -231,6 +233,7 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     active = active_profiles(env)
     services = {n: s for n, s in services.items() if profile_enabled(s.get("profiles"), active)}
     secret_keys: set[str] = set()
+    extensions = {name: {k: v for k, v in spec.items() if str(k).startswith("x-")} for name, spec in services.items()}
     for name, spec in services.items():
         services[name] = _finish_service(spec, contexts[name])
         for key, value in (spec.get("environment") or {}).items():
@@ -244,7 +247,8 @@ def resolve_compose(target: Target, project_env: Mapping[str, str] | None = None
     secrets = set(secret_values(env))
     for spec in services.values():
         secrets.update(secret_values({k: v for k, v in (spec.get("environment") or {}).items() if v is not None}))
-    return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields)
+    return ResolvedConfig(out, env, sorted(secrets, key=len, reverse=True), secret_keys, secret_fields,
+                          {name: ext for name, ext in extensions.items() if ext})
 
 
 def included_files(root: Path, files: list[ComposeFile], env: Mapping[str, str]) -> list[tuple[ComposeFile, Path, dict]]:
@@ -424,22 +428,30 @@ _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000
                    "m": 60_000_000_000, "h": 3_600_000_000_000}
 
 
-def go_duration(value: Any) -> Any:
-    """Go's time.ParseDuration + Duration.String: "90s" → "1m30s", "1500ms" → "1.5s"."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if text in ("0", ""):
-        return "0s" if text == "0" else value
+def duration_ns(text: str) -> int | None:
+    """Go's time.ParseDuration ("1m30s", "500ms", "0") in nanoseconds; None when it is not a duration."""
+    text = text.strip()
+    if text == "0":
+        return 0
     m = re.fullmatch(r"([-+]?)((?:\d*\.?\d+(?:ns|us|µs|μs|ms|s|m|h))+)", text)
     if not m:
-        return value
+        return None
     total = 0
     for num, unit in re.findall(r"(\d*\.?\d+)(ns|us|µs|μs|ms|s|m|h)", m.group(2)):
         whole, _, frac = num.partition(".")
         scale = _DURATION_UNITS[unit]
         total += int(whole or 0) * scale + (int(frac) * scale // 10 ** len(frac) if frac else 0)
-    return format_duration(-total if m.group(1) == "-" else total)
+    return -total if m.group(1) == "-" else total
+
+
+def go_duration(value: Any) -> Any:
+    """Go's time.ParseDuration + Duration.String: "90s" → "1m30s", "1500ms" → "1.5s"."""
+    if not isinstance(value, str):
+        return value
+    if value.strip() == "":
+        return value
+    ns = duration_ns(value)
+    return value if ns is None else format_duration(ns)
 
 
 def format_duration(ns: int) -> str:

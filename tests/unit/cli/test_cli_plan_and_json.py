@@ -24,6 +24,16 @@ def test_plan_shows_settings_with_origins_and_the_exact_remote_commands(project,
     assert "confirm" not in out  # staging does not ask
 
 
+def test_plan_names_the_services_that_qualify_for_a_start_first_rollout(project, sub_env):
+    project.write("docker-compose.yml", project.COMPOSE + "  db:\n    image: postgres:16\n    restart: always\n"
+                  "    volumes: [pgdata:/var/lib/postgresql/data]\n"
+                  '    healthcheck:\n      test: ["CMD", "pg_isready"]\nvolumes:\n  pgdata: {}\n')
+    project.commit("a database beside the web service")
+    out = berth(project, sub_env, "plan").stdout
+    assert "these services qualify for it: web, publishes HTTP on 80 and has a health gate)" in out, out
+    assert "db," not in out.split("qualify for it")[1].split(")")[0]
+
+
 def test_plan_of_production_includes_the_confirmation_step(project, sub_env):
     project.write(".env", project.DOTENV.replace("ENVIRONMENT=staging", "ENVIRONMENT=production"))
     out = berth(project, sub_env, "plan").stdout
