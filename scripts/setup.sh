@@ -19,6 +19,7 @@ command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v git >/dev/null || need_apt+=(git)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # Compose v1, for servers that only have it
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v caddy >/dev/null || need_apt+=(caddy)  # the sandbox's stand-in for berth's proxy image
 
 apt_updated=0
 if [ ${#need_apt[@]} -gt 0 ]; then

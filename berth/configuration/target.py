@@ -36,6 +36,7 @@ COMPOSE_OVERRIDE_NAMES = ("compose.override.yml", "compose.override.yaml", "dock
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)  # when none of them exists (berth check says so)
 DEFAULT_ENV_FILE = ".env.docker"
 DEFAULT_VERIFY_TIMEOUT = 90
+DEFAULT_PROXY_IMAGE = "caddy:2.8.4-alpine"  # berth's proxy (docs/ROLLOUTS.md); pin a digest with proxy_image
 VERIFY_TIMEOUT_RANGE = (1, 3600)  # as deploy --timeout
 
 # berth.toml key → (.env key, kind)
@@ -59,6 +60,8 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "keep_releases": (None, "int"),
     "pre_deploy": (None, "commands"),
     "post_deploy": (None, "commands"),
+    "proxy": ("BERTH_PROXY", "bool"),
+    "proxy_image": ("BERTH_PROXY_IMAGE", "str"),
 }
 DEFAULT_KEEP_RELEASES = 5
 # how a "bool" setting may be written in .env (berth.toml has real booleans)
@@ -191,6 +194,16 @@ class Target:
         """Forward the ssh agent to the servers (off unless asked for; a word that is not a boolean is
         settings.boolean's error, and off meanwhile)."""
         return bool_setting(self.get("forward_agent", False)) is True
+
+    @property
+    def proxy(self) -> bool:
+        """Run berth's proxy, so start-first services switch without dropping a request (docs/ROLLOUTS.md);
+        off unless asked for while the rollout is new."""
+        return bool_setting(self.get("proxy", False)) is True
+
+    @property
+    def proxy_image(self) -> str:
+        return str(self.get("proxy_image") or DEFAULT_PROXY_IMAGE)
 
     @property
     def health_urls(self) -> tuple[str, ...]:

@@ -42,6 +42,9 @@ class DeploySpec:
     files: dict[str, list[str]] = field(default_factory=dict)  # path → the services that mount it
     files_checksum: str = ""  # of their names and contents, keyed with the env file (see ship_env.files_digest)
     rollouts: list = field(default_factory=list)  # berth.model.compose.rollout.Rollout per started service
+    # with berth's proxy on: the ports it serves for the start-first services, and the networks it joins
+    routes: list = field(default_factory=list)
+    proxy_networks: dict[str, list[str]] = field(default_factory=dict)
 
 
 def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> DeploySpec:
@@ -83,6 +86,10 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     model = resolved.model if resolved else {}
     if resolved is not None:
         spec.rollouts = _rollouts(resolved, target)
+        if target.proxy:
+            from berth.model.compose.rollout import routes
+
+            spec.routes, spec.proxy_networks = routes(spec.rollouts, resolved.model)
     if model.get("services"):  # the model also holds the services of included files (include:)
         spec.services = [s for s in services if s in model["services"]] + [
             s for s in model["services"] if s not in services]

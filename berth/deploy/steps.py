@@ -17,7 +17,7 @@ from berth.configuration.target import Target
 from berth.deploy import decide, interrupt
 from berth.deploy import release as release_stage
 from berth.deploy.spec import DeploySpec
-from berth.deploy.stages import compose_up, preflight
+from berth.deploy.stages import compose_up, preflight, start_first
 from berth.deploy.stages import hooks as hook_stage
 from berth.deploy.stages import ship_env as env_stage
 from berth.deploy.stages import sync as sync_stage
@@ -28,6 +28,7 @@ from berth.model.release import Release
 from berth.remote.commands import files as file_commands
 from berth.remote.commands import git as git_commands
 from berth.remote.commands import preflight as preflight_commands
+from berth.remote.commands import proxy as proxy_commands
 from berth.remote.commands import release as release_commands
 from berth.remote.engines.compose import Compose, in_dir
 from berth.remote.session import HostSession
@@ -49,9 +50,11 @@ class Facts:
     @classmethod
     def assumed(cls, target: Target) -> Facts:
         """Without a connection: the settings' app dir, the default state dir, compose v2."""
+        from berth.remote.session import compose_files
+
         state_dir = "~/" + release_commands.state_dir_rel(target.project)
-        return cls(target.app_dir, state_dir, Compose("v2", target.project, target.compose_files, target.env_file),
-                   known=False)
+        return cls(target.app_dir, state_dir,
+                   Compose("v2", target.project, compose_files(target, state_dir), target.env_file), known=False)
 
 
 @dataclass
@@ -75,6 +78,7 @@ class HostRun:
     host_out: dict  # this host's part of the --json document
     progress: Progress = field(default_factory=Progress)
     verified: verify_stage.VerifyResult | None = None
+    retired: list[str] = field(default_factory=list)  # containers a start-first switch is stopping
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -168,6 +172,9 @@ class ShipEnv(Step):
             detail += f"; {', '.join(run.spec.files)} (0600)"
             for note in kept:
                 run.log.printer.line(f"  ! kept {note}")
+        if run.target.proxy:  # named by every compose command from here on (berth.remote.session.compose_files)
+            start_first.write_override(run.session, run.spec.routes, run.spec.proxy_networks, run.target.proxy_image)
+            detail += "; the proxy's compose override"
         return detail
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
@@ -178,6 +185,9 @@ class ShipEnv(Step):
             lines += [f"(stdin: {rel}, a secret or config file git does not carry)",
                       file_commands.keep_original(f"{facts.app_dir}/{rel}", f"{facts.state_dir}/replaced/{rel}")
                       + " && " + file_commands.write_private_file(f"{facts.app_dir}/{rel}")]
+        if spec.target.proxy:
+            lines += ["(stdin: the compose override that runs berth's proxy and takes the start-first services' "
+                      "ports)", file_commands.write_private_file(proxy_commands.override_path(facts.state_dir))]
         return lines
 
 
@@ -241,8 +251,14 @@ class Up(Step):
                                    verify_stage.container_states(run.session), spec.services, spec.files_checksum):
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
-        compose_up.compose_up(run.session, build=False)
-        detail = "up" + (" (same commit as the running release: build skipped)" if same else "")
+        if spec.target.proxy:  # berth's proxy serves the start-first services: they switch, the rest recreate
+            switched = start_first.deploy(run.session, spec, spec.timeout)
+            run.retired = switched.retired
+            detail = switched.describe()
+        else:
+            compose_up.compose_up(run.session, build=False)
+            detail = "up"
+        detail += " (same commit as the running release: build skipped)" if same else ""
         users = decide.file_users_to_recreate(current, spec.files, spec.files_checksum)
         if users:
             compose_up.recreate(run.session, users)
@@ -250,6 +266,8 @@ class Up(Step):
         return detail
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
+        if spec.target.proxy:
+            return self._describe_switch(spec, facts)
         out = [in_dir(facts.app_dir, facts.compose.up()),
                "(skipped when commit, env file, secret and config files and containers are those of the running "
                "release)"]
@@ -265,6 +283,38 @@ class Up(Step):
         return out
 
 
+    @staticmethod
+    def _describe_switch(spec: DeploySpec, facts: Facts) -> list[str]:
+        compose, project = facts.compose, facts.compose.project
+        switching = [r for r in spec.rollouts if r.strategy == "start-first"
+                     and any(route.service == r.service for route in spec.routes)]
+        others = [s for s in spec.services if s not in {r.service for r in switching}]
+        out = [f"(stdin: the proxy's Caddyfile) {file_commands.write_private_file(proxy_commands.caddyfile_path(facts.state_dir))}",
+               "(the proxy's first start:) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach",
+                                                                     "--remove-orphans", *spec.services]),
+               "(then) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--no-deps",
+                                                  proxy_commands.SERVICE]),
+               "(otherwise:) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--remove-orphans",
+                                                       "--no-deps", *others, proxy_commands.SERVICE])]
+        for r in switching:
+            out += [f"({r.service}: start-first, {r.why})",
+                    in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--no-deps", "--no-recreate",
+                                           "--scale", f"{r.service}=N+1", r.service]),
+                    f"(until the new container is healthy) {proxy_commands.health_status('NEW')}",
+                    proxy_commands.probe("PROXY", "NEW", r.http_port or 0, r.health_path),
+                    f"(Caddyfile: {r.service} → [NEW, OLD], lb_policy first) {proxy_commands.reload('PROXY')}",
+                    f"(until no request is in flight to OLD, at most {r.drain_timeout:.0f}s) "
+                    + proxy_commands.upstreams("PROXY"),
+                    f"(Caddyfile: {r.service} → [NEW]) {proxy_commands.reload('PROXY')}",
+                    proxy_commands.retire("OLD"),
+                    f"(a new container that fails: docker rm -f NEW; OLD keeps serving) "
+                    f"{proxy_commands.container_ids(project, r.service)}"]
+        for r in spec.rollouts:
+            if r.strategy != "start-first":
+                out.append(f"({r.service}: recreate, {r.why})")
+        return out
+
+
 class VerifyFailed(BerthError):
     pass
 
@@ -273,7 +323,8 @@ class Verify(Step):
     name = "verify"
 
     def run(self, run: HostRun) -> str:
-        verified = verify_stage.verify(run.session, run.spec.services, run.target.health_urls, run.spec.timeout)
+        verified = verify_stage.verify(run.session, run.spec.services, run.target.health_urls, run.spec.timeout,
+                                       ignore=set(run.retired))
         run.verified = verified
         if not verified.ok:
             raise verify_failure(run.label, verified, run.log.printer.mask)

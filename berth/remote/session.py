@@ -93,16 +93,17 @@ def connect(target: Target, conn: Transport) -> HostSession:
                     current, current_error = None, f"~/{state_rel}/current.json: {problem}"
                 elif problem:
                     current_error = f"~/{state_rel}/current.json: {problem}"
+        state_dir = f"{home.rstrip('/')}/{state_rel}"
         return HostSession(
             host=conn.host,
             conn=conn,
             home=home,
             user=facts.get("user", ""),
-            compose=Compose(variant, project, target.compose_files, target.env_file),
+            compose=Compose(variant, project, compose_files(target, state_dir), target.env_file),
             compose_version=version,
             docker_version=facts["docker"],
             app_dir=absolute(target.app_dir, home),
-            state_dir=f"{home.rstrip('/')}/{state_rel}",
+            state_dir=state_dir,
             current=Release.from_record(current) if current else None,
             current_error=current_error,
             notes=notes,
@@ -110,6 +111,14 @@ def connect(target: Target, conn: Transport) -> HostSession:
     except BaseException:
         conn.close()
         raise
+
+
+def compose_files(target: Target, state_dir: str) -> tuple[str, ...]:
+    """The files every compose command on the host names: the app's, then berth's proxy override when the
+    proxy is on (it runs the proxy and takes the start-first services' ports; docs/ROLLOUTS.md)."""
+    from berth.remote.commands import proxy
+
+    return (*target.compose_files, proxy.override_path(state_dir)) if target.proxy else tuple(target.compose_files)
 
 
 def legacy_note(target: Target) -> str:

@@ -76,13 +76,16 @@ NO_SERVICE = ("no service is expected to run: every service in the compose files
               "nothing")
 
 
-def verify(session: HostSession, expected_services: list[str], urls: tuple[str, ...], timeout: float) -> VerifyResult:
-    """Fails when anything expected is not up, and also when nothing is: zero containers is no success."""
+def verify(session: HostSession, expected_services: list[str], urls: tuple[str, ...], timeout: float,
+           ignore: set[str] = frozenset()) -> VerifyResult:
+    """Fails when anything expected is not up, and also when nothing is: zero containers is no success.
+
+    `ignore`: names of containers a start-first switch retired (stopping in the background)."""
     deadline = time.monotonic() + timeout
     if not expected_services:
         return VerifyResult(False, container_states(session), problems=[NO_SERVICE])
     while True:
-        containers = container_states(session)
+        containers = [c for c in container_states(session) if c.name.lstrip("/") not in ignore]
         running = {c.service for c in containers}
         missing = [s for s in expected_services if s not in running]
         failed = [c for c in containers if c.failed]

@@ -55,6 +55,16 @@ class RolloutSettings:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One published port berth's proxy serves for a start-first service."""
+
+    service: str
+    host_ip: str  # "" for every interface
+    published: int  # the host port, which the proxy also listens on inside its container
+    target: int  # the service's container port
+
+
+@dataclass(frozen=True)
 class Rollout:
     service: str
     strategy: str  # START_FIRST or RECREATE
@@ -154,6 +164,13 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
         return rollout(RECREATE, "its replicas are fixed in the compose file")
     if not ports:
         return rollout(RECREATE, "it publishes no port: there is no traffic to switch")
+    if service.get("network_mode"):
+        return rollout(RECREATE, "network_mode: the proxy cannot reach it by name")
+    loose = next((p for p in ports if not str(p.get("published", "")).isdigit()), None)
+    if loose is not None:
+        return rollout(RECREATE, f"its port {loose.get('target')} is published on "
+                                 f"{'a random host port' if not loose.get('published') else 'the range ' + str(loose['published'])}"
+                                 "; the proxy serves fixed ports")
     if http_port is None:
         shown = ", ".join(f"{p.get('target')}/{p.get('protocol', 'tcp')}" for p in ports)
         return rollout(RECREATE, f"it publishes no HTTP port ({shown}); the proxy switches HTTP only")
@@ -207,3 +224,20 @@ def _health_url_for(service: Mapping[str, Any], health_urls: tuple[str, ...]) ->
         if str(port) in published:
             return True
     return False
+
+
+def routes(rollouts: list[Rollout], model: Mapping[str, Any]) -> tuple[list[Route], dict[str, list[str]]]:
+    """The ports berth's proxy serves for the start-first services (every TCP port they publish), and the
+    networks each of them is on (the proxy joins them)."""
+    out: list[Route] = []
+    networks: dict[str, list[str]] = {}
+    services = model.get("services") or {}
+    for r in rollouts:
+        if r.strategy != START_FIRST:
+            continue
+        svc = services.get(r.service) or {}
+        for p in svc.get("ports") or []:
+            if isinstance(p, dict) and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("published", "")).isdigit():
+                out.append(Route(r.service, str(p.get("host_ip") or ""), int(p["published"]), int(p["target"])))
+        networks[r.service] = sorted(svc.get("networks") or {"default": None})
+    return out, networks

@@ -1,0 +1,194 @@
+"""Stage: deploy with berth's proxy — recreate what must be recreated, then switch each start-first service.
+
+A switch (docs/ROLLOUTS.md): compose starts one more container of the service beside the running one
+(`up --no-recreate --scale S=N+1`), which must become healthy and answer a direct probe from the proxy; the
+proxy then sends new requests to it (`[new, old]`, lb_policy first), the requests in flight to the old one
+finish (Caddy counts them, up to the drain timeout), the proxy drops the old one (`[new]`) and the old
+container stops in the background with its own stop timeout. A new container that fails its health gate
+is removed with its log lines kept for the error: traffic never moved, the old one still serves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from berth.deploy import interrupt
+from berth.errors import BerthError
+from berth.remote.commands import files as file_commands
+from berth.remote.commands import proxy
+from berth.remote.engines.compose import in_dir
+from berth.remote.session import HostSession
+from berth.remote.shell import quote
+
+UP_TIMEOUT = 1800
+POLL_SECONDS = 0.5
+LOG_LINES = 30
+
+
+class HealthGateFailed(BerthError):
+    """The new container never became ready: it was removed, and the old one kept serving."""
+
+
+@dataclass
+class Switched:
+    """What the rollout did on one host: the containers now serving and the ones it retired."""
+
+    serving: dict[str, list[str]] = field(default_factory=dict)  # service → container names the proxy uses
+    retired: list[str] = field(default_factory=list)  # container names stopping in the background
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return "; ".join(self.notes)
+
+
+def write_override(session: HostSession, routes, networks, image: str) -> None:
+    """The override every compose command on the host names; it must exist before the first one (build)."""
+    text = proxy.override(routes, networks, image, session.state_dir) if routes else "services: {}\n"
+    _run(session, file_commands.write_private_file(proxy.override_path(session.state_dir)),
+         "writing the proxy's compose override", stdin=text.encode())
+
+
+def deploy(session: HostSession, spec, timeout: float) -> Switched:
+    """Bring every service to the release: recreate-strategy services and the proxy by `up`, then switch the
+    start-first ones. Raises BerthError (HealthGateFailed when a new container failed its gate)."""
+    compose, project = session.compose, session.compose.project
+    start_first = {r.service: r for r in spec.rollouts if r.strategy == "start-first"
+                   and any(route.service == r.service for route in spec.routes)}
+    running = {s: _containers(session, project, s) for s in start_first}
+    done = Switched()
+    # nothing serves yet, or the proxy does not run (the first deploy with it: the services still publish their
+    # ports themselves): compose starts everything once, in its order, with a short gap the docs name
+    first = not any(running.values()) or not _containers(session, project, proxy.SERVICE)
+    # the proxy needs a configuration before it starts: the services by name until berth names containers
+    serving = {s: names or [s] for s, names in running.items()}
+    _write_config(session, spec.routes, serving, only_if_missing=True)
+    if first:  # the services first (they give their ports up), then the proxy takes the ports
+        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *spec.services], "up")
+        _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
+        done.notes.append("up (the proxy's first start: the services were recreated once)")
+    else:
+        others = [s for s in spec.services if s not in start_first]
+        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", "--no-deps", *others,
+                           proxy.SERVICE], "up")
+        done.notes.append("up " + ", ".join([*others, proxy.SERVICE]))
+    proxy_id = _proxy(session, project)
+    for service, rollout in start_first.items():
+        old = [] if first else running[service]
+        if not old:  # first start, or a service new in this release: serve what compose started
+            serving[service] = _containers(session, project, service) or [service]
+            continue
+        new = _start_beside(session, service, old)
+        try:
+            _health_gate(session, proxy_id, service, new, rollout, timeout)
+        except BerthError:
+            _remove(session, new)
+            raise
+        serving[service] = [new, *old]
+        _write_config(session, spec.routes, serving)
+        _run(session, proxy.reload(proxy_id), "reloading the proxy")
+        left = _drain(session, proxy_id, old, rollout.drain_timeout)
+        serving[service] = [new]
+        _write_config(session, spec.routes, serving)
+        _run(session, proxy.reload(proxy_id), "reloading the proxy")
+        for name in old:
+            _run(session, proxy.retire(name), f"stopping {name}")
+        done.retired += old
+        done.notes.append(f"{service}: {new} serves, {', '.join(old)} stopping"
+                          + (f" ({left} requests were still running at the drain timeout)" if left else ""))
+    _write_config(session, spec.routes, serving)
+    _run(session, proxy.reload(proxy_id), "reloading the proxy")
+    done.serving = serving
+    return done
+
+
+def _start_beside(session: HostSession, service: str, old: list[str]) -> str:
+    compose = session.compose
+    _compose(session, [*compose.base(), "up", "--detach", "--no-deps", "--no-recreate", "--scale",
+                       f"{service}={len(old) + 1}", service], f"up --scale {service}={len(old) + 1}")
+    new = [n for n in _containers(session, compose.project, service) if n not in old]
+    if len(new) != 1:
+        raise BerthError(f"compose did not start one new container of {service} beside {', '.join(old)}",
+                         fix="run `docker compose ps` on the server; berth deploy again recreates it")
+    return new[0]
+
+
+def _health_gate(session: HostSession, proxy_id: str, service: str, name: str, rollout, timeout: float) -> None:
+    """Healthy by its healthcheck (when it has one), then a 2xx/3xx answer to the probe, within `timeout`."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while True:
+        result = session.conn.run(proxy.health_status(name), timeout=30)
+        state = result.out.strip()
+        status, _, health = state.partition(" ")
+        if status == "running" and health in ("healthy", "none"):
+            probe = session.conn.run(proxy.probe(proxy_id, name, rollout.http_port, rollout.health_path), timeout=30)
+            if probe.ok:
+                return
+            state = f"running, but GET {rollout.health_path} on port {rollout.http_port} did not answer 2xx/3xx"
+        elif status in ("exited", "dead") or health == "unhealthy":
+            break
+        if time.monotonic() > deadline:
+            break
+        interrupt.check("deploy")
+        time.sleep(POLL_SECONDS)
+    logs = session.conn.run(f"docker logs --tail {LOG_LINES} {name} 2>&1", timeout=30).out
+    raise HealthGateFailed(
+        f"the new container of {service} ({name}) did not pass its health gate ({state or 'no state'}); "
+        "it was removed, and the running one kept serving",
+        fix=f"read its log lines below; `berth logs {service}` shows more",
+        details=f"--- last log lines of {name} ---\n{logs}")
+
+
+def _drain(session: HostSession, proxy_id: str, old: list[str], drain_timeout: float) -> int:
+    """Wait until the proxy has no request in flight to the old containers; what was left at the timeout."""
+    deadline = time.monotonic() + drain_timeout
+    left = 0
+    while True:
+        answer = session.conn.run(proxy.upstreams(proxy_id), timeout=30)
+        counts = [proxy.in_flight(answer.out, name) for name in old]
+        left = sum(c or 0 for c in counts)
+        if (answer.ok and left == 0 and None not in counts) or time.monotonic() > deadline:
+            return left
+        time.sleep(POLL_SECONDS)
+
+
+def _containers(session: HostSession, project: str, service: str) -> list[str]:
+    result = session.conn.run(proxy.container_ids(project, service), timeout=60)
+    return sorted(line.split()[1] for line in result.out.splitlines() if len(line.split()) == 2)
+
+
+def _proxy(session: HostSession, project: str) -> str:
+    names = _containers(session, project, proxy.SERVICE)
+    if not names:
+        raise BerthError(f"berth's proxy ({proxy.SERVICE}) is not running after up",
+                         fix=f"read `docker logs {project}-{proxy.SERVICE}-1` on the server; `berth doctor` checks it")
+    return names[0]
+
+
+def _write_config(session: HostSession, routes, serving: dict[str, list[str]], only_if_missing: bool = False) -> None:
+    path = proxy.caddyfile_path(session.state_dir)
+    write = file_commands.write_private_file(path)
+    if only_if_missing:
+        write = f"[ -e {quote(path)} ] || {{ {write}; }}"
+    _run(session, write, "writing the proxy's configuration", stdin=proxy.caddyfile(routes, serving).encode())
+
+
+def _remove(session: HostSession, name: str) -> None:
+    session.conn.run(f"docker rm -f {quote(name)} >/dev/null 2>&1", timeout=120)
+
+
+def _compose(session: HostSession, argv: list[str], verb: str) -> None:
+    result = session.conn.run(in_dir(session.app_dir, argv), timeout=UP_TIMEOUT)
+    if not result.ok:
+        raise BerthError(f"`{' '.join(session.compose.program)} {verb}` failed on {session.host.label}",
+                         fix="read the compose output below; a port already in use or a missing image are common causes",
+                         details="\n".join((result.out + result.err).rstrip().splitlines()[-40:]))
+
+
+def _run(session: HostSession, script: str, what: str, stdin: bytes | None = None) -> str:
+    result = session.conn.run(script, stdin=stdin, timeout=300)
+    if not result.ok:
+        raise BerthError(f"{what} failed on {session.host.label}",
+                         details="\n".join((result.out + result.err).rstrip().splitlines()[-20:]))
+    return result.out

@@ -1,0 +1,128 @@
+"""berth's proxy on a server, as data: the compose override that runs it, its Caddyfile, and the commands
+that switch a service's traffic from one container to another (docs/ROLLOUTS.md).
+
+The proxy is Caddy, a service of the app's own compose project, defined in an override file berth writes
+into its state directory (the user's compose file is not edited). It publishes the ports the start-first
+services published (the override takes them off those services with compose's `!reset`) and forwards each
+port to one container by name. A switch is two graceful reloads: first `[new, old]` with `lb_policy first`
+(new requests go to the new container; the old one stays an upstream, so Caddy keeps counting the requests
+still in flight there), then `[new]` once that count is zero or the drain timeout has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Sequence
+
+from berth.configuration.target import DEFAULT_PROXY_IMAGE as DEFAULT_IMAGE  # noqa: F401  (re-exported)
+from berth.model.compose.rollout import Route
+from berth.remote.shell import join, quote
+
+SERVICE = "berth-proxy"  # the proxy's compose service name
+DATA_VOLUME = "berth-proxy-data"
+CONFIG_DIR_IN_CONTAINER = "/etc/caddy"
+ADMIN = "localhost:2019"
+RETRY_SECONDS = 10  # Caddy retries a request on another upstream (or the same one) for this long
+
+
+def override_path(state_dir: str) -> str:
+    return posixpath.join(state_dir, "proxy", "compose.yml")
+
+
+def config_dir(state_dir: str) -> str:
+    return posixpath.join(state_dir, "proxy", "caddy")
+
+
+def caddyfile_path(state_dir: str) -> str:
+    return posixpath.join(config_dir(state_dir), "Caddyfile")
+
+
+def override(routes: Sequence[Route], networks: dict[str, list[str]], image: str, state_dir: str) -> str:
+    """The compose override file: the proxy service, and the start-first services without their ports.
+
+    `networks`: service → the networks it is on (the proxy joins all of them to reach the containers)."""
+    services = sorted({r.service for r in routes})
+    joined = sorted({n for s in services for n in networks.get(s, ["default"])})
+    lines = ["# written by berth: its proxy publishes these services' ports (docs/ROLLOUTS.md); do not edit",
+             "services:"]
+    for service in services:
+        lines += [f"  {json.dumps(service)}:", "    ports: !reset []"]
+    lines += [f"  {SERVICE}:", f"    image: {json.dumps(image)}", "    restart: unless-stopped",
+              '    command: ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
+              "    ports:"]
+    for r in sorted(routes, key=lambda r: (r.published, r.host_ip)):
+        host = f"{r.host_ip}:" if r.host_ip else ""
+        lines.append(f"      - {json.dumps(f'{host}{r.published}:{r.published}')}")
+    lines += ["    volumes:", f"      - {json.dumps(config_dir(state_dir) + ':' + CONFIG_DIR_IN_CONTAINER + ':ro')}",
+              f"      - {json.dumps(DATA_VOLUME + ':/data')}",
+              "    networks:"]
+    lines += [f"      - {json.dumps(n)}" for n in joined]
+    # no depends_on: with it, compose 2.26 recreates the proxy on every `up --no-deps` that names it
+    lines += ["volumes:", f"  {DATA_VOLUME}: {{}}"]
+    return "\n".join(lines) + "\n"
+
+
+def caddyfile(routes: Sequence[Route], upstreams: dict[str, list[str]]) -> str:
+    """The proxy's configuration: each route to its service's containers (`upstreams`: service → container
+    names, the serving one first). `lb_policy first` sends every request to the first one that is up."""
+    lines = ["{", f"\tadmin {ADMIN}", "\tauto_https off", "}"]
+    for r in sorted(routes, key=lambda r: r.published):
+        names = upstreams.get(r.service) or []
+        if not names:
+            continue
+        dial = " ".join(f"{name}:{r.target}" for name in names)
+        lines += ["", f":{r.published} {{", f"\treverse_proxy {dial} {{", "\t\tlb_policy first",
+                  f"\t\tlb_try_duration {RETRY_SECONDS}s", "\t\tlb_try_interval 250ms", "\t}", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def container_ids(project: str, service: str) -> str:
+    """Shell text printing the ids and names of a service's running containers: `ID NAME` per line."""
+    return join(["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
+                 "--filter", f"label=com.docker.compose.service={service}",
+                 "--filter", "label=com.docker.compose.oneoff=False", "--format", "{{.ID}} {{.Names}}"])
+
+
+def health_status(container: str) -> str:
+    """Shell text printing `STATUS HEALTH` (`running healthy`, `exited none`) of one container."""
+    return join(["docker", "inspect", "--format",
+                 "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", container])
+
+
+def proxy_exec(proxy: str, argv: Sequence[str]) -> str:
+    return join(["docker", "exec", proxy, *argv])
+
+
+def reload(proxy: str) -> str:
+    """A graceful reload: Caddy keeps its listeners and finishes the requests in flight."""
+    return proxy_exec(proxy, ["caddy", "reload", "--config", f"{CONFIG_DIR_IN_CONTAINER}/Caddyfile",
+                              "--adapter", "caddyfile"])
+
+
+def probe(proxy: str, container: str, port: int, path: str, timeout: int = 5) -> str:
+    """GET `path` on one container, from the proxy (on its networks): exit 0 for a 2xx/3xx answer."""
+    # `timeout`, not wget's -T: busybox 1.35's wget crashes on -T
+    return proxy_exec(proxy, ["timeout", str(timeout), "wget", "-q", "-O", "/dev/null", f"http://{container}:{port}{path}"])
+
+
+def upstreams(proxy: str) -> str:
+    """Caddy's upstream pool as JSON: [{"address": "app-web-2:8080", "num_requests": 0, "fails": 0}, ...]."""
+    return proxy_exec(proxy, ["timeout", "5", "wget", "-q", "-O", "-", f"http://{ADMIN}/reverse_proxy/upstreams"])
+
+
+def in_flight(upstreams_json: str, container: str) -> int | None:
+    """Requests Caddy has in flight to `container` (any port); None when the answer cannot be read."""
+    try:
+        rows = json.loads(upstreams_json)
+        return sum(int(r.get("num_requests", 0)) for r in rows
+                   if str(r.get("address", "")).rsplit(":", 1)[0] == container)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def retire(container: str) -> str:
+    """Stop (with the container's own stop timeout) and remove a container that no longer gets traffic, in the
+    background: a slow-stopping app costs the deploy no time. The server's docker finishes it."""
+    inner = f"docker stop {quote(container)} >/dev/null 2>&1; docker rm {quote(container)} >/dev/null 2>&1"
+    return f"nohup sh -c {quote(inner)} </dev/null >/dev/null 2>&1 &"

@@ -1,0 +1,93 @@
+"""Start-first rollouts behind berth's proxy (BERTH_PROXY=true), on a real server: a real Caddy in front of the
+example app's web service, requests sent all through the deploy. The worker (a named volume) is recreated."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from berth.sandbox.proxy_image import import_proxy_image
+
+LOAD_INTERVAL = 0.02  # at most 50 requests/s, to the sandbox host only, for as long as one deploy takes
+
+
+class Load:
+    """GETs one URL in a loop from a thread until stopped: counts answers, keeps the failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.ok, self.failures = url, 0, []
+        self.bodies: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    self.bodies.append(response.read().decode().strip())
+                    self.ok += 1
+            except (urllib.error.URLError, OSError) as exc:
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
+            time.sleep(LOAD_INTERVAL)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture
+def proxied(app):
+    import_proxy_image(app.server.host.docker_host)
+    app.write_dotenv(BERTH_PROXY="true")
+    (app.dir / ".env").write_text((app.dir / ".env").read_text())
+    first = app.berth("deploy", "--push")
+    assert first.returncode == 0, first.stdout + first.stderr
+    return app
+
+
+def web_containers(app) -> list[str]:
+    out = app.server.docker("ps", "--filter", f"label=com.docker.compose.project={app.name}",
+                            "--filter", "label=com.docker.compose.service=web", "--format", "{{.Names}}")
+    return sorted(out.split())
+
+
+def test_a_changed_commit_switches_web_without_a_failed_request(proxied):
+    app = proxied
+    before = web_containers(app)
+    assert len(before) == 1
+    worker_before = app.server.containers(app.name)["worker"][0]
+    worker = (app.dir / "worker" / "worker.sh").read_text()
+    app.commit("version 2", **{"web__VERSION": "2\n", "worker__worker.sh": worker + "# version 2\n"})
+    with Load(app.url("/version")) as load:
+        result = app.berth("deploy", "--push")
+        time.sleep(1)  # requests after the deploy reach the new version
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 20 and load.bodies[0] == "1" and load.bodies[-1] == "2"
+    assert "web: " in result.stdout and " serves" in result.stdout
+    after = web_containers(app)
+    assert len(after) == 1 and after != before  # the old one was retired, one serves
+    assert app.server.containers(app.name)["worker"][0] != worker_before  # recreated: it mounts a volume
+
+
+def test_a_new_container_that_fails_its_health_gate_never_gets_traffic(proxied):
+    app = proxied
+    before = web_containers(app)
+    env = (app.dir / ".env.docker").read_text()
+    (app.dir / ".env.docker").write_text(env + "FAIL_HEALTH=1\n")
+    app.commit("version 3", **{"web__VERSION": "3\n"})
+    with Load(app.url("/version")) as load:
+        result = app.berth("deploy", "--push")
+    assert result.returncode != 0
+    assert "did not pass its health gate" in result.stdout + result.stderr
+    assert load.failures == [], load.failures[:5]
+    assert set(load.bodies) == {"1"}  # only the old version ever answered
+    assert web_containers(app) == before
