@@ -260,7 +260,10 @@ def _put_back(run: HostRun, good: Release, action: str) -> str:
         back = rollback_stage.roll_back(
             run.session, run.log, good, spec.remote_url, good.services or spec.services,
             tuple(good.health_urls or spec.target.health_urls),
-            float(good.verify_timeout or spec.timeout), spec.target.env_file)
+            float(good.verify_timeout or spec.timeout), spec.target.env_file,
+            switch=spec if spec.target.proxy else None,
+            # the services a failed deploy never switched still run the good release's container
+            keep=frozenset(r.service for r in spec.rollouts) - set(run.switch.switched))
         run.host_out["rollback_images"] = {c.service: c.image_id for c in back.containers}
         return f"; rolled back to release {good.id} ({good.commit[:7]}), which is healthy again"
     with run.log.step("restore", run.label) as info:

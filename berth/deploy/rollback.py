@@ -7,7 +7,9 @@ import time
 
 from berth.deploy import decide
 from berth.deploy import release as release_stage
+from berth.deploy.spec import switch_plan
 from berth.deploy.stages import compose_up as compose_up_stage
+from berth.deploy.stages import start_first
 from berth.deploy.stages import sync as sync_stage
 from berth.deploy.stages import verify as verify_stage
 from berth.deploy.stages.compose_up import compose_up
@@ -78,7 +80,10 @@ def _candidate(release: Release, current_id: str | None) -> str:
 
 
 def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, services: list[str],
-              urls: tuple[str, ...], timeout: float, env_file: str) -> verify_stage.VerifyResult:
+              urls: tuple[str, ...], timeout: float, env_file: str, switch=None,
+              keep: frozenset[str] = frozenset()) -> verify_stage.VerifyResult:
+    """Return the host to release `to` and verify it. `switch` (berth's proxy on: an object with `rollouts`
+    and `routes`, as DeploySpec has them) makes the start-first services switch as in a deploy."""
     to = Release.of(to)
     label = session.host.label
     with log.step("sync", label) as info:
@@ -97,15 +102,23 @@ def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, 
         info["detail"] = f"{', '.join([env_file, *(to.files or ())])} of release {to.id}"
     with log.step("images", label) as info:
         rebuild, info["detail"] = restore_images(session, to)
+    retired: list[str] = []
     with log.step("deploy", label) as info:
-        compose_up(session, build=rebuild)
-        info["detail"] = "up" + (" (built)" if rebuild else "")
+        if switch is not None:
+            if rebuild:
+                compose_up_stage.compose_build(session)
+            switched = start_first.deploy(session, services, switch.rollouts, switch.routes, timeout, keep=keep)
+            retired = switched.retired
+            info["detail"] = switched.describe() + (" (built)" if rebuild else "")
+        else:
+            compose_up(session, build=rebuild)
+            info["detail"] = "up" + (" (built)" if rebuild else "")
         users = decide.file_users_to_recreate(session.current, to.files or {}, to.files_checksum or "")
         if users:
             compose_up_stage.recreate(session, users)
             info["detail"] += f"; {', '.join(users)} recreated (its secret or config files changed)"
     with log.step("verify", label) as info:
-        verified = verify_stage.verify(session, services, urls, timeout)
+        verified = verify_stage.verify(session, services, urls, timeout, ignore=set(retired))
         info["detail"] = verified.describe()
         if not verified.ok:
             raise BerthError(f"release {to.id} did not come back healthy on {label}: " + "; ".join(verified.problems),
@@ -263,7 +276,7 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
         verified = roll_back(session, log, to, remote_url, to.services or services,
                              tuple(to.health_urls or target.health_urls),
                              float(opts.verify_timeout or to.verify_timeout or target.verify_timeout),
-                             target.env_file)
+                             target.env_file, switch=switch_plan(target))
     except BerthError as exc:
         with interrupt.uninterruptible():
             record = _failed_rollback_record(session, to, who, reason, exc, taken)
@@ -314,7 +327,8 @@ def _return_to(session: HostSession, log: StepLog, before: Release | None, to: R
     try:
         back = roll_back(session, log, before, remote_url, before.services or services,
                          tuple(before.health_urls or target.health_urls),
-                         float(before.verify_timeout or target.verify_timeout), target.env_file)
+                         float(before.verify_timeout or target.verify_timeout), target.env_file,
+                         switch=switch_plan(target))
     except BerthError as again:
         exc.what += f"; returning to {before.id}, which ran before, failed too: {again.what}"
         return None

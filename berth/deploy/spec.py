@@ -105,6 +105,27 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     return spec
 
 
+@dataclass(frozen=True)
+class SwitchPlan:
+    """What a start-first switch needs (berth's proxy on), for a rollback: the rollouts and the proxy's routes."""
+
+    rollouts: list
+    routes: list
+
+
+def switch_plan(target: Target) -> SwitchPlan | None:
+    """The start-first plan of the app as checked out here, when berth's proxy is on; else None."""
+    if not target.proxy:
+        return None
+    from berth.model.compose.rollout import routes
+
+    resolved = _resolved(target)
+    if resolved is None:
+        return SwitchPlan([], [])
+    rollouts = _rollouts(resolved, target)
+    return SwitchPlan(rollouts, routes(rollouts, resolved.model)[0])
+
+
 def _resolved(target: Target):
     """The resolved compose model; None when it cannot be made (check has reported why; compose decides then)."""
     from berth.model.compose import resolve as compose_config

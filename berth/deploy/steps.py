@@ -79,6 +79,7 @@ class HostRun:
     progress: Progress = field(default_factory=Progress)
     verified: verify_stage.VerifyResult | None = None
     retired: list[str] = field(default_factory=list)  # containers a start-first switch is stopping
+    switch: start_first.Switched = field(default_factory=start_first.Switched)  # how far the switch got
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -252,9 +253,9 @@ class Up(Step):
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
         if spec.target.proxy:  # berth's proxy serves the start-first services: they switch, the rest recreate
-            switched = start_first.deploy(run.session, spec, spec.timeout)
-            run.retired = switched.retired
-            detail = switched.describe()
+            start_first.deploy(run.session, spec.services, spec.rollouts, spec.routes, spec.timeout, done=run.switch)
+            run.retired = run.switch.retired
+            detail = run.switch.describe()
         else:
             compose_up.compose_up(run.session, build=False)
             detail = "up"

@@ -91,3 +91,20 @@ def test_a_new_container_that_fails_its_health_gate_never_gets_traffic(proxied):
     assert load.failures == [], load.failures[:5]
     assert set(load.bodies) == {"1"}  # only the old version ever answered
     assert web_containers(app) == before
+
+
+def test_a_rollback_switches_back_without_a_failed_request(proxied):
+    app = proxied
+    app.commit("version 2", **{"web__VERSION": "2\n"})
+    deployed = app.berth("deploy", "--push")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    serving = web_containers(app)
+    with Load(app.url("/version")) as load:
+        result = app.berth("rollback", "--yes")
+        time.sleep(1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert load.failures == [], load.failures[:5]
+    assert load.bodies[0] == "2" and load.bodies[-1] == "1"
+    assert " serves" in result.stdout  # switched, not recreated
+    after = web_containers(app)
+    assert len(after) == 1 and after != serving

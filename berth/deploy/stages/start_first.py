@@ -36,6 +36,7 @@ class Switched:
 
     serving: dict[str, list[str]] = field(default_factory=dict)  # service → container names the proxy uses
     retired: list[str] = field(default_factory=list)  # container names stopping in the background
+    switched: list[str] = field(default_factory=list)  # services whose traffic moved to a new container
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -49,32 +50,39 @@ def write_override(session: HostSession, routes, networks, image: str) -> None:
          "writing the proxy's compose override", stdin=text.encode())
 
 
-def deploy(session: HostSession, spec, timeout: float) -> Switched:
-    """Bring every service to the release: recreate-strategy services and the proxy by `up`, then switch the
-    start-first ones. Raises BerthError (HealthGateFailed when a new container failed its gate)."""
+def deploy(session: HostSession, services: list[str], rollouts: list, routes: list, timeout: float,
+           done: Switched | None = None, keep: frozenset[str] = frozenset()) -> Switched:
+    """Bring every service to the release (a deploy's, or the one a rollback returns to): recreate-strategy
+    services and the proxy by `up`, then switch the start-first ones. Raises BerthError (HealthGateFailed when
+    a new container failed its gate); `done` shows how far it got either way.
+
+    `keep`: start-first services whose running container already is the release's (a failed deploy never
+    switched them): they keep serving untouched."""
     compose, project = session.compose, session.compose.project
-    start_first = {r.service: r for r in spec.rollouts if r.strategy == "start-first"
-                   and any(route.service == r.service for route in spec.routes)}
+    start_first = {r.service: r for r in rollouts if r.strategy == "start-first"
+                   and any(route.service == r.service for route in routes)}
     running = {s: _containers(session, project, s) for s in start_first}
-    done = Switched()
+    done = done if done is not None else Switched()
     # nothing serves yet, or the proxy does not run (the first deploy with it: the services still publish their
     # ports themselves): compose starts everything once, in its order, with a short gap the docs name
     first = not any(running.values()) or not _containers(session, project, proxy.SERVICE)
     # the proxy needs a configuration before it starts: the services by name until berth names containers
     serving = {s: names or [s] for s, names in running.items()}
-    _write_config(session, spec.routes, serving, only_if_missing=True)
+    _write_config(session, routes, serving, only_if_missing=True)
     if first:  # the services first (they give their ports up), then the proxy takes the ports
-        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *spec.services], "up")
+        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *services], "up")
         _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
         done.notes.append("up (the proxy's first start: the services were recreated once)")
     else:
-        others = [s for s in spec.services if s not in start_first]
+        others = [s for s in services if s not in start_first]
         _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", "--no-deps", *others,
                            proxy.SERVICE], "up")
         done.notes.append("up " + ", ".join([*others, proxy.SERVICE]))
     proxy_id = _proxy(session, project)
     for service, rollout in start_first.items():
         old = [] if first else running[service]
+        if old and service in keep:
+            continue
         if not old:  # first start, or a service new in this release: serve what compose started
             serving[service] = _containers(session, project, service) or [service]
             continue
@@ -85,18 +93,19 @@ def deploy(session: HostSession, spec, timeout: float) -> Switched:
             _remove(session, new)
             raise
         serving[service] = [new, *old]
-        _write_config(session, spec.routes, serving)
+        _write_config(session, routes, serving)
         _run(session, proxy.reload(proxy_id), "reloading the proxy")
         left = _drain(session, proxy_id, old, rollout.drain_timeout)
         serving[service] = [new]
-        _write_config(session, spec.routes, serving)
+        _write_config(session, routes, serving)
         _run(session, proxy.reload(proxy_id), "reloading the proxy")
         for name in old:
             _run(session, proxy.retire(name), f"stopping {name}")
         done.retired += old
+        done.switched.append(service)
         done.notes.append(f"{service}: {new} serves, {', '.join(old)} stopping"
                           + (f" ({left} requests were still running at the drain timeout)" if left else ""))
-    _write_config(session, spec.routes, serving)
+    _write_config(session, routes, serving)
     _run(session, proxy.reload(proxy_id), "reloading the proxy")
     done.serving = serving
     return done
