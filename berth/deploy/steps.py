@@ -304,12 +304,11 @@ class Up(Step):
                     f"(until the new container is healthy) {proxy_commands.health_status('NEW')}",
                     proxy_commands.probe("PROXY", "NEW", r.http_port or 0, r.health_path),
                     f"(Caddyfile: {r.service} → [NEW, OLD], lb_policy first) {proxy_commands.reload('PROXY')}",
-                    f"(until no request is in flight to OLD, at most {r.drain_timeout:.0f}s) "
-                    + proxy_commands.upstreams("PROXY"),
-                    f"(Caddyfile: {r.service} → [NEW]) {proxy_commands.reload('PROXY')}",
-                    proxy_commands.retire("OLD"),
+                    f"(in the background: until no request is in flight to OLD, at most {r.drain_timeout:.0f}s, "
+                    "then stop and remove it) " + proxy_commands.retire("OLD", facts.state_dir, "PROXY",
+                                                                        r.drain_timeout),
                     f"(a new container that fails: docker rm -f NEW; OLD keeps serving) "
-                    f"{proxy_commands.container_ids(project, r.service)}"]
+                    f"{proxy_commands.container_ids(project, r.service, facts.state_dir)}"]
         for r in spec.rollouts:
             if r.strategy != "start-first":
                 out.append(f"({r.service}: recreate, {r.why})")

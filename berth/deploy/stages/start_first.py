@@ -22,7 +22,7 @@ from berth.remote.session import HostSession
 from berth.remote.shell import quote
 
 UP_TIMEOUT = 1800
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
 LOG_LINES = 30
 
 
@@ -86,25 +86,25 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
         if not old:  # first start, or a service new in this release: serve what compose started
             serving[service] = _containers(session, project, service) or [service]
             continue
+        started = time.monotonic()
         new = _start_beside(session, service, old)
         try:
             _health_gate(session, proxy_id, service, new, rollout, timeout)
         except BerthError:
             _remove(session, new)
             raise
+        ready = time.monotonic()
+        # the old ones stay upstreams behind the new one (lb_policy first: they get no new request) so that
+        # Caddy keeps counting their requests in flight until those finish; the next switch drops them
         serving[service] = [new, *old]
         _write_config(session, routes, serving)
         _run(session, proxy.reload(proxy_id), "reloading the proxy")
-        left = _drain(session, proxy_id, old, rollout.drain_timeout)
-        serving[service] = [new]
-        _write_config(session, routes, serving)
-        _run(session, proxy.reload(proxy_id), "reloading the proxy")
         for name in old:
-            _run(session, proxy.retire(name), f"stopping {name}")
+            _run(session, proxy.retire(name, session.state_dir, proxy_id, rollout.drain_timeout), f"retiring {name}")
         done.retired += old
         done.switched.append(service)
-        done.notes.append(f"{service}: {new} serves, {', '.join(old)} stopping"
-                          + (f" ({left} requests were still running at the drain timeout)" if left else ""))
+        done.notes.append(f"{service}: {new} serves (ready in {ready - started:.1f}s); {', '.join(old)} stops once "
+                          f"its requests in flight finish (at most {rollout.drain_timeout:.0f}s)")
     _write_config(session, routes, serving)
     _run(session, proxy.reload(proxy_id), "reloading the proxy")
     done.serving = serving
@@ -113,9 +113,12 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
 
 def _start_beside(session: HostSession, service: str, old: list[str]) -> str:
     compose = session.compose
+    # compose counts every container of the service, retired ones still stopping too
+    before = _containers(session, compose.project, service, all_of_them=True)
+    scale = len(before) + 1
     _compose(session, [*compose.base(), "up", "--detach", "--no-deps", "--no-recreate", "--scale",
-                       f"{service}={len(old) + 1}", service], f"up --scale {service}={len(old) + 1}")
-    new = [n for n in _containers(session, compose.project, service) if n not in old]
+                       f"{service}={scale}", service], f"up --scale {service}={scale}")
+    new = [n for n in _containers(session, compose.project, service) if n not in before]
     if len(new) != 1:
         raise BerthError(f"compose did not start one new container of {service} beside {', '.join(old)}",
                          fix="run `docker compose ps` on the server; berth deploy again recreates it")
@@ -149,22 +152,12 @@ def _health_gate(session: HostSession, proxy_id: str, service: str, name: str, r
         details=f"--- last log lines of {name} ---\n{logs}")
 
 
-def _drain(session: HostSession, proxy_id: str, old: list[str], drain_timeout: float) -> int:
-    """Wait until the proxy has no request in flight to the old containers; what was left at the timeout."""
-    deadline = time.monotonic() + drain_timeout
-    left = 0
-    while True:
-        answer = session.conn.run(proxy.upstreams(proxy_id), timeout=30)
-        counts = [proxy.in_flight(answer.out, name) for name in old]
-        left = sum(c or 0 for c in counts)
-        if (answer.ok and left == 0 and None not in counts) or time.monotonic() > deadline:
-            return left
-        time.sleep(POLL_SECONDS)
-
-
-def _containers(session: HostSession, project: str, service: str) -> list[str]:
-    result = session.conn.run(proxy.container_ids(project, service), timeout=60)
-    return sorted(line.split()[1] for line in result.out.splitlines() if len(line.split()) == 2)
+def _containers(session: HostSession, project: str, service: str, all_of_them: bool = False) -> list[str]:
+    """A service's running containers, newest first, without the ones a switch retired that still stop
+    (with `all_of_them`, those too)."""
+    result = session.conn.run(proxy.container_ids(project, service, None if all_of_them else session.state_dir),
+                              timeout=60)
+    return [line.split()[1] for line in result.out.splitlines() if len(line.split()) == 2]
 
 
 def _proxy(session: HostSession, project: str) -> str:

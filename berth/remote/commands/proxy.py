@@ -77,11 +77,21 @@ def caddyfile(routes: Sequence[Route], upstreams: dict[str, list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def container_ids(project: str, service: str) -> str:
-    """Shell text printing the ids and names of a service's running containers: `ID NAME` per line."""
-    return join(["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
-                 "--filter", f"label=com.docker.compose.service={service}",
-                 "--filter", "label=com.docker.compose.oneoff=False", "--format", "{{.ID}} {{.Names}}"])
+def retired_path(state_dir: str) -> str:
+    """Names of containers berth retired that are still stopping (one per line; each removes itself)."""
+    return posixpath.join(state_dir, "proxy", "retired")
+
+
+def container_ids(project: str, service: str, state_dir: str | None = None) -> str:
+    """Shell text printing the ids and names of a service's running containers, newest first: `ID NAME` per
+    line; with `state_dir`, without the ones berth retired that are still stopping."""
+    ps = join(["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
+               "--filter", f"label=com.docker.compose.service={service}",
+               "--filter", "label=com.docker.compose.oneoff=False", "--format", "{{.ID}} {{.Names}}"])
+    if state_dir is None:
+        return ps
+    retired = quote(retired_path(state_dir))
+    return f"{ps} | {{ if [ -s {retired} ]; then awk 'NR==FNR {{gone[$0]=1; next}} !($2 in gone)' {retired} -; else cat; fi; }}"
 
 
 def health_status(container: str) -> str:
@@ -106,23 +116,25 @@ def probe(proxy: str, container: str, port: int, path: str, timeout: int = 5) ->
     return proxy_exec(proxy, ["timeout", str(timeout), "wget", "-q", "-O", "/dev/null", f"http://{container}:{port}{path}"])
 
 
-def upstreams(proxy: str) -> str:
-    """Caddy's upstream pool as JSON: [{"address": "app-web-2:8080", "num_requests": 0, "fails": 0}, ...]."""
-    return proxy_exec(proxy, ["timeout", "5", "wget", "-q", "-O", "-", f"http://{ADMIN}/reverse_proxy/upstreams"])
-
-
-def in_flight(upstreams_json: str, container: str) -> int | None:
-    """Requests Caddy has in flight to `container` (any port); None when the answer cannot be read."""
-    try:
-        rows = json.loads(upstreams_json)
-        return sum(int(r.get("num_requests", 0)) for r in rows
-                   if str(r.get("address", "")).rsplit(":", 1)[0] == container)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def retire(container: str) -> str:
-    """Stop (with the container's own stop timeout) and remove a container that no longer gets traffic, in the
-    background: a slow-stopping app costs the deploy no time. The server's docker finishes it."""
-    inner = f"docker stop {quote(container)} >/dev/null 2>&1; docker rm {quote(container)} >/dev/null 2>&1"
-    return f"nohup sh -c {quote(inner)} </dev/null >/dev/null 2>&1 &"
+def retire(container: str, state_dir: str, proxy: str | None = None, drain_seconds: float = 0) -> str:
+    """Retire a container that no longer gets new requests, in the background so that neither the drain nor a
+    slow stop costs the deploy time: with `proxy`, first wait (at most `drain_seconds`) until the proxy has no
+    request in flight to it; then stop it with its own stop timeout and remove it. Until it is gone its name
+    is in the retired list, so the next switch does not take it for a serving container."""
+    retired = quote(retired_path(state_dir))
+    name = quote(container)
+    drain = ""
+    if proxy is not None:
+        # Caddy's upstream list, as JSON; an answer that cannot be read means: wait on
+        pattern = quote(f'"address":"{container}:[0-9]*","num_requests":[0-9]*')
+        fetch = join(["docker", "exec", proxy, "timeout", "5", "wget", "-q", "-O", "-",
+                      f"http://{ADMIN}/reverse_proxy/upstreams"])
+        drain = (f"end=$(( $(date +%s) + {max(0, int(drain_seconds))} )); "
+                 f"while [ \"$(date +%s)\" -lt \"$end\" ]; do "
+                 f"if j=$({fetch} 2>/dev/null); then "
+                 f"n=$(printf '%s' \"$j\" | grep -o {pattern} | sed 's/.*://' | awk '{{s+=$1}} END {{print s+0}}'); "
+                 f"[ \"$n\" = 0 ] && break; fi; sleep 0.2; done; ")
+    inner = (f"{drain}docker stop {name} >/dev/null 2>&1; docker rm {name} >/dev/null 2>&1; "
+             f"grep -vxF {name} {retired} > {retired}.tmp; mv -f {retired}.tmp {retired}")
+    # only the nohup runs in the background, with every fd away from the SSH session (which would wait for it)
+    return f"echo {name} >> {retired} && {{ nohup sh -c {quote(inner)} </dev/null >/dev/null 2>&1 & }}"

@@ -71,15 +71,70 @@ def test_caddy_reads_the_caddyfile_the_switch_writes(tmp_path):
     assert [u["dial"] for u in handlers[":8443"]["upstreams"]] == ["shop-web-2:443", "shop-web-1:443"]
 
 
-def test_in_flight_counts_the_requests_to_one_container_on_any_port():
-    answer = json.dumps([{"address": "shop-web-1:80", "num_requests": 2}, {"address": "shop-web-1:443", "num_requests": 1},
-                         {"address": "shop-web-2:80", "num_requests": 7}])
-    assert proxy.in_flight(answer, "shop-web-1") == 3
-    assert proxy.in_flight(answer, "shop-web-3") == 0
-    assert proxy.in_flight("not json", "shop-web-1") is None
-
-
 def test_a_retired_container_stops_in_the_background_with_its_own_stop_timeout():
-    script = proxy.retire("shop-web-1")
-    assert script.startswith("nohup sh -c ") and script.endswith(" &")
+    script = proxy.retire("shop-web-1", "/home/deploy/.berth/shop")
+    assert script.startswith("echo shop-web-1 >> /home/deploy/.berth/shop/proxy/retired && { nohup sh -c ")
+    assert script.endswith(" & }")
     assert "docker stop shop-web-1" in script and "docker rm shop-web-1" in script and "-t" not in script
+
+
+def test_the_containers_a_switch_retired_are_not_taken_for_serving_ones(tmp_path):
+    """The shell text that lists a service's containers, run on fake `docker ps` output."""
+    retired = tmp_path / "proxy" / "retired"
+    retired.parent.mkdir()
+    script = proxy.container_ids("shop", "web", str(tmp_path)).replace(
+        proxy.container_ids("shop", "web"), "printf 'c3 shop-web-3\\nc2 shop-web-2\\nc1 shop-web-1\\n'")
+    run = lambda: subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout.split()[1::2]  # noqa: E731
+    assert run() == ["shop-web-3", "shop-web-2", "shop-web-1"]  # newest first, none retired
+    retired.write_text("shop-web-1\nshop-web-2\n")
+    assert run() == ["shop-web-3"]
+
+
+def test_retiring_returns_at_once_while_the_container_stops(tmp_path):
+    """The script, with a `docker` that takes 3 s to stop, returns while the stop goes on in the background."""
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\n[ \"$1\" = stop ] && sleep 3\necho \"$@\" >> " + str(tmp_path / "calls") + "\n")
+    (bin_dir / "docker").chmod(0o755)
+    (tmp_path / "proxy").mkdir()
+    started = time.monotonic()
+    proc = subprocess.run(["sh", "-c", proxy.retire("shop-web-1", str(tmp_path))], capture_output=True, text=True,
+                          env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - started < 2
+    assert (tmp_path / "proxy" / "retired").read_text() == "shop-web-1\n"  # listed while it stops
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "rm shop-web-1" not in ((tmp_path / "calls").read_text()
+                                                                  if (tmp_path / "calls").exists() else ""):
+        time.sleep(0.1)
+    time.sleep(0.2)
+    assert (tmp_path / "calls").read_text().split("\n")[:2] == ["stop shop-web-1", "rm shop-web-1"]
+    assert (tmp_path / "proxy" / "retired").read_text() == ""  # gone from the list once removed
+
+
+def test_a_retired_container_stops_only_once_its_requests_in_flight_finish(tmp_path):
+    """With the proxy: the background job waits while Caddy counts a request in flight to the old container
+    (its answer read through a fake `docker exec`), and stops it once the count is 0."""
+    import time
+
+    bin_dir, count = tmp_path / "bin", tmp_path / "count"
+    bin_dir.mkdir()
+    count.write_text("1")
+    (bin_dir / "docker").write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$1\" = exec ]; then printf '[{{\"address\":\"shop-web-1:80\",\"num_requests\":%s,\"fails\":0}}]' "
+        f"\"$(cat {count})\"; exit 0; fi\n"
+        f"echo \"$@\" >> {tmp_path / 'calls'}\n")
+    (bin_dir / "docker").chmod(0o755)
+    (tmp_path / "proxy").mkdir()
+    script = proxy.retire("shop-web-1", str(tmp_path), "shop-berth-proxy-1", 30)
+    subprocess.run(["sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30, check=True)
+    time.sleep(1.5)
+    assert not (tmp_path / "calls").exists()  # a request is in flight: not stopped yet
+    count.write_text("0")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (tmp_path / "calls").exists():
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert (tmp_path / "calls").read_text().split("\n")[:2] == ["stop shop-web-1", "rm shop-web-1"]
