@@ -119,6 +119,11 @@ class Preflight(Step):
     name = "preflight"
 
     def run(self, run: HostRun) -> str:
+        if run.target.proxy and not start_first.compose_supports_proxy(run.session):
+            raise BerthError(f"berth's proxy needs Compose v2.24 or newer (its override file uses !reset), and "
+                             f"{run.label} has compose {run.session.compose.variant} {run.session.compose_version}",
+                             fix="upgrade the server's Compose plugin, or turn the proxy off for this environment "
+                                 "(proxy = false in berth.toml, BERTH_PROXY=false in .env)")
         spec, session = run.spec, run.session
         result = session.conn.run(preflight_commands.script(spec.ports, spec.pulled),
                                   timeout=preflight_commands.PULL_TIMEOUT * max(1, len(spec.pulled)) + 60)
@@ -277,10 +282,10 @@ class Up(Step):
             out += [in_dir(facts.app_dir, facts.compose.recreate(tuple(users))),
                     "(when a shipped secret or config file changed: a container keeps the file it started with)"]
         starting_first = [r for r in spec.rollouts if r.strategy == "start-first"]
-        if starting_first:  # decided, shown, not yet run: the switch needs berth's proxy (docs/ROLLOUTS.md)
-            out.append("(every service is recreated: the start-first switch behind berth's proxy is not part of a "
-                       "deploy yet; these services qualify for it: "
-                       + "; ".join(f"{r.service}, {r.why}" for r in starting_first) + ")")
+        if starting_first:  # the switch needs berth's proxy, which is off (docs/ROLLOUTS.md)
+            out.append("(every service is recreated: berth's proxy is off (proxy = true in berth.toml, or "
+                       "BERTH_PROXY=true in .env, turns it on); with it these services qualify for a start-first "
+                       "switch: " + "; ".join(f"{r.service}, {r.why}" for r in starting_first) + ")")
         return out
 
 

@@ -10,6 +10,7 @@ is removed with its log lines kept for the error: traffic never moved, the old o
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -43,6 +44,14 @@ class Switched:
         return "; ".join(self.notes)
 
 
+def compose_supports_proxy(session: HostSession) -> bool:
+    """Compose v2.24 or newer: the override's `!reset` (the tag that takes the services' ports) exists there."""
+    if session.compose.variant != "v2":
+        return False
+    numbers = [int(n) for n in re.findall(r"\d+", session.compose_version)[:2]]
+    return len(numbers) == 2 and tuple(numbers) >= (2, 24)
+
+
 def write_override(session: HostSession, routes, networks, image: str) -> None:
     """The override every compose command on the host names; it must exist before the first one (build)."""
     text = proxy.override(routes, networks, image, session.state_dir) if routes else "services: {}\n"
@@ -74,7 +83,7 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
         _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
         done.notes.append("up (the proxy's first start: the services were recreated once)")
     else:
-        others = [s for s in services if s not in start_first]
+        others = [s for s in services if s not in start_first or not running[s]]  # a new one starts plainly
         _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", "--no-deps", *others,
                            proxy.SERVICE], "up")
         done.notes.append("up " + ", ".join([*others, proxy.SERVICE]))

@@ -30,8 +30,17 @@ def test_plan_names_the_services_that_qualify_for_a_start_first_rollout(project,
                   '    healthcheck:\n      test: ["CMD", "pg_isready"]\nvolumes:\n  pgdata: {}\n')
     project.commit("a database beside the web service")
     out = berth(project, sub_env, "plan").stdout
-    assert "these services qualify for it: web, publishes HTTP on 80 and has a health gate)" in out, out
-    assert "db," not in out.split("qualify for it")[1].split(")")[0]
+    assert "qualify for a start-first switch: web, publishes HTTP on 80 and has a health gate)" in out, out
+    assert "db," not in out.split("start-first switch:")[1].split(")")[0]
+
+
+def test_plan_with_the_proxy_shows_the_switch_it_runs(project, sub_env):
+    project.write(".env", project.DOTENV + "BERTH_PROXY=true\n")
+    out = berth(project, sub_env, "plan").stdout
+    assert "(web: start-first, publishes HTTP on 80 and has a health gate)" in out, out
+    assert "up --detach --no-deps --no-recreate --scale web=N+1 web" in out
+    assert "caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile" in out
+    assert "/proxy/compose.yml" in out  # the override every compose command names
 
 
 def test_plan_of_production_includes_the_confirmation_step(project, sub_env):

@@ -138,3 +138,14 @@ def test_a_retired_container_stops_only_once_its_requests_in_flight_finish(tmp_p
         time.sleep(0.1)
     time.sleep(0.3)
     assert (tmp_path / "calls").read_text().split("\n")[:2] == ["stop shop-web-1", "rm shop-web-1"]
+
+
+@pytest.mark.parametrize("variant, version, ok", [("v2", "2.26.1-4", True), ("v2", "2.24.0", True),
+                                                  ("v2", "2.23.3", False), ("v1", "1.29.2", False), ("v2", "", False)])
+def test_the_proxy_needs_a_compose_that_knows_reset(variant, version, ok):
+    from types import SimpleNamespace
+
+    from berth.deploy.stages.start_first import compose_supports_proxy
+
+    session = SimpleNamespace(compose=SimpleNamespace(variant=variant), compose_version=version)
+    assert compose_supports_proxy(session) is ok
