@@ -59,19 +59,73 @@ def web_containers(app) -> list[str]:
     return sorted(out.split())
 
 
+class VolumeUsers:
+    """Samples, from a thread, how many running containers mount a volume; keeps the most seen at once."""
+
+    def __init__(self, server, volume: str) -> None:
+        self.server, self.volume, self.most = server, volume, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            names = self.server.docker("ps", "--filter", f"volume={self.volume}", "--format", "{{.Names}}",
+                                       check=False).split()
+            self.most = max(self.most, len(names))
+            time.sleep(0.05)
+
+    def __enter__(self) -> VolumeUsers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def slow_request(app, results: list) -> threading.Thread:
+    def get():
+        try:
+            with urllib.request.urlopen(app.url("/cgi-bin/slow"), timeout=20) as response:
+                results.append(response.read().decode().strip())
+        except (urllib.error.URLError, OSError) as exc:
+            results.append(str(exc))
+    thread = threading.Thread(target=get, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_a_changed_commit_switches_web_without_a_failed_request(proxied):
+    """Requests all through the deploy answer; a 3 s request in flight when traffic moves finishes; the worker,
+    which mounts the named volume, is recreated and never runs twice."""
     app = proxied
     before = web_containers(app)
     assert len(before) == 1
     worker_before = app.server.containers(app.name)["worker"][0]
     worker = (app.dir / "worker" / "worker.sh").read_text()
     app.commit("version 2", **{"web__VERSION": "2\n", "worker__worker.sh": worker + "# version 2\n"})
-    with Load(app.url("/version")) as load:
+    slow: list[str] = []
+    with Load(app.url("/version")) as load, VolumeUsers(app.server, f"{app.name}_records") as volume:
+        threads = []
+
+        def start_slow_requests():
+            while not stop.is_set():
+                threads.append(slow_request(app, slow))
+                time.sleep(0.5)
+        stop = threading.Event()
+        starter = threading.Thread(target=start_slow_requests, daemon=True)
+        starter.start()
         result = app.berth("deploy", "--push")
+        stop.set()
+        starter.join()
+        for t in threads:
+            t.join(timeout=30)
         time.sleep(1)  # requests after the deploy reach the new version
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failures == [], load.failures[:5]
     assert load.ok > 20 and load.bodies[0] == "1" and load.bodies[-1] == "2"
+    assert len(slow) >= 4 and set(slow) == {"slow done"}, slow  # some were in flight at the switch
+    assert volume.most == 1  # the worker was recreated, never doubled on its volume
     assert "web: " in result.stdout and " serves" in result.stdout
     after = web_containers(app)
     assert len(after) == 1 and after != before  # the old one was retired, one serves

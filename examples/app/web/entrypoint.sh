@@ -1,5 +1,5 @@
 #!/bin/sh
-# Serves /health (the process is up), /ready (its settings are present) and /version.
+# Serves /health (the process is up), /ready (its settings are present), /version and /cgi-bin/slow (3 s).
 set -e
 cp /app/VERSION /www/version
 if [ -n "$FAIL_HEALTH" ]; then
