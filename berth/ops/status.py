@@ -44,25 +44,33 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
             owner = lock_stage.read(session)
             containers = container_states(session)
             checkout = session.conn.run(git_commands.checkout_head(session.app_dir), timeout=60).out.strip()
+            served = None
+            if target.proxy:
+                from berth.remote.commands import proxy
+
+                served = proxy.serving(session.conn.run(proxy.read_config(session.state_dir), timeout=60).out)
         finally:
             session.close()
         if session.current_error:
             problems.append(session.current_error)
         problems.extend(session.notes)
         rows.append(host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
-                             checkout, owner, problems))
+                             checkout, owner, problems, served))
     return rows
 
 
 def host_row(target: Target, label: str, app_dir: str, current: Release | dict | None, history: list, containers,
-             expected: list[str], checkout: str | None, owner: dict | None, problems: list[str]) -> dict:
+             expected: list[str], checkout: str | None, owner: dict | None, problems: list[str],
+             served: dict[str, list[int]] | None = None) -> dict:
     """What one host runs, told from its containers (pure: the unit tests feed it every container state).
 
-    The row is the `status --json` document of the host: releases appear in it as their records.
+    The row is the `status --json` document of the host: releases appear in it as their records. `served`
+    (berth's proxy on): container name → the published ports the proxy sends to it.
     """
     from berth.deploy import lock as lock_stage
     from berth.deploy.release import running_release
     from berth.model.release import Release
+    from berth.remote.commands.proxy import SERVICE as PROXY_SERVICE
     from berth.remote.engines.compose import missing_container
 
     present = {c.service for c in containers}
@@ -88,7 +96,10 @@ def host_row(target: Target, label: str, app_dir: str, current: Release | dict |
             {"service": c.service, "container": c.name or None, "state": c.status, "description": c.describe(),
              "health": c.health or None, "exit_code": c.exit_code if c.status in ("exited", "dead", "restarting") else None,
              "error": c.error or None, "health_log": c.health_log or None, "ready": c.ready,
-             "expected": c.service in expected_set, "started_at": c.started_at or None}
+             "expected": c.service in expected_set or (served is not None and c.service == PROXY_SERVICE),
+             "proxy": served is not None and c.service == PROXY_SERVICE,
+             "serves": (served or {}).get(c.name.lstrip("/")) if c.name else None,
+             "started_at": c.started_at or None}
             for c in listed
         ],
         "problems": problems,
@@ -152,6 +163,10 @@ def render_status(rows: list[dict]) -> str:
         for s in r["services"]:
             mark = "✓" if s["ready"] else "✗"
             extra = "" if s["expected"] else "  (not in the compose file)"
+            if s.get("proxy"):
+                extra = "  (berth's proxy)"
+            elif s.get("serves"):
+                extra = f"  ← serves {', '.join(f':{p}' for p in s['serves'])}"
             out.append(f"  {mark} {s['service']:<16} {s['description']:<28} {s['container'] or ''}{extra}")
             if s.get("health_log") and not s["ready"]:
                 out.append(f"      healthcheck said: {' '.join(s['health_log'].split())[:300]}")

@@ -129,6 +129,9 @@ def test_a_changed_commit_switches_web_without_a_failed_request(proxied):
     assert "web: " in result.stdout and " serves" in result.stdout
     after = web_containers(app)
     assert len(after) == 1 and after != before  # the old one was retired, one serves
+    status = app.berth("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"{after[0]}  ← serves :{app.port}" in status.stdout and "(berth's proxy)" in status.stdout
     assert app.server.containers(app.name)["worker"][0] != worker_before  # recreated: it mounts a volume
 
 

@@ -138,3 +138,24 @@ def retire(container: str, state_dir: str, proxy: str | None = None, drain_secon
              f"grep -vxF {name} {retired} > {retired}.tmp; mv -f {retired}.tmp {retired}")
     # only the nohup runs in the background, with every fd away from the SSH session (which would wait for it)
     return f"echo {name} >> {retired} && {{ nohup sh -c {quote(inner)} </dev/null >/dev/null 2>&1 & }}"
+
+
+def read_config(state_dir: str) -> str:
+    """Shell text printing the proxy's Caddyfile, or nothing when there is none."""
+    path = quote(caddyfile_path(state_dir))
+    return f"[ -r {path} ] && cat {path} || true"
+
+
+def serving(caddyfile_text: str) -> dict[str, list[int]]:
+    """From a Caddyfile berth wrote: container name → the published ports it serves (the first upstream of
+    each port; the ones after it get no new request)."""
+    out: dict[str, list[int]] = {}
+    port = None
+    for line in caddyfile_text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0].startswith(":") and words[0][1:].isdigit() and words[1] == "{":
+            port = int(words[0][1:])
+        elif words[:1] == ["reverse_proxy"] and len(words) >= 2 and port is not None:
+            out.setdefault(words[1].rsplit(":", 1)[0], []).append(port)
+            port = None
+    return out
