@@ -384,8 +384,12 @@ def check_services(f: HostFacts, exp: Expected, probe: Probe, target: Target) ->
     running = f.by_service()
     app = f.app_dir
     compose = "docker compose" if f.facts.get("compose", "").startswith("v2") else "docker-compose"
+    from berth.remote.commands.proxy import SERVICE as PROXY_SERVICE
+
     for service in sorted(set(exp.services) | set(running)):
         containers = running.get(service, [])
+        if service == PROXY_SERVICE and target.proxy:
+            continue  # check_proxy's
         if service not in exp.services:
             out.append(Finding("service.orphan", WARN, f"{service} runs but is not in the compose file",
                                cause="the service was removed from docker-compose.yml after it was deployed",
@@ -583,6 +587,39 @@ def check_resources(f: HostFacts) -> list[Finding]:
     return out
 
 
+def check_proxy(f: HostFacts, config: str) -> list[Finding]:
+    """berth's proxy (proxy = true): it runs, publishes the ports, and sends each to a running container.
+    `config`: its Caddyfile as read from the server ("" when there is none)."""
+    from berth.remote.commands import proxy
+
+    proxies = f.by_service().get(proxy.SERVICE, [])
+    logs = f"docker logs --tail 50 {proxies[0].state.name.lstrip('/')}" if proxies else ""
+    if not proxies:
+        return [Finding("proxy.running", FAIL, "berth's proxy is not running",
+                        cause="proxy = true, but no deploy has started it here yet, or its container was removed",
+                        fix="berth deploy starts it (docs/ROLLOUTS.md)")]
+    p = proxies[0].state
+    if p.status != "running":
+        return [Finding("proxy.running", FAIL, f"berth's proxy is {p.describe()}",
+                        cause=p.error or "Caddy exited: a configuration it cannot read, or a port another process holds",
+                        fix=f"read `{logs}` on the server; berth deploy writes its configuration again")]
+    ports = sorted(port for port, _ in proxies[0].ports)
+    out = [Finding("proxy.running", OK, "berth's proxy runs" + (f", on port(s) {', '.join(map(str, ports))}"
+                                                               if ports else ""))]
+    running = {c.state.name.lstrip("/"): c.state for c in f.containers}
+    for name, served in sorted(proxy.serving(config).items()):
+        state = running.get(name)
+        shown = ", ".join(f":{port}" for port in served)
+        if state is None or not state.ready:
+            out.append(Finding("proxy.upstream", FAIL, f"the proxy sends {shown} to {name}, which is "
+                               + ("gone" if state is None else state.describe()),
+                               cause="the container that served was removed or stopped after the last deploy",
+                               fix="berth deploy (or berth rollback) starts a container and switches the proxy to it"))
+        else:
+            out.append(Finding("proxy.upstream", OK, f"{shown} → {name} ({state.describe()})"))
+    return out
+
+
 def published_ports(f: HostFacts) -> dict[int, str]:
     return {port: c.state.service for c in f.containers for port, _ in c.ports}
 
@@ -708,6 +745,10 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
             findings += check_services(facts, exp, probe, target)
             findings += check_backing_services(facts, exp, probe)
             findings += check_ports(facts, probe)
+            if target.proxy:
+                from berth.remote.commands.proxy import read_config
+
+                findings += check_proxy(facts, probe(read_config(state_dir_rel(project))))
         else:
             findings.append(Finding("doctor.skipped", SKIP, "container checks skipped: the docker daemon does not answer"))
         findings += check_resources(facts)

@@ -165,3 +165,5 @@ def test_a_rollback_switches_back_without_a_failed_request(proxied):
     assert " serves" in result.stdout  # switched, not recreated
     after = web_containers(app)
     assert len(after) == 1 and after != serving
+    doctor = app.berth("-v", "doctor")
+    assert "berth's proxy runs, on port(s)" in doctor.stdout and f"→ {after[0]}" in doctor.stdout, doctor.stdout

@@ -1291,3 +1291,35 @@ def test_health_url_port_declared_by_a_service_that_is_not_running():
     exp = d.Expected(health_urls=("http://localhost:8080/health",), services={"web": {"env": [], "ports": [8080]}})
     x = d.check_health_urls(host_facts([]), exp, lambda url: "error: connection refused")[0]
     assert "web should publish port 8080, but its container is not running" in x.cause
+
+
+# --------------------------------------------------------------------------- berth's proxy (proxy = true)
+
+
+def proxy_config(*names: str) -> str:
+    from berth.model.compose.rollout import Route
+    from berth.remote.commands import proxy
+
+    return proxy.caddyfile([Route("web", "", 8080, 8080)], {"web": list(names)})
+
+
+def test_the_proxy_is_not_taken_for_an_orphan_when_it_is_on(target):
+    f = host_facts([box("web"), box("berth-proxy", ports=[(8080, "8080/tcp")])])
+    off = d.check_services(f, services_exp(web=[]), FakeProbe(), target)
+    assert [x.id for x in off] == ["service.orphan", "service.running"]  # proxy off: it is an orphan
+    (target.root / ".env").write_text((target.root / ".env").read_text() + "BERTH_PROXY=true\n")
+    on = d.check_services(f, services_exp(web=[]), FakeProbe(), load_target(target.root))
+    assert [x.id for x in on] == ["service.running"]  # check_proxy looks at it
+
+
+def test_proxy_findings_name_what_is_wrong():
+    running = host_facts([box("web", name="app-web-2"), box("berth-proxy", ports=[(8080, "8080/tcp")],
+                                                              name="app-berth-proxy-1")])
+    out = d.check_proxy(running, proxy_config("app-web-2", "app-web-1"))
+    assert [(x.id, x.status) for x in out] == [("proxy.running", "ok"), ("proxy.upstream", "ok")]
+    assert out[0].summary == "berth's proxy runs, on port(s) 8080" and out[1].summary.startswith(":8080 → app-web-2")
+    gone = d.check_proxy(running, proxy_config("app-web-7"))
+    assert (gone[1].status, gone[1].summary) == ("fail", "the proxy sends :8080 to app-web-7, which is gone")
+    stopped = d.check_proxy(host_facts([box("berth-proxy", "exited", exit_code=1, name="app-berth-proxy-1")]), "")
+    assert stopped[0].status == "fail" and "docker logs --tail 50 app-berth-proxy-1" in stopped[0].fix
+    assert d.check_proxy(host_facts([box("web")]), "")[0].summary == "berth's proxy is not running"
