@@ -255,6 +255,8 @@ class Up(Step):
         same = decide.same_commit(current, spec.commit)
         if same and decide.skip_up(current, spec.commit, spec.env_checksum,
                                    verify_stage.container_states(run.session), spec.services, spec.files_checksum):
+            if spec.target.proxy:  # a changed proxy image or port set is applied all the same (compose: a no-op else)
+                start_first.up_proxy(run.session)
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
         if spec.target.proxy:  # berth's proxy serves the start-first services: they switch, the rest recreate
@@ -301,7 +303,10 @@ class Up(Step):
                "(then) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--no-deps",
                                                   proxy_commands.SERVICE]),
                "(otherwise:) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--remove-orphans",
-                                                       "--no-deps", *others, proxy_commands.SERVICE])]
+                                                       "--no-deps", *others, proxy_commands.SERVICE]),
+               "(when nothing changed since the running release, only: "
+               + in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--no-deps", proxy_commands.SERVICE])
+               + ")"]
         for r in switching:
             out += [f"({r.service}: start-first, {r.why})",
                     in_dir(facts.app_dir, [*compose.base(), "up", "--detach", "--no-deps", "--no-recreate",

@@ -167,3 +167,20 @@ def test_a_rollback_switches_back_without_a_failed_request(proxied):
     assert len(after) == 1 and after != serving
     doctor = app.berth("-v", "doctor")
     assert "berth's proxy runs, on port(s)" in doctor.stdout and f"→ {after[0]}" in doctor.stdout, doctor.stdout
+
+
+def test_a_new_proxy_image_replaces_the_proxy_and_the_app_answers_through_it(proxied):
+    """Upgrading the proxy recreates its container (docs/ROLLOUTS.md: a short gap, the one deploy that has
+    one); the services keep running and the new proxy serves the same ports."""
+    app = proxied
+    web_before = web_containers(app)
+    app.server.docker("tag", "caddy:2.8.4-alpine", "caddy:2.8.5-standin")
+    app.write_dotenv(BERTH_PROXY="true", BERTH_PROXY_IMAGE="caddy:2.8.5-standin")
+    result = app.berth("deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+    proxy = app.server.docker("ps", "--filter", f"label=com.docker.compose.project={app.name}", "--filter",
+                              "label=com.docker.compose.service=berth-proxy", "--format", "{{.Image}}").split()
+    assert proxy == ["caddy:2.8.5-standin"]
+    assert web_containers(app) == web_before  # the app's containers were not touched
+    with urllib.request.urlopen(app.url("/version"), timeout=10) as response:
+        assert response.read().decode().strip() == "1"

@@ -120,6 +120,11 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
     return done
 
 
+def up_proxy(session: HostSession) -> None:
+    """`up` of the proxy alone: nothing when it is as the override says, else compose recreates it."""
+    _compose(session, [*session.compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
+
+
 def _start_beside(session: HostSession, service: str, old: list[str]) -> str:
     compose = session.compose
     # compose counts every container of the service, retired ones still stopping too
