@@ -104,7 +104,7 @@ def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, 
         rebuild, info["detail"] = restore_images(session, to)
     retired: list[str] = []
     with log.step("deploy", label) as info:
-        if switch is not None:
+        if switch is not None and start_first.compose_supports_proxy(session):
             if rebuild:
                 compose_up_stage.compose_build(session)
             switched = start_first.deploy(session, services, switch.rollouts, switch.routes, timeout, keep=keep)

@@ -91,6 +91,11 @@ class HostRun:
         return self.session.host.label
 
 
+def proxied(run: HostRun) -> bool:
+    """berth's proxy is on and this host's compose can run it (v2.24+); else every service is recreated."""
+    return run.target.proxy and start_first.compose_supports_proxy(run.session)
+
+
 class Step:
     name: str = ""
 
@@ -119,11 +124,10 @@ class Preflight(Step):
     name = "preflight"
 
     def run(self, run: HostRun) -> str:
-        if run.target.proxy and not start_first.compose_supports_proxy(run.session):
-            raise BerthError(f"berth's proxy needs Compose v2.24 or newer (its override file uses !reset), and "
-                             f"{run.label} has compose {run.session.compose.variant} {run.session.compose_version}",
-                             fix="upgrade the server's Compose plugin, or turn the proxy off for this environment "
-                                 "(proxy = false in berth.toml, BERTH_PROXY=false in .env)")
+        if run.target.proxy and not proxied(run):
+            run.log.printer.line(f"  ! {run.label} has compose {run.session.compose.variant} "
+                                 f"{run.session.compose_version}: berth's proxy needs Compose v2.24 or newer, so every "
+                                 "service there is recreated (upgrade the Compose plugin for start-first switches)")
         spec, session = run.spec, run.session
         result = session.conn.run(preflight_commands.script(spec.ports, spec.pulled),
                                   timeout=preflight_commands.PULL_TIMEOUT * max(1, len(spec.pulled)) + 60)
@@ -178,7 +182,7 @@ class ShipEnv(Step):
             detail += f"; {', '.join(run.spec.files)} (0600)"
             for note in kept:
                 run.log.printer.line(f"  ! kept {note}")
-        if run.target.proxy:  # named by every compose command from here on (berth.remote.session.compose_files)
+        if proxied(run):  # named by every compose command from here on (berth.remote.session.compose_files)
             start_first.write_override(run.session, run.spec.routes, run.spec.proxy_networks, run.target.proxy_image)
             detail += "; the proxy's compose override"
         return detail
@@ -255,11 +259,11 @@ class Up(Step):
         same = decide.same_commit(current, spec.commit)
         if same and decide.skip_up(current, spec.commit, spec.env_checksum,
                                    verify_stage.container_states(run.session), spec.services, spec.files_checksum):
-            if spec.target.proxy:  # a changed proxy image or port set is applied all the same (compose: a no-op else)
+            if proxied(run):  # a changed proxy image or port set is applied all the same (compose: a no-op else)
                 start_first.up_proxy(run.session)
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
-        if spec.target.proxy:  # berth's proxy serves the start-first services: they switch, the rest recreate
+        if proxied(run):  # berth's proxy serves the start-first services: they switch, the rest recreate
             start_first.deploy(run.session, spec.services, spec.rollouts, spec.routes, spec.timeout, done=run.switch)
             run.retired = run.switch.retired
             detail = run.switch.describe()

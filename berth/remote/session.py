@@ -99,7 +99,7 @@ def connect(target: Target, conn: Transport) -> HostSession:
             conn=conn,
             home=home,
             user=facts.get("user", ""),
-            compose=Compose(variant, project, compose_files(target, state_dir), target.env_file),
+            compose=Compose(variant, project, compose_files(target, state_dir, variant, version), target.env_file),
             compose_version=version,
             docker_version=facts["docker"],
             app_dir=absolute(target.app_dir, home),
@@ -113,12 +113,15 @@ def connect(target: Target, conn: Transport) -> HostSession:
         raise
 
 
-def compose_files(target: Target, state_dir: str) -> tuple[str, ...]:
+def compose_files(target: Target, state_dir: str, variant: str = "v2", version: str = "2.24") -> tuple[str, ...]:
     """The files every compose command on the host names: the app's, then berth's proxy override when the
-    proxy is on (it runs the proxy and takes the start-first services' ports; docs/ROLLOUTS.md)."""
+    proxy is on and the host's compose can read it (it runs the proxy and takes the start-first services'
+    ports; docs/ROLLOUTS.md)."""
     from berth.remote.commands import proxy
 
-    return (*target.compose_files, proxy.override_path(state_dir)) if target.proxy else tuple(target.compose_files)
+    if target.proxy and proxy.supported(variant, version):
+        return (*target.compose_files, proxy.override_path(state_dir))
+    return tuple(target.compose_files)
 
 
 def legacy_note(target: Target) -> str:

@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from berth.sandbox.proxy_image import import_proxy_image
+from tests.sandbox.conftest import Server
 
 LOAD_INTERVAL = 0.02  # at most 50 requests/s, to the sandbox host only, for as long as one deploy takes
 
@@ -184,3 +185,19 @@ def test_a_new_proxy_image_replaces_the_proxy_and_the_app_answers_through_it(pro
     assert web_containers(app) == web_before  # the app's containers were not touched
     with urllib.request.urlopen(app.url("/version"), timeout=10) as response:
         assert response.read().decode().strip() == "1"
+
+
+def test_a_server_with_compose_v1_is_deployed_without_the_proxy_and_says_so(app, sandbox):
+    old = sandbox.hosts[1]  # the sandbox's older server: Compose v1 only
+    app.write_dotenv(BERTH_PROXY="true", SERVER_IP=old.address, SERVER_USER=old.user,
+                     HEALTH_URL=f"http://{old.address}:{app.port}/health")
+    result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "berth's proxy needs Compose v2.24 or newer, so every service there is recreated" in result.stdout
+    server = Server(old)
+    try:
+        assert set(server.containers(app.name)) == {"web", "worker"}  # no proxy: web publishes its own port
+    finally:
+        ids = server.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={app.name}").split()
+        if ids:
+            server.docker("rm", "-f", *ids, check=False)

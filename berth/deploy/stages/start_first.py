@@ -10,7 +10,6 @@ is removed with its log lines kept for the error: traffic never moved, the old o
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -45,11 +44,8 @@ class Switched:
 
 
 def compose_supports_proxy(session: HostSession) -> bool:
-    """Compose v2.24 or newer: the override's `!reset` (the tag that takes the services' ports) exists there."""
-    if session.compose.variant != "v2":
-        return False
-    numbers = [int(n) for n in re.findall(r"\d+", session.compose_version)[:2]]
-    return len(numbers) == 2 and tuple(numbers) >= (2, 24)
+    """Compose v2.24 or newer on the host: without it berth recreates every service (and says so)."""
+    return proxy.supported(session.compose.variant, session.compose_version)
 
 
 def write_override(session: HostSession, routes, networks, image: str) -> None:

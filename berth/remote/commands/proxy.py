@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Sequence
 
 from berth.configuration.target import DEFAULT_PROXY_IMAGE as DEFAULT_IMAGE  # noqa: F401  (re-exported)
@@ -24,6 +25,14 @@ DATA_VOLUME = "berth-proxy-data"
 CONFIG_DIR_IN_CONTAINER = "/etc/caddy"
 ADMIN = "localhost:2019"
 RETRY_SECONDS = 10  # Caddy retries a request on another upstream (or the same one) for this long
+
+
+def supported(variant: str, version: str) -> bool:
+    """Compose v2.24 or newer: the override's `!reset` (the tag that takes the services' ports) exists there."""
+    if variant != "v2":
+        return False
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:2]]
+    return len(numbers) == 2 and tuple(numbers) >= (2, 24)
 
 
 def override_path(state_dir: str) -> str:
