@@ -2,10 +2,10 @@
 
 A switch (docs/ROLLOUTS.md): compose starts one more container of the service beside the running one
 (`up --no-recreate --scale S=N+1`), which must become healthy and answer a direct probe from the proxy; the
-proxy then sends new requests to it (`[new, old]`, lb_policy first), the requests in flight to the old one
-finish (Caddy counts them, up to the drain timeout), the proxy drops the old one (`[new]`) and the old
-container stops in the background with its own stop timeout. A new container that fails its health gate
-is removed with its log lines kept for the error: traffic never moved, the old one still serves.
+proxy then sends new requests to it (`[new, old]`, lb_policy first). A background job on the server waits
+until the old one has no request in flight (Caddy counts them, up to the drain timeout), then stops it with
+its own stop timeout and removes it. A new container that fails its health gate is removed with its log
+lines kept for the error: traffic never moved, the old one still serves.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ that switch a service's traffic from one container to another (docs/ROLLOUTS.md)
 The proxy is Caddy, a service of the app's own compose project, defined in an override file berth writes
 into its state directory (the user's compose file is not edited). It publishes the ports the start-first
 services published (the override takes them off those services with compose's `!reset`) and forwards each
-port to one container by name. A switch is two graceful reloads: first `[new, old]` with `lb_policy first`
-(new requests go to the new container; the old one stays an upstream, so Caddy keeps counting the requests
-still in flight there), then `[new]` once that count is zero or the drain timeout has passed.
+port to one container by name. A switch is one graceful reload to `[new, old]` with `lb_policy first`: new
+requests go to the new container, and the old one stays an upstream, so Caddy keeps counting the requests
+still in flight there. A background job stops the old container once that count is zero (or the drain
+timeout has passed); the next switch drops it from the list.
 """
 
 from __future__ import annotations
