@@ -16,26 +16,24 @@ from tests.sandbox.conftest import Server
 LOAD_INTERVAL = 0.02  # at most 50 requests/s, to the sandbox host only, for as long as one deploy takes
 
 
-class Load:
-    """GETs one URL in a loop from a thread until stopped: counts answers, keeps the failures."""
+class Repeating:
+    """Runs `step` from a thread every `interval` seconds while the `with` block runs."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.ok, self.failures = url, 0, []
-        self.bodies: list[str] = []
+    interval = LOAD_INTERVAL
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def step(self) -> None:
+        raise NotImplementedError
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as response:
-                    self.bodies.append(response.read().decode().strip())
-                    self.ok += 1
-            except (urllib.error.URLError, OSError) as exc:
-                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
-            time.sleep(LOAD_INTERVAL)
+            self.step()
+            time.sleep(self.interval)
 
-    def __enter__(self) -> Load:
+    def __enter__(self):
         self._thread.start()
         return self
 
@@ -44,11 +42,27 @@ class Load:
         self._thread.join(timeout=30)
 
 
+class Load(Repeating):
+    """GETs one URL in a loop: counts answers, keeps the failures."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url, self.ok, self.failures = url, 0, []
+        self.bodies: list[str] = []
+
+    def step(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=10) as response:
+                self.bodies.append(response.read().decode().strip())
+                self.ok += 1
+        except (urllib.error.URLError, OSError) as exc:
+            self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
+
+
 @pytest.fixture
 def proxied(app):
     import_proxy_image(app.server.host.docker_host)
     app.write_dotenv(BERTH_PROXY="true")
-    (app.dir / ".env").write_text((app.dir / ".env").read_text())
     first = app.berth("deploy", "--push")
     assert first.returncode == 0, first.stdout + first.stderr
     return app
@@ -60,28 +74,37 @@ def web_containers(app) -> list[str]:
     return sorted(out.split())
 
 
-class VolumeUsers:
-    """Samples, from a thread, how many running containers mount a volume; keeps the most seen at once."""
+class VolumeUsers(Repeating):
+    """Samples how many running containers mount a volume; keeps the most seen at once."""
+
+    interval = 0.05
 
     def __init__(self, server, volume: str) -> None:
+        super().__init__()
         self.server, self.volume, self.most = server, volume, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            names = self.server.docker("ps", "--filter", f"volume={self.volume}", "--format", "{{.Names}}",
-                                       check=False).split()
-            self.most = max(self.most, len(names))
-            time.sleep(0.05)
+    def step(self) -> None:
+        names = self.server.docker("ps", "--filter", f"volume={self.volume}", "--format", "{{.Names}}",
+                                   check=False).split()
+        self.most = max(self.most, len(names))
 
-    def __enter__(self) -> VolumeUsers:
-        self._thread.start()
-        return self
+
+class SlowRequests(Repeating):
+    """Starts a 3 s request every half second; `results` holds each one's answer (or error)."""
+
+    interval = 0.5
+
+    def __init__(self, app) -> None:
+        super().__init__()
+        self.app, self.results, self.threads = app, [], []
+
+    def step(self) -> None:
+        self.threads.append(slow_request(self.app, self.results))
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        super().__exit__(*exc)
+        for t in self.threads:
+            t.join(timeout=30)
 
 
 def slow_request(app, results: list) -> threading.Thread:
@@ -105,23 +128,11 @@ def test_a_changed_commit_switches_web_without_a_failed_request(proxied):
     worker_before = app.server.containers(app.name)["worker"][0]
     worker = (app.dir / "worker" / "worker.sh").read_text()
     app.commit("version 2", **{"web__VERSION": "2\n", "worker__worker.sh": worker + "# version 2\n"})
-    slow: list[str] = []
     with Load(app.url("/version")) as load, VolumeUsers(app.server, f"{app.name}_records") as volume:
-        threads = []
-
-        def start_slow_requests():
-            while not stop.is_set():
-                threads.append(slow_request(app, slow))
-                time.sleep(0.5)
-        stop = threading.Event()
-        starter = threading.Thread(target=start_slow_requests, daemon=True)
-        starter.start()
-        result = app.berth("deploy", "--push")
-        stop.set()
-        starter.join()
-        for t in threads:
-            t.join(timeout=30)
+        with SlowRequests(app) as slow_requests:
+            result = app.berth("deploy", "--push")
         time.sleep(1)  # requests after the deploy reach the new version
+    slow = slow_requests.results
     assert result.returncode == 0, result.stdout + result.stderr
     assert load.failures == [], load.failures[:5]
     assert load.ok > 20 and load.bodies[0] == "1" and load.bodies[-1] == "2"
