@@ -20,6 +20,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # Compose v1, for servers that only have it
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v caddy >/dev/null || need_apt+=(caddy)  # the sandbox's stand-in for berth's proxy image
+command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || need_apt+=(pebble)  # a real ACME server for the HTTPS tests
+command -v openssl >/dev/null || need_apt+=(openssl)
 
 apt_updated=0
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -62,6 +62,12 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "post_deploy": (None, "commands"),
     "proxy": ("BERTH_PROXY", "bool"),
     "proxy_image": ("BERTH_PROXY_IMAGE", "str"),
+    # HTTPS by berth's proxy (docs/ROLLOUTS.md): service → its public host names, and the ACME account
+    "domains": (None, "domains"),
+    "acme_email": (None, "str"),
+    "acme_ca": (None, "str"),
+    "acme_ca_root": (None, "str"),
+    "https_redirect": (None, "bool"),
 }
 DEFAULT_KEEP_RELEASES = 5
 # how a "bool" setting may be written in .env (berth.toml has real booleans)
@@ -92,6 +98,18 @@ class Host:
         who = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port and self.port != 22 else ""
         return f"{who}{self.address}{port}"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """berth's proxy's ACME account: who the CA may write to, which CA (its directory URL; empty: Caddy's
+    default, Let's Encrypt), the root certificate to trust that CA's own HTTPS by (a local PEM file, for a
+    private or test CA), and whether plain HTTP on port 80 redirects to HTTPS."""
+
+    email: str = ""
+    ca: str = ""
+    ca_root: Path | None = None
+    redirect: bool = True
 
 
 @dataclass(frozen=True)
@@ -198,8 +216,25 @@ class Target:
     @property
     def proxy(self) -> bool:
         """Run berth's proxy, so start-first services switch without dropping a request (docs/ROLLOUTS.md);
-        off unless asked for while the rollout is new."""
-        return bool_setting(self.get("proxy", False)) is True
+        off unless asked for while the rollout is new, or unless `domains` asks for HTTPS (which it serves)."""
+        if self.get("proxy") is None:
+            return bool(self.domains)
+        return bool_setting(self.get("proxy")) is True
+
+    @property
+    def domains(self) -> dict[str, tuple[str, ...]]:
+        """service → the public host names berth's proxy serves it on by HTTPS (berth check judges them)."""
+        value = self.get("domains") or {}
+        return {service: tuple(names) for service, names in value.items() if names}
+
+    @property
+    def tls(self) -> Tls | None:
+        """How berth's proxy gets certificates; None without domains (plain HTTP only)."""
+        if not self.domains:
+            return None
+        return Tls(email=str(self.get("acme_email") or ""), ca=str(self.get("acme_ca") or ""),
+                   ca_root=self.local_path("acme_ca_root"),
+                   redirect=bool_setting(self.get("https_redirect", True)) is not False)
 
     @property
     def proxy_image(self) -> str:
@@ -329,6 +364,13 @@ def _split_list(value: str) -> list[str]:
 
 def _coerce(name: str, kind: str, value: Any, origin: str, line: int | None = None) -> Any:
     """Type-check a berth.toml value; .env values are strings and are converted leniently."""
+    if kind == "domains":  # { service = "name" or ["name", ...] }
+        if isinstance(value, dict) and all(isinstance(k, str) and (isinstance(v, str) or (
+                isinstance(v, list) and all(isinstance(n, str) for n in v))) for k, v in value.items()):
+            return {k: [v] if isinstance(v, str) else list(v) for k, v in value.items()}
+        raise UsageError(f"berth.toml{f':{line}' if line else ''}: 'domains' must name each service's public host "
+                         f"names, not {value!r}", where=origin,
+                         fix='write it as domains = { web = ["app.example.com", "www.example.com"] }')
     if kind == "commands":  # one shell command or a list of them; never split
         kind, value = "list", [value] if isinstance(value, str) else value
     ok = {

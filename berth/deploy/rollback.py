@@ -82,8 +82,8 @@ def _candidate(release: Release, current_id: str | None) -> str:
 def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, services: list[str],
               urls: tuple[str, ...], timeout: float, env_file: str, switch=None,
               keep: frozenset[str] = frozenset()) -> verify_stage.VerifyResult:
-    """Return the host to release `to` and verify it. `switch` (berth's proxy on: an object with `rollouts`
-    and `routes`, as DeploySpec has them) makes the start-first services switch as in a deploy."""
+    """Return the host to release `to` and verify it. `switch` (berth's proxy on: a SwitchPlan, its
+    `rollouts` and `proxy`) makes the start-first services switch as in a deploy."""
     to = Release.of(to)
     label = session.host.label
     with log.step("sync", label) as info:
@@ -107,7 +107,7 @@ def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, 
         if switch is not None and start_first.compose_supports_proxy(session):
             if rebuild:
                 compose_up_stage.compose_build(session)
-            switched = start_first.deploy(session, services, switch.rollouts, switch.routes, timeout, keep=keep)
+            switched = start_first.deploy(session, services, switch.rollouts, switch.proxy, timeout, keep=keep)
             retired = switched.retired
             info["detail"] = switched.describe() + (" (built)" if rebuild else "")
         else:

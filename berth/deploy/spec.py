@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from berth.configuration.target import Target
@@ -42,9 +43,8 @@ class DeploySpec:
     files: dict[str, list[str]] = field(default_factory=dict)  # path → the services that mount it
     files_checksum: str = ""  # of their names and contents, keyed with the env file (see ship_env.files_digest)
     rollouts: list = field(default_factory=list)  # berth.model.compose.rollout.Rollout per started service
-    # with berth's proxy on: the ports it serves for the start-first services, and the networks it joins
-    routes: list = field(default_factory=list)
-    proxy_networks: dict[str, list[str]] = field(default_factory=dict)
+    # with berth's proxy on: what it serves (the start-first services' ports, the domains), how, from where
+    proxy: Any = None  # berth.remote.commands.proxy.ProxySetup
 
 
 def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> DeploySpec:
@@ -87,9 +87,7 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     if resolved is not None:
         spec.rollouts = _rollouts(resolved, target)
         if target.proxy:
-            from berth.model.compose.rollout import routes
-
-            spec.routes, spec.proxy_networks = routes(spec.rollouts, resolved.model)
+            spec.proxy = proxy_setup(target, spec.rollouts, resolved, strict)
     if model.get("services"):  # the model also holds the services of included files (include:)
         spec.services = [s for s in services if s in model["services"]] + [
             s for s in model["services"] if s not in services]
@@ -105,25 +103,45 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     return spec
 
 
+def proxy_setup(target: Target, rollouts: list, resolved, strict: bool = True):
+    """What berth's proxy serves for this app: the start-first services' ports, berth.toml's domains (by
+    HTTPS), the networks of those services, and acme_ca_root's certificate (read here, shipped with the
+    override). `resolved` None: nothing (check has said why the compose files cannot be read)."""
+    from berth.model.compose.rollout import routes, sites
+    from berth.remote.commands.proxy import ProxySetup
+
+    if resolved is None:
+        return ProxySetup(image=target.proxy_image, tls=target.tls)
+    served, networks = routes(rollouts, resolved.model)
+    named, site_networks = sites(rollouts, resolved.model, target.domains, resolved.extensions)
+    tls = target.tls
+    pem = b""
+    if tls is not None and tls.ca_root is not None:
+        try:
+            pem = tls.ca_root.read_bytes()
+        except OSError as exc:
+            if strict:
+                raise BerthError(f"acme_ca_root {tls.ca_root} cannot be read ({exc.strerror})",
+                                 where=target.located("acme_ca_root"),
+                                 fix="point acme_ca_root at the PEM file of your ACME server's root certificate") from None
+    return ProxySetup(served, named, {**networks, **site_networks}, tls, target.proxy_image, pem)
+
+
 @dataclass(frozen=True)
 class SwitchPlan:
-    """What a start-first switch needs (berth's proxy on), for a rollback: the rollouts and the proxy's routes."""
+    """What a start-first switch needs (berth's proxy on), for a rollback: the rollouts and what the proxy serves."""
 
     rollouts: list
-    routes: list
+    proxy: Any  # berth.remote.commands.proxy.ProxySetup
 
 
 def switch_plan(target: Target) -> SwitchPlan | None:
     """The start-first plan of the app as checked out here, when berth's proxy is on; else None."""
     if not target.proxy:
         return None
-    from berth.model.compose.rollout import routes
-
     resolved = _resolved(target)
-    if resolved is None:
-        return SwitchPlan([], [])
-    rollouts = _rollouts(resolved, target)
-    return SwitchPlan(rollouts, routes(rollouts, resolved.model)[0])
+    rollouts = _rollouts(resolved, target) if resolved is not None else []
+    return SwitchPlan(rollouts, proxy_setup(target, rollouts, resolved, strict=False))
 
 
 def _resolved(target: Target):
@@ -141,7 +159,7 @@ def _rollouts(resolved, target: Target) -> list:
     from berth.model.compose import rollout
 
     try:
-        return rollout.plan(resolved.model, resolved.extensions, target.health_urls)
+        return rollout.plan(resolved.model, resolved.extensions, target.health_urls, target.domains)
     except (rollout.RolloutSettingsError, BerthError):
         return []
 

@@ -183,7 +183,7 @@ class ShipEnv(Step):
             for note in kept:
                 run.log.printer.line(f"  ! kept {note}")
         if proxied(run):  # named by every compose command from here on (berth.remote.session.compose_files)
-            start_first.write_override(run.session, run.spec.routes, run.spec.proxy_networks, run.target.proxy_image)
+            start_first.write_override(run.session, run.spec.proxy)
             detail += "; the proxy's compose override"
         return detail
 
@@ -264,7 +264,7 @@ class Up(Step):
             return "nothing changed since the running release: up skipped"
         run.progress.up = True
         if proxied(run):  # berth's proxy serves the start-first services: they switch, the rest recreate
-            start_first.deploy(run.session, spec.services, spec.rollouts, spec.routes, spec.timeout, done=run.switch)
+            start_first.deploy(run.session, spec.services, spec.rollouts, spec.proxy, spec.timeout, done=run.switch)
             run.retired = run.switch.retired
             detail = run.switch.describe()
         else:
@@ -298,8 +298,8 @@ class Up(Step):
     @staticmethod
     def _describe_switch(spec: DeploySpec, facts: Facts) -> list[str]:
         compose, project = facts.compose, facts.compose.project
-        switching = [r for r in spec.rollouts if r.strategy == "start-first"
-                     and any(route.service == r.service for route in spec.routes)]
+        switching = [r for r in spec.rollouts if r.strategy == "start-first" and spec.proxy is not None
+                     and spec.proxy.serves(r.service)]
         others = [s for s in spec.services if s not in {r.service for r in switching}]
         out = [f"(stdin: the proxy's Caddyfile) {file_commands.write_private_file(proxy_commands.caddyfile_path(facts.state_dir))}",
                "(the proxy's first start:) " + in_dir(facts.app_dir, [*compose.base(), "up", "--detach",

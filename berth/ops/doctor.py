@@ -608,8 +608,10 @@ def check_proxy(f: HostFacts, config: str) -> list[Finding]:
                                                                if ports else ""))]
     running = {c.state.name.lstrip("/"): c.state for c in f.containers}
     for name, served in sorted(proxy.serving(config).items()):
-        state = running.get(name)
-        shown = ", ".join(f":{port}" for port in served)
+        # a recreated service behind a domain is named by its service (compose's DNS name for its container)
+        state = running.get(name) or next((c.state for c in f.by_service().get(name, []) if c.state.ready),
+                                          next((c.state for c in f.by_service().get(name, [])), None))
+        shown = ", ".join(served)
         if state is None or not state.ready:
             out.append(Finding("proxy.upstream", FAIL, f"the proxy sends {shown} to {name}, which is "
                                + ("gone" if state is None else state.describe()),

@@ -61,11 +61,11 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
 
 def host_row(target: Target, label: str, app_dir: str, current: Release | dict | None, history: list, containers,
              expected: list[str], checkout: str | None, owner: dict | None, problems: list[str],
-             served: dict[str, list[int]] | None = None) -> dict:
+             served: dict[str, list[str]] | None = None) -> dict:
     """What one host runs, told from its containers (pure: the unit tests feed it every container state).
 
     The row is the `status --json` document of the host: releases appear in it as their records. `served`
-    (berth's proxy on): container name → the published ports the proxy sends to it.
+    (berth's proxy on): container name → what the proxy sends to it (`:8080`, `https://app.example.com`).
     """
     from berth.deploy import lock as lock_stage
     from berth.deploy.release import running_release
@@ -166,7 +166,7 @@ def render_status(rows: list[dict]) -> str:
             if s.get("proxy"):
                 extra = "  (berth's proxy)"
             elif s.get("serves"):
-                extra = f"  ← serves {', '.join(f':{p}' for p in s['serves'])}"
+                extra = f"  ← serves {', '.join(s['serves'])}"
             out.append(f"  {mark} {s['service']:<16} {s['description']:<28} {s['container'] or ''}{extra}")
             if s.get("health_log") and not s["ready"]:
                 out.append(f"      healthcheck said: {' '.join(s['health_log'].split())[:300]}")

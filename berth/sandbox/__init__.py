@@ -242,7 +242,11 @@ def down() -> list[str]:
                 or Path(f"/sys/class/net/{_veth(i)[0]}").exists():
             cleanup_host(i)
             done.append(h.name)
-    for leftover in ("state.json", "remote", "known_hosts"):
+    from berth.sandbox import acme
+
+    if acme.stop():
+        done.append("acme")
+    for leftover in ("state.json", "remote", "known_hosts", "acme"):
         p = ROOT / leftover
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     return done

@@ -48,14 +48,18 @@ def compose_supports_proxy(session: HostSession) -> bool:
     return proxy.supported(session.compose.variant, session.compose_version)
 
 
-def write_override(session: HostSession, routes, networks, image: str) -> None:
-    """The override every compose command on the host names; it must exist before the first one (build)."""
-    text = proxy.override(routes, networks, image, session.state_dir) if routes else "services: {}\n"
+def write_override(session: HostSession, setup: proxy.ProxySetup) -> None:
+    """The override every compose command on the host names; it must exist before the first one (build).
+    acme_ca_root's certificate goes beside the Caddyfile (the proxy trusts its ACME server by it)."""
+    text = setup.override(session.state_dir) if setup.routes or setup.sites else "services: {}\n"
     _run(session, file_commands.write_private_file(proxy.override_path(session.state_dir)),
          "writing the proxy's compose override", stdin=text.encode())
+    if setup.ca_root_pem:
+        _run(session, file_commands.write_private_file(proxy.ca_root_path(session.state_dir)),
+             "writing acme_ca_root beside the proxy's configuration", stdin=setup.ca_root_pem)
 
 
-def deploy(session: HostSession, services: list[str], rollouts: list, routes: list, timeout: float,
+def deploy(session: HostSession, services: list[str], rollouts: list, setup: proxy.ProxySetup, timeout: float,
            done: Switched | None = None, keep: frozenset[str] = frozenset()) -> Switched:
     """Bring every service to the release (a deploy's, or the one a rollback returns to): recreate-strategy
     services and the proxy by `up`, then switch the start-first ones. Raises BerthError (HealthGateFailed when
@@ -64,8 +68,7 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
     `keep`: start-first services whose running container already is the release's (a failed deploy never
     switched them): they keep serving untouched."""
     compose, project = session.compose, session.compose.project
-    start_first = {r.service: r for r in rollouts if r.strategy == "start-first"
-                   and any(route.service == r.service for route in routes)}
+    start_first = {r.service: r for r in rollouts if r.strategy == "start-first" and setup.serves(r.service)}
     running = {s: _containers(session, project, s) for s in start_first}
     done = done if done is not None else Switched()
     # nothing serves yet, or the proxy does not run (the first deploy with it: the services still publish their
@@ -73,7 +76,7 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
     first = not any(running.values()) or not _containers(session, project, proxy.SERVICE)
     # the proxy needs a configuration before it starts: the services by name until berth names containers
     serving = {s: names or [s] for s, names in running.items()}
-    _write_config(session, routes, serving, only_if_missing=True)
+    _write_config(session, setup, serving, only_if_missing=True)
     if first:  # the services first (they give their ports up), then the proxy takes the ports
         _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *services], "up")
         _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
@@ -102,7 +105,7 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
         # the old ones stay upstreams behind the new one (lb_policy first: they get no new request) so that
         # Caddy keeps counting their requests in flight until those finish; the next switch drops them
         serving[service] = [new, *old]
-        _write_config(session, routes, serving)
+        _write_config(session, setup, serving)
         _run(session, proxy.reload(proxy_id), "reloading the proxy")
         for name in old:
             _run(session, proxy.retire(name, session.state_dir, proxy_id, rollout.drain_timeout), f"retiring {name}")
@@ -110,7 +113,7 @@ def deploy(session: HostSession, services: list[str], rollouts: list, routes: li
         done.switched.append(service)
         done.notes.append(f"{service}: {new} serves (ready in {ready - started:.1f}s); {', '.join(old)} stops once "
                           f"its requests in flight finish (at most {rollout.drain_timeout:.0f}s)")
-    _write_config(session, routes, serving)
+    _write_config(session, setup, serving)
     _run(session, proxy.reload(proxy_id), "reloading the proxy")
     done.serving = serving
     return done
@@ -178,12 +181,13 @@ def _proxy(session: HostSession, project: str) -> str:
     return names[0]
 
 
-def _write_config(session: HostSession, routes, serving: dict[str, list[str]], only_if_missing: bool = False) -> None:
+def _write_config(session: HostSession, setup: proxy.ProxySetup, serving: dict[str, list[str]],
+                  only_if_missing: bool = False) -> None:
     path = proxy.caddyfile_path(session.state_dir)
     write = file_commands.write_private_file(path)
     if only_if_missing:
         write = f"[ -e {quote(path)} ] || {{ {write}; }}"
-    _run(session, write, "writing the proxy's configuration", stdin=proxy.caddyfile(routes, serving).encode())
+    _run(session, write, "writing the proxy's configuration", stdin=setup.caddyfile(serving).encode())
 
 
 def _remove(session: HostSession, name: str) -> None:

@@ -16,8 +16,12 @@ A service chooses for itself with `x-berth` in its compose definition (compose i
       drain_timeout: 30s        # how long requests in flight to the old container may take
 
 Everything here is pure: the same decision is shown by `berth plan` and used by the deploy and rollback.
-The proxy-driven start-first switch is not part of a deploy yet (docs/ROLLOUTS.md): today every service is
-recreated, and the plan names the services that will switch start-first.
+The switch needs berth's proxy (`proxy = true`, or `domains` in berth.toml); with it off every service is
+recreated, and the plan names the services that would switch start-first.
+
+A service named in `domains` is served by the proxy on those host names by HTTPS (a `Site`): it need not
+publish a port then (the proxy reaches it on its networks), and it switches start-first when it can say
+when it is ready; a recreated one is reached by its service name.
 """
 
 from __future__ import annotations
@@ -62,6 +66,15 @@ class Route:
     host_ip: str  # "" for every interface
     published: int  # the host port, which the proxy also listens on inside its container
     target: int  # the service's container port
+
+
+@dataclass(frozen=True)
+class Site:
+    """The public host names berth's proxy serves one service on, by HTTPS (certificates by ACME)."""
+
+    service: str
+    names: tuple[str, ...]
+    target: int  # the service's container port that speaks HTTP
 
 
 @dataclass(frozen=True)
@@ -120,8 +133,10 @@ def _is_port(value: Any) -> bool:
 
 
 def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
-           health_urls: tuple[str, ...] = ()) -> Rollout:
+           health_urls: tuple[str, ...] = (), has_domains: bool = False) -> Rollout:
     """The strategy for one service of the compose model (berth.model.compose.resolve's long syntax).
+    `has_domains`: berth.toml names public host names for it, so the proxy serves it even when it publishes
+    no port (on x-berth.http_port, else the one port it publishes or exposes).
 
     Raises RolloutSettingsError when `x-berth` forces start-first where it cannot work."""
     from berth.model.compose.services import DATA_PORTS, is_data_image
@@ -130,6 +145,8 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
     published_tcp = sorted({int(p["target"]) for p in ports if str(p.get("protocol", "tcp")) == "tcp"
                             and str(p.get("target", "")).isdigit()})
     http_port = settings.http_port or next((p for p in published_tcp if p not in DATA_PORTS), None)
+    if has_domains and http_port is None:
+        http_port = site_port(service, settings)
     path = settings.health_path or _healthcheck_path(service, http_port) or "/"
 
     def rollout(strategy: str, why: str) -> Rollout:
@@ -143,13 +160,14 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
         return rollout(RECREATE, "container_name allows one container at a time")
     if settings.rollout == RECREATE:
         return rollout(RECREATE, "x-berth.rollout: recreate")
-    if settings.http_port is not None and settings.http_port not in published_tcp:
+    if settings.http_port is not None and settings.http_port not in published_tcp and not has_domains:
         raise RolloutSettingsError(f"service {name}: x-berth.http_port {settings.http_port} is not a TCP port the "
                                    f"service publishes ({', '.join(map(str, published_tcp)) or 'none'})", "http_port")
     if settings.rollout == START_FIRST:
         if http_port is None:
             raise RolloutSettingsError(f"service {name}: x-berth.rollout is start-first, but the service publishes "
-                                       "no HTTP port for the proxy to switch", "rollout")
+                                       "no HTTP port for the proxy to switch (with domains in berth.toml, set "
+                                       "x-berth.http_port)", "rollout")
         return rollout(START_FIRST, "x-berth.rollout: start-first")
     volume = next((v for v in service.get("volumes") or [] if isinstance(v, dict) and v.get("type") == "volume"), None)
     if volume is not None:
@@ -162,10 +180,10 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
     replicas = (service.get("deploy") or {}).get("replicas") if isinstance(service.get("deploy"), Mapping) else None
     if replicas is not None or service.get("scale") is not None:
         return rollout(RECREATE, "its replicas are fixed in the compose file")
-    if not ports:
-        return rollout(RECREATE, "it publishes no port: there is no traffic to switch")
     if service.get("network_mode"):
         return rollout(RECREATE, "network_mode: the proxy cannot reach it by name")
+    if not ports and not (has_domains and http_port is not None):
+        return rollout(RECREATE, "it publishes no port: there is no traffic to switch")
     loose = next((p for p in ports if not str(p.get("published", "")).isdigit()), None)
     if loose is not None:
         return rollout(RECREATE, f"its port {loose.get('target')} is published on "
@@ -176,14 +194,33 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
         return rollout(RECREATE, f"it publishes no HTTP port ({shown}); the proxy switches HTTP only")
     if not _has_healthcheck(service) and not _health_url_for(service, health_urls):
         return rollout(RECREATE, "it has no healthcheck, so nothing says when a new container is ready")
-    return rollout(START_FIRST, f"publishes HTTP on {http_port} and has a health gate")
+    serves = "publishes HTTP" if ports else "serves its domains over HTTP"
+    return rollout(START_FIRST, f"{serves} on {http_port} and has a health gate")
+
+
+def site_port(service: Mapping[str, Any], settings: RolloutSettings) -> int | None:
+    """The container port the proxy sends a domain's requests to: x-berth.http_port, else the one TCP port
+    the service publishes (not a data port), else the one it exposes; None when that is not one port."""
+    from berth.model.compose.services import DATA_PORTS
+
+    if settings.http_port is not None:
+        return settings.http_port
+    published = sorted({int(p["target"]) for p in service.get("ports") or [] if isinstance(p, dict)
+                        and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("target", "")).isdigit()
+                        and int(p["target"]) not in DATA_PORTS})
+    if published:
+        return published[0] if len(published) == 1 else None
+    exposed = sorted({int(str(e).split("/")[0]) for e in service.get("expose") or []
+                      if str(e).split("/")[0].isdigit() and not str(e).endswith("/udp")})
+    return exposed[0] if len(exposed) == 1 else None
 
 
 def plan(model: Mapping[str, Any], extensions: Mapping[str, Mapping[str, Any]],
-         health_urls: tuple[str, ...] = ()) -> list[Rollout]:
+         health_urls: tuple[str, ...] = (), domains: Mapping[str, Any] = {}) -> list[Rollout]:  # noqa: B006
     """Every started service's rollout, in the model's order; raises RolloutSettingsError."""
     services = model.get("services") or {}
-    return [decide(name, svc, settings_of(name, (extensions.get(name) or {}).get("x-berth")), health_urls)
+    return [decide(name, svc, settings_of(name, (extensions.get(name) or {}).get("x-berth")), health_urls,
+                   has_domains=bool(domains.get(name)))
             for name, svc in services.items()]
 
 
@@ -240,4 +277,29 @@ def routes(rollouts: list[Rollout], model: Mapping[str, Any]) -> tuple[list[Rout
             if isinstance(p, dict) and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("published", "")).isdigit():
                 out.append(Route(r.service, str(p.get("host_ip") or ""), int(p["published"]), int(p["target"])))
         networks[r.service] = sorted(svc.get("networks") or {"default": None})
+    return out, networks
+
+
+def sites(rollouts: list[Rollout], model: Mapping[str, Any], domains: Mapping[str, Any],
+          extensions: Mapping[str, Mapping[str, Any]] = {}) -> tuple[list[Site], dict[str, list[str]]]:  # noqa: B006
+    """The HTTPS sites berth's proxy serves (berth.toml's domains, for the services the model starts and the
+    proxy can reach on one HTTP port), and the networks of those services."""
+    out: list[Site] = []
+    networks: dict[str, list[str]] = {}
+    services = model.get("services") or {}
+    by_service = {r.service: r for r in rollouts}
+    for service, names in domains.items():
+        svc = services.get(service)
+        if not isinstance(svc, Mapping) or not names or svc.get("network_mode"):
+            continue  # (settings.domains reports it)
+        rollout = by_service.get(service)
+        try:
+            port = (rollout.http_port if rollout and rollout.http_port else None) or site_port(
+                svc, settings_of(service, (extensions.get(service) or {}).get("x-berth")))
+        except RolloutSettingsError:
+            port = None
+        if port is None:
+            continue
+        out.append(Site(service, tuple(names), port))
+        networks[service] = sorted(svc.get("networks") or {"default": None})
     return out, networks

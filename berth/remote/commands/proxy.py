@@ -8,6 +8,10 @@ port to one container by name. A switch is one graceful reload to `[new, old]` w
 requests go to the new container, and the old one stays an upstream, so Caddy keeps counting the requests
 still in flight there. A background job stops the old container once that count is zero (or the drain
 timeout has passed); the next switch drops it from the list.
+
+With `domains` in berth.toml the proxy also serves those host names by HTTPS on 80/443: Caddy gets and
+renews their certificates by ACME (into its data volume, which outlives every proxy container) and, unless
+`https_redirect = false`, answers plain HTTP on port 80 with a redirect to HTTPS.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import json
 import posixpath
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from berth.configuration.target import DEFAULT_PROXY_IMAGE as DEFAULT_IMAGE  # noqa: F401  (re-exported)
-from berth.model.compose.rollout import Route
+from berth.configuration.target import Tls
+from berth.model.compose.rollout import Route, Site
 from berth.remote.shell import join, quote
 
 SERVICE = "berth-proxy"  # the proxy's compose service name
@@ -26,6 +32,31 @@ DATA_VOLUME = "berth-proxy-data"
 CONFIG_DIR_IN_CONTAINER = "/etc/caddy"
 ADMIN = "localhost:2019"
 RETRY_SECONDS = 10  # Caddy retries a request on another upstream (or the same one) for this long
+HTTP_PORT, HTTPS_PORT = 80, 443  # where the proxy serves the domains (and answers ACME's HTTP and TLS challenges)
+CA_ROOT_NAME = "acme-ca.pem"  # acme_ca_root, shipped beside the Caddyfile
+
+
+@dataclass(frozen=True)
+class ProxySetup:
+    """Everything berth's proxy serves on a host, from the checked repository: the start-first services'
+    published ports, the HTTPS sites of berth.toml's domains, the networks it joins, how it gets
+    certificates, and its image."""
+
+    routes: list[Route] = field(default_factory=list)
+    sites: list[Site] = field(default_factory=list)
+    networks: dict[str, list[str]] = field(default_factory=dict)  # service → its networks
+    tls: Tls | None = None
+    image: str = DEFAULT_IMAGE
+    ca_root_pem: bytes = b""  # acme_ca_root's certificate(s), shipped beside the Caddyfile
+
+    def serves(self, service: str) -> bool:
+        return any(r.service == service for r in self.routes) or any(s.service == service for s in self.sites)
+
+    def override(self, state_dir: str) -> str:
+        return override(self.routes, self.networks, self.image, state_dir, self.sites)
+
+    def caddyfile(self, upstreams: dict[str, list[str]]) -> str:
+        return caddyfile(self.routes, upstreams, self.sites, self.tls)
 
 
 def supported(variant: str, version: str) -> bool:
@@ -48,12 +79,26 @@ def caddyfile_path(state_dir: str) -> str:
     return posixpath.join(config_dir(state_dir), "Caddyfile")
 
 
-def override(routes: Sequence[Route], networks: dict[str, list[str]], image: str, state_dir: str) -> str:
+def ca_root_path(state_dir: str) -> str:
+    return posixpath.join(config_dir(state_dir), CA_ROOT_NAME)
+
+
+def published(routes: Sequence[Route], sites: Sequence[Site] = ()) -> list[tuple[str, int]]:
+    """(host_ip, port) the proxy publishes: the routes' ports, and 80 and 443 when it serves domains."""
+    out = {(r.host_ip, r.published) for r in routes}
+    if sites:
+        out |= {("", HTTP_PORT), ("", HTTPS_PORT)}
+    return sorted(out, key=lambda hp: (hp[1], hp[0]))
+
+
+def override(routes: Sequence[Route], networks: dict[str, list[str]], image: str, state_dir: str,
+             sites: Sequence[Site] = ()) -> str:
     """The compose override file: the proxy service, and the start-first services without their ports.
 
     `networks`: service → the networks it is on (the proxy joins all of them to reach the containers)."""
     services = sorted({r.service for r in routes})
-    joined = sorted({n for s in services for n in networks.get(s, ["default"])})
+    reached = sorted({*services, *(s.service for s in sites)})
+    joined = sorted({n for s in reached for n in networks.get(s, ["default"])})
     lines = ["# written by berth: its proxy publishes these services' ports (docs/ROLLOUTS.md); do not edit",
              "services:"]
     for service in services:
@@ -61,9 +106,9 @@ def override(routes: Sequence[Route], networks: dict[str, list[str]], image: str
     lines += [f"  {SERVICE}:", f"    image: {json.dumps(image)}", "    restart: unless-stopped",
               '    command: ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]',
               "    ports:"]
-    for r in sorted(routes, key=lambda r: (r.published, r.host_ip)):
-        host = f"{r.host_ip}:" if r.host_ip else ""
-        lines.append(f"      - {json.dumps(f'{host}{r.published}:{r.published}')}")
+    for host_ip, port in published(routes, sites):
+        host = f"{host_ip}:" if host_ip else ""
+        lines.append(f"      - {json.dumps(f'{host}{port}:{port}')}")
     lines += ["    volumes:", f"      - {json.dumps(config_dir(state_dir) + ':' + CONFIG_DIR_IN_CONTAINER + ':ro')}",
               f"      - {json.dumps(DATA_VOLUME + ':/data')}",
               "    networks:"]
@@ -73,18 +118,43 @@ def override(routes: Sequence[Route], networks: dict[str, list[str]], image: str
     return "\n".join(lines) + "\n"
 
 
-def caddyfile(routes: Sequence[Route], upstreams: dict[str, list[str]]) -> str:
+def caddyfile(routes: Sequence[Route], upstreams: dict[str, list[str]], sites: Sequence[Site] = (),
+              tls: Tls | None = None) -> str:
     """The proxy's configuration: each route to its service's containers (`upstreams`: service → container
-    names, the serving one first). `lb_policy first` sends every request to the first one that is up."""
-    lines = ["{", f"\tadmin {ADMIN}", "\tauto_https off", "}"]
-    for r in sorted(routes, key=lambda r: r.published):
-        names = upstreams.get(r.service) or []
+    names, the serving one first), and each site's host names by HTTPS (to the service's containers, or to
+    its service name when berth does not switch it). `lb_policy first` sends every request to the first one
+    that is up."""
+    lines = ["{", f"\tadmin {ADMIN}"]
+    if not sites:
+        lines.append("\tauto_https off")
+    else:
+        tls = tls or Tls()
+        if tls.email:
+            lines.append(f"\temail {_word(tls.email)}")
+        if tls.ca:
+            lines.append(f"\tacme_ca {_word(tls.ca)}")
+        if tls.ca_root is not None:
+            lines.append(f"\tacme_ca_root {CONFIG_DIR_IN_CONTAINER}/{CA_ROOT_NAME}")
+        if not tls.redirect:
+            lines.append("\tauto_https disable_redirects")
+        # HTTP/3 would need 443/udp published too: offer HTTP/1.1 and HTTP/2, and no Alt-Svc that fails
+        lines += ["\tservers {", "\t\tprotocols h1 h2", "\t}"]
+    lines.append("}")
+    blocks = [(f":{r.published}", r.service, r.target) for r in sorted(routes, key=lambda r: r.published)]
+    blocks += [(", ".join(s.names), s.service, s.target) for s in sites]
+    for address, service, target in blocks:
+        names = upstreams.get(service) or ([service] if not address.startswith(":") else [])
         if not names:
             continue
-        dial = " ".join(f"{name}:{r.target}" for name in names)
-        lines += ["", f":{r.published} {{", f"\treverse_proxy {dial} {{", "\t\tlb_policy first",
+        dial = " ".join(f"{name}:{target}" for name in names)
+        lines += ["", f"{address} {{", f"\treverse_proxy {dial} {{", "\t\tlb_policy first",
                   f"\t\tlb_try_duration {RETRY_SECONDS}s", "\t\tlb_try_interval 250ms", "\t}", "}"]
     return "\n".join(lines) + "\n"
+
+
+def _word(value: str) -> str:
+    """One Caddyfile token (the settings are checked; this keeps a stray space or quote from splitting it)."""
+    return value if value and not any(c.isspace() or c in '"{}#' for c in value) else json.dumps(value)
 
 
 def retired_path(state_dir: str) -> str:
@@ -156,16 +226,19 @@ def read_config(state_dir: str) -> str:
     return f"[ -r {path} ] && cat {path} || true"
 
 
-def serving(caddyfile_text: str) -> dict[str, list[int]]:
-    """From a Caddyfile berth wrote: container name → the published ports it serves (the first upstream of
-    each port; the ones after it get no new request)."""
-    out: dict[str, list[int]] = {}
-    port = None
+def serving(caddyfile_text: str) -> dict[str, list[str]]:
+    """From a Caddyfile berth wrote: container (or service) name → what it serves, `:8080` for a published
+    port and `https://app.example.com` for a domain (the first upstream of each; the ones after it get no new
+    request)."""
+    out: dict[str, list[str]] = {}
+    addresses: list[str] | None = None
     for line in caddyfile_text.splitlines():
+        if not line.startswith("\t") and line.rstrip().endswith("{") and line.strip() != "{":
+            names = [a.strip() for a in line.rstrip()[:-1].split(",") if a.strip()]
+            addresses = [a if a.startswith(":") else f"https://{a}" for a in names]
+            continue
         words = line.split()
-        if len(words) == 2 and words[0].startswith(":") and words[0][1:].isdigit() and words[1] == "{":
-            port = int(words[0][1:])
-        elif words[:1] == ["reverse_proxy"] and len(words) >= 2 and port is not None:
-            out.setdefault(words[1].rsplit(":", 1)[0], []).append(port)
-            port = None
+        if words[:1] == ["reverse_proxy"] and len(words) >= 2 and addresses is not None:
+            out.setdefault(words[1].rsplit(":", 1)[0], []).extend(addresses)
+            addresses = None
     return out

@@ -153,5 +153,5 @@ def test_the_proxy_needs_a_compose_that_knows_reset(variant, version, ok):
 
 def test_status_reads_which_container_serves_from_the_caddyfile():
     text = proxy.caddyfile(ROUTES, {"web": ["shop-web-2", "shop-web-1"], "api": ["shop-api-1"]})
-    assert proxy.serving(text) == {"shop-web-2": [8080, 8443], "shop-api-1": [9000]}  # not the old one
+    assert proxy.serving(text) == {"shop-web-2": [":8080", ":8443"], "shop-api-1": [":9000"]}  # not the old one
     assert proxy.serving("") == {}
