@@ -35,8 +35,9 @@ def status(obj: Ctx, trust_new_host, as_json):
 @target_options
 @click.option("--trust-new-host", is_flag=True, help="Accept the host key of a server never connected to before.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: every check of every host.")
+@click.option("-v", "--verbose", "list_ok", is_flag=True, help="List the checks that passed too.")
 @click.pass_obj
-def doctor(obj: Ctx, trust_new_host, as_json):
+def doctor(obj: Ctx, trust_new_host, as_json, list_ok):
     """Find out why a deploy is unhealthy: each failed check says the likely cause and the fix.
 
     Read-only. Checks SSH and the key file, the docker daemon and compose, the checkout and its
@@ -53,7 +54,7 @@ def doctor(obj: Ctx, trust_new_host, as_json):
     if as_json:
         printer.json(rows)
     else:
-        printer.echo(render(rows, verbose=obj.verbose), nl=False)
+        printer.echo(render(rows, verbose=obj.verbose or list_ok), nl=False)
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 

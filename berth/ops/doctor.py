@@ -587,9 +587,13 @@ def check_resources(f: HostFacts) -> list[Finding]:
     return out
 
 
-def check_proxy(f: HostFacts, config: str) -> list[Finding]:
-    """berth's proxy (proxy = true): it runs, publishes the ports, and sends each to a running container.
-    `config`: its Caddyfile as read from the server ("" when there is none)."""
+CERTIFICATE_WARN_DAYS = 14  # Caddy renews a 90-day certificate 30 days before it ends: less means renewals fail
+
+
+def check_proxy(f: HostFacts, config: str, probe: Probe | None = None, now=None) -> list[Finding]:
+    """berth's proxy (proxy = true): it runs, publishes the ports, and sends each to a running container,
+    and it holds a valid certificate for each of its domains. `config`: its Caddyfile as read from the server
+    ("" when there is none); `probe` runs a command there (its certificates and log lines)."""
     from berth.remote.commands import proxy
 
     proxies = f.by_service().get(proxy.SERVICE, [])
@@ -619,7 +623,48 @@ def check_proxy(f: HostFacts, config: str) -> list[Finding]:
                                fix="berth deploy (or berth rollback) starts a container and switches the proxy to it"))
         else:
             out.append(Finding("proxy.upstream", OK, f"{shown} → {name} ({state.describe()})"))
+    domains = sorted({label[len("https://"):] for labels in proxy.serving(config).values() for label in labels
+                      if label.startswith("https://")})
+    if domains and probe is not None:
+        held = proxy.parse_certificates(probe(proxy.certificates(p.name.lstrip("/"))))
+        for domain in domains:
+            log = probe(proxy.certificate_log(p.name.lstrip("/"), domain)).strip() if not held.get(domain) else ""
+            out.append(check_certificate(domain, held.get(domain, []), log, now))
     return out
+
+
+def check_certificate(domain: str, pems: list[str], log: str = "", now=None) -> Finding:
+    """One domain's certificate in the proxy's storage: there, and not ending within CERTIFICATE_WARN_DAYS."""
+    from datetime import datetime, timezone
+
+    from berth.model.certificate import CertificateError, validity
+
+    now = now or datetime.now(timezone.utc)
+    ends = []
+    for pem in pems:
+        try:
+            ends.append(validity(pem)[1])
+        except CertificateError:
+            continue
+    if not ends:
+        return Finding("proxy.certificate", FAIL, f"{domain}: the proxy holds no certificate for it",
+                       cause=("the ACME server has not issued one: " + " | ".join(log.splitlines()[-2:])[:600])
+                       if log else "Caddy has not obtained one yet (it orders it when it starts), or the order failed",
+                       fix=f"{domain} must resolve to this server, and ports 80 and 443 must reach it from the ACME "
+                           "server (a firewall or another proxy in front stops the challenge); read the proxy's "
+                           "log (`docker logs` of berth-proxy on the server)")
+    end = max(ends)
+    days = (end - now).total_seconds() / 86400
+    when = end.strftime("%Y-%m-%d")
+    if days <= 0:
+        return Finding("proxy.certificate", FAIL, f"{domain}: its certificate ended on {when}",
+                       cause="Caddy could not renew it: the ACME server refused, or cannot reach the server",
+                       fix=f"{domain} must still resolve to this server with ports 80 and 443 open; read the proxy's log")
+    if days < CERTIFICATE_WARN_DAYS:
+        return Finding("proxy.certificate", WARN, f"{domain}: its certificate ends on {when}, in {days:.0f} day(s)",
+                       cause="Caddy renews about 30 days before the end: renewals are failing",
+                       fix=f"{domain} must still resolve to this server with ports 80 and 443 open; read the proxy's log")
+    return Finding("proxy.certificate", OK, f"{domain}: certificate valid until {when} ({days:.0f} days)")
 
 
 def published_ports(f: HostFacts) -> dict[int, str]:
@@ -750,7 +795,7 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
             if target.proxy:
                 from berth.remote.commands.proxy import read_config
 
-                findings += check_proxy(facts, probe(read_config(state_dir_rel(project))))
+                findings += check_proxy(facts, probe(read_config(state_dir_rel(project))), probe)
         else:
             findings.append(Finding("doctor.skipped", SKIP, "container checks skipped: the docker daemon does not answer"))
         findings += check_resources(facts)

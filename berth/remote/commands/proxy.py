@@ -220,6 +220,35 @@ def retire(container: str, state_dir: str, proxy: str | None = None, drain_secon
     return f"echo {name} >> {retired} && {{ nohup sh -c {quote(inner)} </dev/null >/dev/null 2>&1 & }}"
 
 
+CERTIFICATES_DIR = "/data/caddy/certificates"  # Caddy's storage: ISSUER/NAME/NAME.crt in the data volume
+
+
+def certificates(proxy: str) -> str:
+    """Shell text printing every certificate the proxy holds: a line `@@ NAME` before each one's PEM."""
+    inner = (f'for f in {CERTIFICATES_DIR}/*/*/*.crt; do [ -r "$f" ] || continue; n=${{f##*/}}; '
+             'echo "@@ ${n%.crt}"; cat "$f"; done')
+    return proxy_exec(proxy, ["sh", "-c", inner])
+
+
+def parse_certificates(text: str) -> dict[str, list[str]]:
+    """name → the PEM texts `certificates` printed for it (one per ACME issuer that has issued one)."""
+    out: dict[str, list[str]] = {}
+    name = None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("@@ "):
+            name = line[3:].strip()
+            out.setdefault(name, []).append("")
+        elif name is not None:
+            out[name][-1] += line
+    return out
+
+
+def certificate_log(proxy: str, name: str, lines: int = 400) -> str:
+    """Shell text printing the proxy's last log lines about `name` that tell of a failure (at most three)."""
+    return (f"docker logs --tail {lines} {quote(proxy)} 2>&1 | grep -F {quote(name)} "
+            "| grep -iE 'error|fail|invalid|unauthorized' | tail -3")
+
+
 def read_config(state_dir: str) -> str:
     """Shell text printing the proxy's Caddyfile, or nothing when there is none."""
     path = quote(caddyfile_path(state_dir))

@@ -1323,3 +1323,60 @@ def test_proxy_findings_name_what_is_wrong():
     stopped = d.check_proxy(host_facts([box("berth-proxy", "exited", exit_code=1, name="app-berth-proxy-1")]), "")
     assert stopped[0].status == "fail" and "docker logs --tail 50 app-berth-proxy-1" in stopped[0].fix
     assert d.check_proxy(host_facts([box("web")]), "")[0].summary == "berth's proxy is not running"
+
+
+def https_config(upstream: str = "app-web-2") -> str:
+    from berth.configuration.target import Tls
+    from berth.model.compose.rollout import Site
+    from berth.remote.commands import proxy
+
+    return proxy.caddyfile([], {"web": [upstream]}, [Site("web", ("app.example.com",), 8080)], Tls())
+
+
+def test_proxy_certificate_findings_read_the_certificates_the_proxy_holds(tmp_path):
+    import shutil
+    import subprocess
+    from datetime import datetime, timedelta, timezone
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", str(tmp_path / "k"), "-out", str(tmp_path / "c"), "-days", "90",
+                    "-subj", "/CN=app.example.com"], check=True, capture_output=True)
+    pem = (tmp_path / "c").read_text()
+    f = host_facts([box("web", name="app-web-2"), box("berth-proxy", ports=[(443, "443/tcp")], name="app-berth-proxy-1")])
+    asked = []
+
+    def probe(command: str) -> str:
+        asked.append(command)
+        return f"@@ app.example.com\n{pem}" if "certificates" in command else ""
+
+    out = d.check_proxy(f, https_config(), probe)
+    assert [(x.id, x.status) for x in out] == [("proxy.running", "ok"), ("proxy.upstream", "ok"),
+                                               ("proxy.certificate", "ok")]
+    assert out[1].summary.startswith("https://app.example.com → app-web-2")
+    assert out[2].summary.startswith("app.example.com: certificate valid until ")
+    assert "docker exec app-berth-proxy-1 sh -c" in asked[0]
+    ends = d.check_certificate("app.example.com", [pem], now=datetime.now(timezone.utc) + timedelta(days=80))
+    assert ends.status == "warn" and "renewals are failing" in ends.cause
+    ended = d.check_certificate("app.example.com", [pem], now=datetime.now(timezone.utc) + timedelta(days=91))
+    assert ended.status == "fail" and "ended on" in ended.summary
+
+
+def test_proxy_certificate_missing_shows_what_the_acme_server_said():
+    f = host_facts([box("web", name="app-web-2"), box("berth-proxy", ports=[(443, "443/tcp")], name="app-berth-proxy-1")])
+    said = '{"level":"error","msg":"could not get certificate from issuer","identifier":"app.example.com","error":"HTTP 403 urn:ietf:params:acme:error:unauthorized"}'
+
+    def probe(command: str) -> str:
+        return said if "docker logs" in command else ""
+
+    finding = d.check_proxy(f, https_config(), probe)[-1]
+    assert (finding.id, finding.status) == ("proxy.certificate", "fail")
+    assert finding.summary == "app.example.com: the proxy holds no certificate for it"
+    assert "acme:error:unauthorized" in finding.cause and "ports 80 and 443" in finding.fix
+
+
+def test_a_recreated_service_behind_a_domain_is_an_upstream_by_its_service_name():
+    f = host_facts([box("web", name="app-web-1"), box("berth-proxy", ports=[(443, "443/tcp")], name="app-berth-proxy-1")])
+    out = d.check_proxy(f, https_config("web"))
+    assert (out[1].id, out[1].status) == ("proxy.upstream", "ok") and "→ web" in out[1].summary
