@@ -216,7 +216,7 @@ def site_port(service: Mapping[str, Any], settings: RolloutSettings) -> int | No
 
 
 def plan(model: Mapping[str, Any], extensions: Mapping[str, Mapping[str, Any]],
-         health_urls: tuple[str, ...] = (), domains: Mapping[str, Any] = {}) -> list[Rollout]:  # noqa: B006
+         health_urls: tuple[str, ...] = (), domains: Mapping[str, Any] = {}) -> list[Rollout]:
     """Every started service's rollout, in the model's order; raises RolloutSettingsError."""
     services = model.get("services") or {}
     return [decide(name, svc, settings_of(name, (extensions.get(name) or {}).get("x-berth")), health_urls,
@@ -281,7 +281,7 @@ def routes(rollouts: list[Rollout], model: Mapping[str, Any]) -> tuple[list[Rout
 
 
 def sites(rollouts: list[Rollout], model: Mapping[str, Any], domains: Mapping[str, Any],
-          extensions: Mapping[str, Mapping[str, Any]] = {}) -> tuple[list[Site], dict[str, list[str]]]:  # noqa: B006
+          extensions: Mapping[str, Mapping[str, Any]] = {}) -> tuple[list[Site], dict[str, list[str]]]:
     """The HTTPS sites berth's proxy serves (berth.toml's domains, for the services the model starts and the
     proxy can reach on one HTTP port), and the networks of those services."""
     out: list[Site] = []

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from berth.configuration.target import DEFAULT_PROXY_IMAGE as DEFAULT_IMAGE  # noqa: F401  (re-exported)
+from berth.configuration.target import DEFAULT_PROXY_IMAGE as DEFAULT_IMAGE
 from berth.configuration.target import Tls
 from berth.model.compose.rollout import Route, Site
 from berth.remote.shell import join, quote

@@ -1365,7 +1365,8 @@ def test_proxy_certificate_findings_read_the_certificates_the_proxy_holds(tmp_pa
 
 def test_proxy_certificate_missing_shows_what_the_acme_server_said():
     f = host_facts([box("web", name="app-web-2"), box("berth-proxy", ports=[(443, "443/tcp")], name="app-berth-proxy-1")])
-    said = '{"level":"error","msg":"could not get certificate from issuer","identifier":"app.example.com","error":"HTTP 403 urn:ietf:params:acme:error:unauthorized"}'
+    said = ('{"level":"error","msg":"could not get certificate from issuer","identifier":"app.example.com",'
+            '"error":"HTTP 403 urn:ietf:params:acme:error:unauthorized"}')
 
     def probe(command: str) -> str:
         return said if "docker logs" in command else ""
