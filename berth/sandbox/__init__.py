@@ -21,6 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from berth.errors import BerthError
+from berth.sandbox.processes import kill as _kill
+from berth.sandbox.processes import pid_alive as _pid_alive
+from berth.sandbox.processes import pids_matching as _pids_matching
+from berth.sandbox.processes import wait_gone as _wait_gone
 
 ROOT = Path(os.environ.get("BERTH_SANDBOX_DIR", "/var/lib/berth-sandbox"))
 RUN = Path(os.environ.get("BERTH_SANDBOX_RUN", "/run/berth-sandbox"))  # short paths for daemons' sockets
@@ -116,18 +120,6 @@ def _is_static(path: str) -> bool:
 
 # ---------------------------------------------------------------- cleanup (also after a killed run)
 
-def _pids_matching(*needles: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if any(n in cmdline for n in needles):
-            pids.append(int(entry.name))
-    return pids
 
 
 def _cgroup_pids(name: str) -> list[int]:
@@ -160,28 +152,10 @@ def _remove_cgroups(name: str) -> None:
                 pass
 
 
-def _kill(pids: list[int], sig=signal.SIGKILL) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
-def _wait_gone(pids: list[int], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not any(Path(f"/proc/{p}").exists() and not _is_zombie(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
 
 
 def _unmount_under(*prefixes: str) -> None:
@@ -481,11 +455,3 @@ def status() -> list[dict]:
                       timeout=10).returncode == 0 if Path(h.docker_host[7:]).exists() else False
         rows.append({"host": h.name, "address": h.address, "user": h.user, "sshd": sshd, "docker": engine})
     return rows
-
-
-def _pid_alive(pidfile: Path) -> bool:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    return Path(f"/proc/{pid}").exists() and not _is_zombie(pid)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from berth.errors import BerthError
+from berth.sandbox.processes import kill, pid_alive, pids_matching, wait_gone
 
 DNS = "127.0.0.1:18053"
 MANAGEMENT = "127.0.0.1:18055"  # challtestsrv's: /add-a, /clear-a
@@ -54,9 +55,7 @@ class AcmeServer:
 
 
 def directory() -> Path:
-    from berth.sandbox import ROOT
-
-    return ROOT / "acme"
+    return Path(os.environ.get("BERTH_SANDBOX_DIR", "/var/lib/berth-sandbox")) / "acme"  # berth.sandbox.ROOT
 
 
 def start(listen: str, default_address: str) -> AcmeServer:
@@ -102,8 +101,6 @@ def start(listen: str, default_address: str) -> AcmeServer:
 
 def stop() -> bool:
     """Stop Pebble and its DNS (by their pid files, and by command line after a killed run)."""
-    from berth.sandbox import _kill, _pids_matching, _wait_gone
-
     d = directory()
     pids = []
     for name in ("pebble.pid", "challtestsrv.pid"):
@@ -112,20 +109,18 @@ def stop() -> bool:
         except (OSError, ValueError):
             pass
     pids = [p for p in pids if _is_ours(p)]
-    pids += [p for p in _pids_matching(f"-management {MANAGEMENT}", f"-config {d}/") if p not in pids]
-    _kill(pids, signal.SIGTERM)
-    if not _wait_gone(pids, 5):
-        _kill(pids)
-        _wait_gone(pids, 5)
+    pids += [p for p in pids_matching(f"-management {MANAGEMENT}", f"-config {d}/") if p not in pids]
+    kill(pids, signal.SIGTERM)
+    if not wait_gone(pids, 5):
+        kill(pids)
+        wait_gone(pids, 5)
     for name in ("pebble.pid", "challtestsrv.pid"):
         (d / name).unlink(missing_ok=True)
     return bool(pids)
 
 
 def running() -> bool:
-    from berth.sandbox import _pid_alive
-
-    return _pid_alive(directory() / "pebble.pid")
+    return pid_alive(directory() / "pebble.pid")
 
 
 def _is_ours(pid: int) -> bool:

@@ -529,7 +529,8 @@ def x_berth(ctx):
             if model is None:
                 model = _model_services(ctx)
             if svc.name in model:
-                decide(svc.name, model[svc.name], settings, ctx.target.health_urls)
+                decide(svc.name, model[svc.name], settings, ctx.target.health_urls,
+                       has_domains=bool(ctx.target.domains.get(svc.name)))
         except RolloutSettingsError as exc:
             path = ("services", svc.name, "x-berth", exc.key) if exc.key else ("services", svc.name, "x-berth")
             yield finding(exc.message, **at(cf, *path))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from urllib.parse import urlsplit
 
 from berth.check.findings import Severity, finding, rule
 from berth.configuration.target import HOST_FIX, USER_FIX, bool_setting, host_problem, setting_spec, user_problem
-from berth.errors import UsageError
+from berth.errors import BerthError, UsageError
 
 
 def _at(ctx, name):
@@ -105,3 +107,117 @@ def verify_timeout_valid(ctx):
     except UsageError as exc:
         file, line = _at(ctx, "verify_timeout")
         yield finding(exc.what, file, line, fix=exc.fix)
+
+
+# a DNS host name a public CA issues for: labels of letters, digits and inner hyphens, at least two of them
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+PROXY_PORTS = (80, 443)  # the proxy serves the domains there (and answers the ACME challenges)
+
+
+def domain_problem(name: str) -> str | None:
+    """Why berth's proxy cannot get a certificate for `name` by HTTP or TLS challenge; None when it can."""
+    if "://" in name or "/" in name or ":" in name:
+        return "is not a bare host name (write it without scheme, port or path)"
+    if name.startswith("*."):
+        return "is a wildcard, which needs the DNS challenge; name each host instead"
+    labels = name.lower().rstrip(".").split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "is not a DNS host name (letters, digits and hyphens, in at least two dot-separated labels)"
+    if all(label.isdigit() for label in labels):
+        return "is an IP address; ACME certificates name host names"
+    return None
+
+
+@rule("settings.domains", Severity.ERROR, "domains in berth.toml cannot be served by HTTPS",
+      "name each service of the compose file with its public host names, e.g. domains = { web = [\"app.example.com\"] }; "
+      "docs/ROLLOUTS.md (HTTPS) says what the proxy needs")
+def domains_valid(ctx):
+    from berth.check.rules.compose import _model_services
+    from berth.model.compose.rollout import RolloutSettingsError, settings_of, site_port
+
+    domains = ctx.target.domains
+    if not domains:
+        return
+    file, line = _at(ctx, "domains")
+    if bool_setting(ctx.target.get("proxy")) is False:
+        yield finding("domains are set, but proxy = false: berth's proxy is what serves them by HTTPS", file, line,
+                      fix="remove proxy = false (domains turn the proxy on), or remove domains")
+    seen: dict[str, str] = {}
+    for service, names in domains.items():
+        for name in names:
+            problem = domain_problem(name)
+            if problem:
+                yield finding(f"domain {name!r} of {service} {problem}", file, line)
+            elif name.lower() in seen and seen[name.lower()] != service:
+                yield finding(f"domain {name!r} is named for both {seen[name.lower()]} and {service}; one host name "
+                              "goes to one service", file, line)
+            seen.setdefault(name.lower(), service)
+    model = _model_services(ctx)
+    if not model:
+        return  # the compose rules say why it cannot be read
+    for service in domains:
+        svc = model.get(service)
+        if svc is None:
+            close = difflib.get_close_matches(service, list(model), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            yield finding(f"domains names the service {service!r}, which the compose file does not start{hint}",
+                          file, line)
+            continue
+        if svc.get("network_mode"):
+            yield finding(f"{service} has network_mode {svc['network_mode']!r}: the proxy cannot reach it by name, so "
+                          "it cannot serve its domains", file, line)
+            continue
+        try:
+            port = site_port(svc, settings_of(service, (ctx_extensions(ctx).get(service) or {}).get("x-berth")))
+        except RolloutSettingsError:
+            continue  # compose.x-berth's
+        if port is None:
+            yield finding(f"berth cannot tell which port of {service} speaks HTTP (it publishes or exposes none, or "
+                          "several)", file, line, fix=f"set x-berth: {{http_port: PORT}} under {service} in the "
+                          "compose file")
+    for service, svc in model.items():
+        for p in svc.get("ports") or []:
+            if isinstance(p, dict) and str(p.get("published", "")) in {str(n) for n in PROXY_PORTS} \
+                    and str(p.get("protocol", "tcp")) == "tcp":
+                yield finding(f"{service} publishes port {p['published']}, which berth's proxy needs for the "
+                              "domains' HTTPS and its redirect", file, line,
+                              fix=f"remove that port from {service} (the proxy serves it by its domains), or "
+                                  "publish it on another host port")
+
+
+def ctx_extensions(ctx) -> dict:
+    from berth.model.compose.resolve import resolve_compose
+
+    try:
+        return resolve_compose(ctx.target, ctx.app_env.values() if ctx.app_env else {}).extensions
+    except BerthError:
+        return {}
+
+
+@rule("settings.acme", Severity.ERROR, "an ACME setting in berth.toml is not usable",
+      "acme_ca is the https:// directory URL of your ACME server, acme_ca_root a PEM file of its root "
+      "certificate, acme_email an address; leave them out for Let's Encrypt")
+def acme_valid(ctx):
+    from berth.model.certificate import CertificateError, validity
+
+    t = ctx.target
+    ca = t.get("acme_ca")
+    if ca is not None:
+        parts = urlsplit(str(ca))
+        if parts.scheme != "https" or not parts.netloc:
+            yield finding(f"acme_ca {ca!r} is not an https:// URL of an ACME directory", *_at(ctx, "acme_ca"))
+    email = t.get("acme_email")
+    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", str(email)):
+        yield finding(f"acme_email {email!r} is not an email address", *_at(ctx, "acme_email"))
+    root = t.local_path("acme_ca_root")
+    if root is not None:
+        try:
+            validity(root.read_text(errors="replace")[:1024 * 1024])
+        except OSError as exc:
+            yield finding(f"acme_ca_root {root} cannot be read ({exc.strerror})", *_at(ctx, "acme_ca_root"))
+        except CertificateError as exc:
+            yield finding(f"acme_ca_root {root} is not a PEM certificate ({exc})", *_at(ctx, "acme_ca_root"))
+    if not t.domains and any(t.get(k) is not None for k in ("acme_ca", "acme_email", "acme_ca_root")):
+        yield finding("ACME settings are set, but no domains: berth's proxy serves plain HTTP only",
+                      *_at(ctx, next(k for k in ("acme_ca", "acme_email", "acme_ca_root") if t.get(k) is not None)),
+                      fix="add domains = { SERVICE = [\"host.example.com\"] } for this environment, or remove them")
