@@ -198,6 +198,9 @@ class ShipEnv(Step):
         if spec.target.proxy:
             lines += ["(stdin: the compose override that runs berth's proxy and takes the start-first services' "
                       "ports)", file_commands.write_private_file(proxy_commands.override_path(facts.state_dir))]
+            if spec.proxy is not None and spec.proxy.ca_root_pem:
+                lines += ["(stdin: acme_ca_root, the certificate the proxy trusts its ACME server by)",
+                          file_commands.write_private_file(proxy_commands.ca_root_path(facts.state_dir))]
         return lines
 
 
@@ -326,6 +329,12 @@ class Up(Step):
         for r in spec.rollouts:
             if r.strategy != "start-first":
                 out.append(f"({r.service}: recreate, {r.why})")
+        for site in spec.proxy.sites if spec.proxy is not None else []:
+            tls = spec.proxy.tls
+            ca = (tls.ca if tls and tls.ca else "Let's Encrypt") + (", trusting acme_ca_root" if tls and tls.ca_root else "")
+            redirect = "HTTP on port 80 redirects to HTTPS" if not tls or tls.redirect else "no HTTP redirect"
+            out.append(f"(HTTPS: {', '.join(site.names)} → {site.service}:{site.target} on ports 80/443; certificates "
+                       f"by ACME from {ca}, kept in the {proxy_commands.DATA_VOLUME} volume; {redirect})")
         return out
 
 

@@ -43,6 +43,21 @@ def test_plan_with_the_proxy_shows_the_switch_it_runs(project, sub_env):
     assert "/proxy/compose.yml" in out  # the override every compose command names
 
 
+def test_plan_with_domains_shows_the_https_site_and_the_ca_root_it_ships(project, sub_env, tmp_path):
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-keyout", str(tmp_path / "k"), "-out", str(tmp_path / "ca.pem"), "-days", "3",
+                    "-subj", "/CN=test CA"], check=True, capture_output=True)
+    project.write("berth.toml", '[defaults]\ndomains = { web = ["app.example.com"] }\n'
+                                f'acme_ca = "https://ca.internal/dir"\nacme_ca_root = "{tmp_path / "ca.pem"}"\n')
+    project.commit("https")
+    out = berth(project, sub_env, "plan").stdout
+    assert "(HTTPS: app.example.com → web:80 on ports 80/443; certificates by ACME from https://ca.internal/dir, " \
+           "trusting acme_ca_root, kept in the berth-proxy-data volume; HTTP on port 80 redirects to HTTPS)" in out, out
+    assert "/proxy/caddy/acme-ca.pem" in out and "(web: start-first," in out  # domains turn the proxy on
+
+
 def test_plan_of_production_includes_the_confirmation_step(project, sub_env):
     project.write(".env", project.DOTENV.replace("ENVIRONMENT=staging", "ENVIRONMENT=production"))
     out = berth(project, sub_env, "plan").stdout
