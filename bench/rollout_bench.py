@@ -208,7 +208,7 @@ def main() -> None:
 
     box = sb.up(hosts=1, repo="rollout-bench")
     host = box.hosts[0]
-    import_proxy_image(host.docker_host)
+    proxy_image = import_proxy_image(host.docker_host)
     work = Path(tempfile.mkdtemp(prefix="berth-rollout-bench-"))
     results: dict[str, object] = {}
     try:
@@ -222,6 +222,7 @@ def main() -> None:
         app_env = f"WEB_PORT={port}\n"
         (repo / ".env.docker").write_text(app_env)
         (repo / ".env").write_text(box.env_lines() + "\nENVIRONMENT=staging\nAPP_DIR=~/rollout\nBERTH_PROXY=true\n"
+                                   f"BERTH_PROXY_IMAGE={proxy_image}\n"
                                    f"HEALTH_URL=http://{host.address}:{port}/version\nVERIFY_TIMEOUT=60\n")
         base = f"http://{host.address}:{port}"
 

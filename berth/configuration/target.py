@@ -36,7 +36,9 @@ COMPOSE_OVERRIDE_NAMES = ("compose.override.yml", "compose.override.yaml", "dock
 DEFAULT_COMPOSE_FILES = ("docker-compose.yml",)  # when none of them exists (berth check says so)
 DEFAULT_ENV_FILE = ".env.docker"
 DEFAULT_VERIFY_TIMEOUT = 90
-DEFAULT_PROXY_IMAGE = "caddy:2.8.4-alpine"  # berth's proxy (docs/ROLLOUTS.md); pin a digest with proxy_image
+# berth's proxy (docs/ROLLOUTS.md): the official image, pinned by digest so that every server runs the same
+# bytes whatever Docker Hub later moves the tag to; proxy_image names another
+DEFAULT_PROXY_IMAGE = "caddy:2.8.4-alpine@sha256:a48e22edad925dc216fd27aa4f04ec49ebdad9b64c9e5a3f1826d0595ef2993c"
 VERIFY_TIMEOUT_RANGE = (1, 3600)  # as deploy --timeout
 
 # berth.toml key → (.env key, kind)

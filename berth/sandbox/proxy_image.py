@@ -1,5 +1,8 @@
 """A local stand-in for berth's proxy image (caddy:2.8.4-alpine), for sandbox engines that cannot pull.
 
+It is tagged `berth-sandbox/caddy:2.6.2`, and the sandbox's apps name it with proxy_image: berth's default
+is pinned by its registry digest, which only a pulled image carries.
+
 It is made from Debian's caddy package on this machine (Caddy 2.6.2): the binary and the shared libraries
 it needs, copied onto the sandbox's busybox:1.35 base, which brings the `wget` berth's probes run inside
 the proxy. Caddy 2.6 reads the Caddyfile berth writes and serves its admin API as 2.8 does. A label with a
@@ -17,9 +20,9 @@ import tempfile
 from pathlib import Path
 
 from berth.errors import BerthError
-from berth.remote.commands.proxy import DEFAULT_IMAGE
 
 LABEL_KEY = "berth.sandbox.proxy"
+STANDIN = "berth-sandbox/caddy:2.6.2"
 CADDY = Path("/usr/bin/caddy")
 DOCKERFILE = """FROM busybox:1.35
 COPY rootfs/ /
@@ -49,8 +52,9 @@ def _label() -> str:
     return digest.hexdigest()[:16]
 
 
-def import_proxy_image(docker_host: str, tag: str = DEFAULT_IMAGE) -> None:
-    """Give the engine at docker_host the stand-in proxy image under `tag`; nothing to do if it has it."""
+def import_proxy_image(docker_host: str, tag: str = STANDIN) -> str:
+    """Give the engine at docker_host the stand-in proxy image under `tag` (returned: what proxy_image must
+    name, as the default is pinned by a registry digest a local image cannot have); nothing to do if it has it."""
     if not CADDY.is_file():
         raise BerthError("Debian's caddy package is not installed, so the sandbox has no proxy image",
                          fix="run scripts/setup.sh (it installs caddy)")
@@ -60,7 +64,7 @@ def import_proxy_image(docker_host: str, tag: str = DEFAULT_IMAGE) -> None:
                            f'{{{{index .Config.Labels "{LABEL_KEY}"}}}}', tag], capture_output=True, text=True,
                           timeout=60, env=env)
     if have.returncode == 0 and have.stdout.strip() == label:
-        return
+        return tag
     version = subprocess.run([str(CADDY), "version"], capture_output=True, text=True, timeout=30).stdout.split()[:1]
     with tempfile.TemporaryDirectory(prefix="berth-proxy-image-") as tmp:
         rootfs = Path(tmp) / "rootfs"
@@ -79,3 +83,4 @@ def import_proxy_image(docker_host: str, tag: str = DEFAULT_IMAGE) -> None:
     if proc.returncode != 0:
         raise BerthError(f"making the stand-in {tag} failed", where=f"the docker engine at {docker_host}",
                          details=(proc.stdout + proc.stderr)[-2000:])
+    return tag

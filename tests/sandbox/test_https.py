@@ -29,7 +29,8 @@ def acme_server(sandbox):
 
 @pytest.fixture
 def https_app(app, acme_server):
-    import_proxy_image(app.server.host.docker_host)
+    app.env["BERTH_PROXY_IMAGE"] = import_proxy_image(app.server.host.docker_host)
+    app.write_dotenv()
     app.commit("serve app.berth.test by HTTPS", **{"berth.toml": (
         "[environments.staging]\n"
         f'domains = {{ web = ["{NAME}"] }}\n'
@@ -123,7 +124,7 @@ def test_https_keeps_serving_through_a_switch_and_the_certificate_outlives_the_p
 
     # a new proxy container (a changed proxy image): the certificate is read from its data volume, not ordered
     issued_before = (acme.directory() / "pebble.log").read_text().count("Issued certificate")
-    app.server.docker("tag", "caddy:2.8.4-alpine", "berth-sandbox/caddy:next")
+    app.server.docker("tag", app.env["BERTH_PROXY_IMAGE"], "berth-sandbox/caddy:next")
     app.write_dotenv(BERTH_PROXY_IMAGE="berth-sandbox/caddy:next")
     upgrade = app.berth("deploy")
     assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr

@@ -61,7 +61,7 @@ class Load(Repeating):
 
 @pytest.fixture
 def proxied(app):
-    import_proxy_image(app.server.host.docker_host)
+    app.env["BERTH_PROXY_IMAGE"] = import_proxy_image(app.server.host.docker_host)
     app.write_dotenv(BERTH_PROXY="true")
     first = app.berth("deploy", "--push")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -186,7 +186,7 @@ def test_a_new_proxy_image_replaces_the_proxy_and_the_app_answers_through_it(pro
     one); the services keep running and the new proxy serves the same ports."""
     app = proxied
     web_before = web_containers(app)
-    app.server.docker("tag", "caddy:2.8.4-alpine", "caddy:2.8.5-standin")
+    app.server.docker("tag", app.env["BERTH_PROXY_IMAGE"], "caddy:2.8.5-standin")
     app.write_dotenv(BERTH_PROXY="true", BERTH_PROXY_IMAGE="caddy:2.8.5-standin")
     result = app.berth("deploy")
     assert result.returncode == 0, result.stdout + result.stderr
