@@ -262,9 +262,10 @@ class Up(Step):
         same = decide.same_commit(current, spec.commit)
         if same and decide.skip_up(current, spec.commit, spec.env_checksum,
                                    verify_stage.container_states(run.session), spec.services, spec.files_checksum):
+            note = None
             if proxied(run):  # a changed proxy image or port set is applied all the same (compose: a no-op else)
-                start_first.up_proxy(run.session)
-            return "nothing changed since the running release: up skipped"
+                note = start_first.up_proxy(run.session, spec.proxy)
+            return "nothing changed since the running release: up skipped" + (f"; {note}" if note else "")
         run.progress.up = True
         if proxied(run):  # berth's proxy serves the start-first services: they switch, the rest recreate
             start_first.deploy(run.session, spec.services, spec.rollouts, spec.proxy, spec.timeout, done=run.switch)

@@ -61,6 +61,8 @@ MEANINGS = {
     "ENVIRONMENT": "which environment this .env describes: development, staging or production",
     "HEALTH_URL": "URL(s) that must answer 2xx after a deploy (comma-separated); a localhost URL is fetched on the "
                   "server",
+    "BERTH_PROXY": "berth's proxy: the web service switches start-first and no request is dropped during a deploy "
+                   "(docs/ROLLOUTS.md in berth); false recreates every service",
 }
 
 
@@ -567,6 +569,7 @@ def dotenv_example(stack: Stack) -> str:
         ("PEM_KEY_PATH", ""),
         ("ENVIRONMENT", "staging"),
         ("HEALTH_URL", url),
+        ("BERTH_PROXY", "true"),
     ]
     lines = ["# Deploy settings for berth (written by berth init). Copy to .env and fill in; never commit .env."]
     for key, value in rows:
@@ -615,6 +618,8 @@ def berth_toml(stack: Stack) -> str:
 [defaults]
 user = "deploy"
 app_dir = "~/{stack.name}"
+proxy = true  # start-first deploys behind berth's proxy: no request dropped
+# domains = {{ {stack.service} = ["app.example.com"] }}  # HTTPS by ACME (Let's Encrypt) for these names; docs/CONFIG.md
 
 [environments.staging]
 hosts = ["203.0.113.10"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from berth.remote.commands.doctor import CONTAINER_DETAILS_FORMAT
 from berth.remote.commands.preflight import LISTEN_FORMAT
+from berth.remote.commands.proxy import IMAGE_FORMAT
 from berth.remote.engines.compose import INSPECT_FORMAT
 
 FORMAT_SITES = {
@@ -26,5 +27,6 @@ ENGINE_FORMATS = [
     ("docker root", ["info", "--format", "{{.DockerRootDir}}"], None),
     ("image id", ["image", "inspect", "--format", "{{.Id}}"], "images"),
     ("image names", ["images", "--format", "{{.Repository}}:{{.Tag}}"], None),
+    ("proxy image", ["inspect", "--format", IMAGE_FORMAT], "containers"),
     ("gather: version", ["version", "--format", "{{.Server.Version}}"], None),
 ]

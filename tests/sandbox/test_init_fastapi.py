@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.sandbox.proxy_image import import_proxy_image
 from tests.sandbox.conftest import GIT_ENV, Server, run
 
 pytestmark = pytest.mark.timeout(900)
@@ -104,9 +105,13 @@ def shop(sandbox, tmp_path_factory):
                 "ENVIRONMENT": "staging", "HEALTH_URL": f"http://{host.address}:{PORT}/health,"
                                                         f"http://{host.address}:{PORT}/ready"}
     settings["SSH_KNOWN_HOSTS"] = sandbox.known_hosts  # the sandbox's host keys, not ~/.ssh/known_hosts
+    assert settings["BERTH_PROXY"] == "true"  # init turns berth's proxy on: start-first deploys
+    # the sandbox cannot pull the official proxy image (pinned by digest): its stand-in, by name
+    settings["BERTH_PROXY_IMAGE"] = import_proxy_image(host.docker_host)
     (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     with open(root / ".env.example", "a") as example:  # as berth check's key-parity fix says
-        example.write("\n# known_hosts file to verify the servers with (empty: ~/.ssh/known_hosts)\nSSH_KNOWN_HOSTS=\n")
+        example.write("\n# known_hosts file to verify the servers with (empty: ~/.ssh/known_hosts)\nSSH_KNOWN_HOSTS=\n"
+                      "\n# the proxy's image (empty: the official one)\nBERTH_PROXY_IMAGE=\n")
     berth(root, "secrets", "generate")
     docker_env = (root / ".env.docker").read_text().replace("APP_PORT=8000", f"APP_PORT={PORT}")
     (root / ".env.docker").write_text(docker_env)
@@ -137,8 +142,8 @@ def test_init_sample_deploys_healthy_and_really_uses_postgres_and_redis(shop, sa
     root, server, project = shop
     states = server.docker("ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
                            "--format", "{{.Label \"com.docker.compose.service\"}} {{.Status}}").splitlines()
-    assert sorted(s.split()[0] for s in states) == ["app", "db", "redis"]
-    assert all("(healthy)" in s for s in states), states
+    assert sorted(s.split()[0] for s in states) == ["app", "berth-proxy", "db", "redis"]
+    assert all("(healthy)" in s for s in states if not s.startswith("berth-proxy ")), states
     base = f"http://{sandbox.hosts[0].address}:{PORT}"
     assert get(base + "/ready") == (200, {"ok": True})
     first, second = get(base + "/visits", b""), get(base + "/visits", b"")
@@ -196,8 +201,9 @@ def test_doctor_names_a_wrong_redis_password(shop):
     original = env_file.read_bytes()
     good = env_values(root / ".env.docker")["REDIS_PASSWORD"]
     env_file.write_text(original.decode().replace(f"redis://:{good}@", "redis://:not-the-password@"))
+    # by hand as docs/ROLLOUTS.md says: with berth's proxy's override, which takes the app's port
     compose = ["docker", "compose", "--project-name", project, "--file", f"{home}/docker-compose.yml",
-               "--env-file", f"{home}/.env.docker"]
+               "--file", f"{home}/../.berth/{project}/proxy/compose.yml", "--env-file", f"{home}/.env.docker"]
     env = {**os.environ, "DOCKER_HOST": server.host.docker_host}
     try:
         subprocess.run([*compose, "up", "-d", "--no-deps", "app"], cwd=home, env=env, check=True,

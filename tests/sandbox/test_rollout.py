@@ -190,6 +190,7 @@ def test_a_new_proxy_image_replaces_the_proxy_and_the_app_answers_through_it(pro
     app.write_dotenv(BERTH_PROXY="true", BERTH_PROXY_IMAGE="caddy:2.8.5-standin")
     result = app.berth("deploy")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert f"berth's proxy changes image ({app.env['BERTH_PROXY_IMAGE']} → caddy:2.8.5-standin)" in result.stdout
     proxy = app.server.docker("ps", "--filter", f"label=com.docker.compose.project={app.name}", "--filter",
                               "label=com.docker.compose.service=berth-proxy", "--format", "{{.Image}}").split()
     assert proxy == ["caddy:2.8.5-standin"]

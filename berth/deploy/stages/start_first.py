@@ -77,6 +77,9 @@ def deploy(session: HostSession, services: list[str], rollouts: list, setup: pro
     # the proxy needs a configuration before it starts: the services by name until berth names containers
     serving = {s: names or [s] for s, names in running.items()}
     _write_config(session, setup, serving, only_if_missing=True)
+    change = None if first else image_change(session, setup)
+    if change:
+        done.notes.append(change)
     if first:  # the services first (they give their ports up), then the proxy takes the ports
         _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *services], "up")
         _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
@@ -119,9 +122,25 @@ def deploy(session: HostSession, services: list[str], rollouts: list, setup: pro
     return done
 
 
-def up_proxy(session: HostSession) -> None:
-    """`up` of the proxy alone: nothing when it is as the override says, else compose recreates it."""
+def up_proxy(session: HostSession, setup: proxy.ProxySetup | None = None) -> str | None:
+    """`up` of the proxy alone: nothing when it is as the override says, else compose recreates it. Returns
+    a note when its image changes (the one case with a gap, docs/ROLLOUTS.md)."""
+    note = image_change(session, setup) if setup is not None else None
     _compose(session, [*session.compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
+    return note
+
+
+def image_change(session: HostSession, setup: proxy.ProxySetup) -> str | None:
+    """A note when the running proxy has another image than the release names: compose recreates it then,
+    and the host's ports refuse connections until the new one listens."""
+    names = _containers(session, session.compose.project, proxy.SERVICE)
+    if not names:
+        return None
+    running = session.conn.run(proxy.image_of(names[0]), timeout=60).out.strip()
+    if not running or running == setup.image:
+        return None
+    return (f"berth's proxy changes image ({running} → {setup.image}): compose recreates it, and its ports refuse "
+            "new connections for the few seconds that takes (docs/ROLLOUTS.md)")
 
 
 def _start_beside(session: HostSession, service: str, old: list[str]) -> str:

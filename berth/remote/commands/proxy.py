@@ -180,6 +180,14 @@ def health_status(container: str) -> str:
                  "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", container])
 
 
+IMAGE_FORMAT = "{{.Config.Image}}"
+
+
+def image_of(container: str) -> str:
+    """Shell text printing the image a container was created from, as its compose file named it."""
+    return join(["docker", "inspect", "--format", IMAGE_FORMAT, container])
+
+
 def proxy_exec(proxy: str, argv: Sequence[str]) -> str:
     return join(["docker", "exec", proxy, *argv])
 
