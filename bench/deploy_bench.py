@@ -15,7 +15,7 @@ Measures (median of --runs):
 Targets (issue #2): changed-commit within 1 s of plain; no-op <= 2 s; 1 SSH connection per host
 per deploy; --version <= 150 ms. Results are printed and written to bench/results/deploy.json.
 
-Usage: .venv/bin/python bench/deploy_bench.py [--runs 3]
+Usage: .venv/bin/python bench/deploy_bench.py [--runs 3] [--proxy]   (--proxy: with berth's proxy on)
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--proxy", action="store_true", help="deploy with berth's proxy on (start-first web)")
     args = ap.parse_args()
 
     box = sb.up(hosts=1, repo="bench")
@@ -88,7 +89,12 @@ def main() -> None:
             f"APP_ENV=staging\nWEB_PORT={port}\nSECRET_KEY=bench-secret-0123456789abcdef\n"
             "DATABASE_URL=postgres://app:pw-bench-123@db:5432/app\n")
         health = f"http://{host.address}:{port}/health"
-        (repo / ".env").write_text(box.env_lines() + f"\nENVIRONMENT=staging\nHEALTH_URL={health}\nAPP_DIR=~/berth\n")
+        dotenv = box.env_lines() + f"\nENVIRONMENT=staging\nHEALTH_URL={health}\nAPP_DIR=~/berth\n"
+        if args.proxy:
+            from berth.sandbox.proxy_image import import_proxy_image
+
+            dotenv += f"BERTH_PROXY=true\nBERTH_PROXY_IMAGE={import_proxy_image(host.docker_host)}\n"
+        (repo / ".env").write_text(dotenv)
         results: dict[str, object] = {}
 
         def berth_deploy(*extra):
@@ -194,7 +200,7 @@ def main() -> None:
             print(f"{key:<32} {value:>10}  {verdict}")
         out = ROOT / "bench" / "results"
         out.mkdir(exist_ok=True)
-        (out / "deploy.json").write_text(json.dumps(results, indent=2))
+        (out / ("deploy-proxy.json" if args.proxy else "deploy.json")).write_text(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         sb.down()

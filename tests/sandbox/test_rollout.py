@@ -199,6 +199,32 @@ def test_a_new_proxy_image_replaces_the_proxy_and_the_app_answers_through_it(pro
         assert response.read().decode().strip() == "1"
 
 
+def test_a_restarted_proxy_serves_again_and_the_next_deploy_still_switches(proxied):
+    """The proxy's container restarted (by hand, or the engine after a reboot): it reads the Caddyfile berth
+    wrote from its bind mount and serves the same container again; the next deploy switches as before."""
+    app = proxied
+    proxy = app.server.docker("ps", "--filter", f"label=com.docker.compose.project={app.name}", "--filter",
+                              "label=com.docker.compose.service=berth-proxy", "--format", "{{.Names}}").strip()
+    serving = web_containers(app)
+    app.server.docker("restart", "-t", "5", proxy)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(app.url("/version"), timeout=5) as response:
+                assert response.read().decode().strip() == "1"
+                break
+        except (urllib.error.URLError, OSError):
+            assert time.monotonic() < deadline, "the restarted proxy never answered"
+            time.sleep(0.5)
+    assert web_containers(app) == serving
+    app.commit("version 2", **{"web__VERSION": "2\n"})
+    with Load(app.url("/version")) as load:
+        result = app.berth("deploy", "--push")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " serves" in result.stdout and not load.failures, load.failures[:5]
+    assert load.bodies[-1] == "2"
+
+
 def test_a_server_with_compose_v1_is_deployed_without_the_proxy_and_says_so(app, sandbox):
     old = sandbox.hosts[1]  # the sandbox's older server: Compose v1 only
     app.write_dotenv(BERTH_PROXY="true", SERVER_IP=old.address, SERVER_USER=old.user,

@@ -20,15 +20,7 @@ def at_line(line: int, text: str):
     return expect
 
 
-TWO_SERVICES = """\
-services:
-  web:
-    image: "nginx:${TAG}"
-    ports:
-      - "8080:80"
-    restart: unless-stopped
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+MORE_SERVICES = """\
   api:
     image: "nginx:${TAG}"
     restart: unless-stopped
@@ -37,11 +29,21 @@ services:
     image: "nginx:${TAG}"
     restart: unless-stopped
     expose: ["8000"]
+"""
+EDGE = """\
   edge:
     image: "nginx:${TAG}"
     restart: unless-stopped
     ports: ["443:8443"]
 """
+
+
+def services(extra: str, files: dict[str, str]):
+    """The project's compose file (web) with `extra` services after it, and `files`."""
+    def setup(p):
+        p.write("docker-compose.yml", p.COMPOSE + extra)
+        write_files(files)(p)
+    return setup
 
 
 def ca_root(p) -> None:
@@ -70,19 +72,17 @@ CASES = [
     Case("settings.domains", True, "an IP address",
          write_files(toml('domains = { web = ["203.0.113.5"] }')), expect=at_line(2, "is an IP address")),
     Case("settings.domains", True, "one name for two services",
-         write_files({"docker-compose.yml": TWO_SERVICES,
-                      **toml('domains = { web = ["app.example.com"], admin = ["APP.example.com"] }')}),
+         services(MORE_SERVICES, toml('domains = { web = ["app.example.com"], admin = ["APP.example.com"] }')),
          expect=at_line(2, "is named for both web and admin")),
     Case("settings.domains", True, "a service the compose file does not start",
          write_files(toml('domains = { wbe = ["app.example.com"] }')), expect=at_line(2, "(did you mean 'web'?)")),
     Case("settings.domains", True, "a service with two exposed ports and no x-berth.http_port",
-         write_files({"docker-compose.yml": TWO_SERVICES, **toml('domains = { api = ["api.example.com"] }')}),
+         services(MORE_SERVICES, toml('domains = { api = ["api.example.com"] }')),
          expect=at_line(2, "cannot tell which port of api speaks HTTP")),
     Case("settings.domains", False, "a service that exposes one port and publishes none",
-         write_files({"docker-compose.yml": TWO_SERVICES.replace("    ports: [\"443:8443\"]\n", ""),
-                      **toml('domains = { admin = ["admin.example.com"] }')})),
+         services(MORE_SERVICES, toml('domains = { admin = ["admin.example.com"] }'))),
     Case("settings.domains", True, "a service publishing 443, which the proxy needs",
-         write_files({"docker-compose.yml": TWO_SERVICES, **toml('domains = { admin = ["admin.example.com"] }')}),
+         services(MORE_SERVICES + EDGE, toml('domains = { admin = ["admin.example.com"] }')),
          expect=at_line(2, "edge publishes port 443")),
     Case("settings.domains", True, "proxy = false beside domains",
          write_files(toml("proxy = false", 'domains = { web = ["app.example.com"] }')),
