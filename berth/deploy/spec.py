@@ -86,13 +86,19 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
     model = resolved.model if resolved else {}
     if resolved is not None:
         spec.rollouts = _rollouts(resolved, target)
-        if target.proxy:
-            spec.proxy = proxy_setup(target, spec.rollouts, resolved, strict)
+    if target.proxy:  # (without a model: nothing to route; check has said why)
+        spec.proxy = proxy_setup(target, spec.rollouts, resolved, strict)
     if model.get("services"):  # the model also holds the services of included files (include:)
         spec.services = [s for s in services if s in model["services"]] + [
             s for s in model["services"] if s not in services]
         spec.built = spec.built | {n for n, s in model["services"].items() if s.get("build")}
     spec.ports, spec.pulled = preflight.published_ports(model), preflight.pulled_images(model)
+    if spec.proxy is not None and spec.proxy.sites:  # the proxy's HTTPS ports: preflight says who else holds them
+        from berth.remote.commands import proxy as proxy_commands
+
+        taken = {(p.protocol, p.port) for p in spec.ports}
+        spec.ports += [preflight.Port(proxy_commands.SERVICE, port, "tcp", "")
+                       for port in (proxy_commands.HTTP_PORT, proxy_commands.HTTPS_PORT) if ("tcp", port) not in taken]
     spec.files = shipped_files(model, ctx)
     if spec.files:
         try:

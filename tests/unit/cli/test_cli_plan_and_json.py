@@ -56,6 +56,8 @@ def test_plan_with_domains_shows_the_https_site_and_the_ca_root_it_ships(project
     assert "(HTTPS: app.example.com → web:80 on ports 80/443; certificates by ACME from https://ca.internal/dir, " \
            "trusting acme_ca_root, kept in the berth-proxy-data volume; HTTP on port 80 redirects to HTTPS)" in out, out
     assert "/proxy/caddy/acme-ca.pem" in out and "(web: start-first," in out  # domains turn the proxy on
+    preflight = next(line for line in out.splitlines() if "listen" in line and "awk" in line)
+    assert "0050" in preflight.upper() and "01BB" in preflight.upper(), preflight  # 80 and 443 must be free
 
 
 def test_plan_of_production_includes_the_confirmation_step(project, sub_env):
