@@ -143,8 +143,27 @@ def _ago(stamp: str | None) -> str:
     return f"{secs}s ago"
 
 
+def fleet_line(rows: list[dict]) -> str | None:
+    """With several hosts: which commit runs where, and whether the hosts drift apart (None for one host)."""
+    if len(rows) < 2:
+        return None
+    where: dict[str, list[str]] = {}
+    for r in rows:
+        running = r.get("running")
+        commit = str(running.get("commit", ""))[:7] if running and running.get("commit") else "nothing berth deployed"
+        where.setdefault(commit, []).append(r["host"])
+    if len(where) == 1:
+        commit = next(iter(where))
+        return f"fleet: all {len(rows)} hosts run {commit}"
+    parts = [f"{commit} on {', '.join(hosts)}" for commit, hosts in sorted(where.items(), key=lambda kv: -len(kv[1]))]
+    return f"fleet: DRIFT across {len(rows)} hosts — " + "; ".join(parts) + " (`berth deploy` brings them together)"
+
+
 def render_status(rows: list[dict]) -> str:
     out = []
+    fleet = fleet_line(rows)
+    if fleet:
+        out.append(fleet)
     for r in rows:
         out.append(f"{r['host']} ({r['environment']}) {r['app_dir']}")
         out.append(_running_line(r))

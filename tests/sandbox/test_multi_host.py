@@ -48,6 +48,8 @@ hosts = ["h1", "h2"]
         rows = json.loads(status.stdout)
         assert status.returncode == 0, status.stdout + status.stderr
         assert [r["host"] for r in rows] == ["h1", "h2"] and all(r["healthy"] for r in rows)
+        text = app.berth("status").stdout
+        assert text.splitlines()[0] == f"fleet: all 2 hosts run {commit[:7]}", text
 
         # doctor goes through the same ssh config aliases, one report per host; h2 has only Compose v1
         doctor = json.loads(app.berth("doctor", "--json").stdout)

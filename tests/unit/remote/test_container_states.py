@@ -117,3 +117,16 @@ def test_every_remote_docker_format_is_one_the_engine_test_runs():
     counts = {site: len(FORMAT_IN_SOURCE.findall((ROOT / site).read_text())) for site in sites}
     assert counts == FORMAT_SITES
     assert len(ENGINE_FORMATS) >= 8
+
+
+def test_status_of_several_hosts_says_which_commit_runs_where():
+    from berth.ops.status import fleet_line
+
+    def row(host: str, commit: str | None) -> dict:
+        return {"host": host, "running": {"commit": commit, "result": "ok"} if commit else None}
+
+    assert fleet_line([row("h1", "a" * 40)]) is None  # one host: its own lines say it
+    assert fleet_line([row("h1", "a" * 40), row("h2", "a" * 40)]) == "fleet: all 2 hosts run aaaaaaa"
+    drift = fleet_line([row("h1", "a" * 40), row("h2", "b" * 40), row("h3", "a" * 40), row("h4", None)])
+    assert drift == ("fleet: DRIFT across 4 hosts — aaaaaaa on h1, h3; bbbbbbb on h2; nothing berth deployed on h4 "
+                     "(`berth deploy` brings them together)")
