@@ -36,8 +36,9 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
         expected = _services(target)
     except BerthError:  # unreadable compose files: status still shows what runs
         expected = []
-    rows = []
-    for host in target.hosts:
+    from berth.remote.fanout import per_host
+
+    def one(host) -> dict:
         session = _session(target, host, trust_new_host, printer)
         try:
             history, problems = read_history(session, limit=50)
@@ -54,9 +55,10 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
         if session.current_error:
             problems.append(session.current_error)
         problems.extend(session.notes)
-        rows.append(host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
-                             checkout, owner, problems, served))
-    return rows
+        return host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
+                        checkout, owner, problems, served)
+
+    return per_host(target.hosts, one)  # every host at once: a fleet's status takes one host's time
 
 
 def host_row(target: Target, label: str, app_dir: str, current: Release | dict | None, history: list, containers,
