@@ -132,7 +132,7 @@ def domain_problem(name: str) -> str | None:
       "name each service of the compose file with its public host names, e.g. domains = { web = [\"app.example.com\"] }; "
       "docs/ROLLOUTS.md (HTTPS) says what the proxy needs")
 def domains_valid(ctx):
-    from berth.check.rules.compose import _model_services
+    from berth.model.compose.resolve import resolve_compose
     from berth.model.compose.rollout import RolloutSettingsError, settings_of, site_port
 
     domains = ctx.target.domains
@@ -152,9 +152,11 @@ def domains_valid(ctx):
                 yield finding(f"domain {name!r} is named for both {seen[name.lower()]} and {service}; one host name "
                               "goes to one service", file, line)
             seen.setdefault(name.lower(), service)
-    model = _model_services(ctx)
-    if not model:
+    try:
+        resolved = resolve_compose(ctx.target, ctx.app_env.values() if ctx.app_env else {})
+    except BerthError:
         return  # the compose rules say why it cannot be read
+    model, extensions = resolved.model.get("services") or {}, resolved.extensions
     for service in domains:
         svc = model.get(service)
         if svc is None:
@@ -168,7 +170,7 @@ def domains_valid(ctx):
                           "it cannot serve its domains", file, line)
             continue
         try:
-            port = site_port(svc, settings_of(service, (ctx_extensions(ctx).get(service) or {}).get("x-berth")))
+            port = site_port(svc, settings_of(service, (extensions.get(service) or {}).get("x-berth")))
         except RolloutSettingsError:
             continue  # compose.x-berth's
         if port is None:
@@ -183,15 +185,6 @@ def domains_valid(ctx):
                               "domains' HTTPS and its redirect", file, line,
                               fix=f"remove that port from {service} (the proxy serves it by its domains), or "
                                   "publish it on another host port")
-
-
-def ctx_extensions(ctx) -> dict:
-    from berth.model.compose.resolve import resolve_compose
-
-    try:
-        return resolve_compose(ctx.target, ctx.app_env.values() if ctx.app_env else {}).extensions
-    except BerthError:
-        return {}
 
 
 @rule("settings.acme", Severity.ERROR, "an ACME setting in berth.toml is not usable",
