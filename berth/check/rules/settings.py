@@ -210,7 +210,7 @@ def acme_valid(ctx):
             yield finding(f"acme_ca_root {root} cannot be read ({exc.strerror})", *_at(ctx, "acme_ca_root"))
         except CertificateError as exc:
             yield finding(f"acme_ca_root {root} is not a PEM certificate ({exc})", *_at(ctx, "acme_ca_root"))
-    if not t.domains and any(t.get(k) is not None for k in ("acme_ca", "acme_email", "acme_ca_root")):
-        yield finding("ACME settings are set, but no domains: berth's proxy serves plain HTTP only",
-                      *_at(ctx, next(k for k in ("acme_ca", "acme_email", "acme_ca_root") if t.get(k) is not None)),
+    given = [k for k in ("acme_ca", "acme_email", "acme_ca_root") if t.get(k) is not None]
+    if not t.domains and given:
+        yield finding("ACME settings are set, but no domains: berth's proxy serves plain HTTP only", *_at(ctx, given[0]),
                       fix="add domains = { SERVICE = [\"host.example.com\"] } for this environment, or remove them")

@@ -73,11 +73,12 @@ def deploy(session: HostSession, services: list[str], rollouts: list, setup: pro
     done = done if done is not None else Switched()
     # nothing serves yet, or the proxy does not run (the first deploy with it: the services still publish their
     # ports themselves): compose starts everything once, in its order, with a short gap the docs name
-    first = not any(running.values()) or not _containers(session, project, proxy.SERVICE)
+    proxies = _containers(session, project, proxy.SERVICE)
+    first = not any(running.values()) or not proxies
     # the proxy needs a configuration before it starts: the services by name until berth names containers
     serving = {s: names or [s] for s, names in running.items()}
     _write_config(session, setup, serving, only_if_missing=True)
-    change = None if first else image_change(session, setup)
+    change = None if first else image_change(session, setup, proxies)
     if change:
         done.notes.append(change)
     if first:  # the services first (they give their ports up), then the proxy takes the ports
@@ -130,10 +131,11 @@ def up_proxy(session: HostSession, setup: proxy.ProxySetup | None = None) -> str
     return note
 
 
-def image_change(session: HostSession, setup: proxy.ProxySetup) -> str | None:
+def image_change(session: HostSession, setup: proxy.ProxySetup, names: list[str] | None = None) -> str | None:
     """A note when the running proxy has another image than the release names: compose recreates it then,
-    and the host's ports refuse connections until the new one listens."""
-    names = _containers(session, session.compose.project, proxy.SERVICE)
+    and the host's ports refuse connections until the new one listens. `names`: the proxy's containers, when
+    the caller has listed them already."""
+    names = _containers(session, session.compose.project, proxy.SERVICE) if names is None else names
     if not names:
         return None
     running = session.conn.run(proxy.image_of(names[0]), timeout=60).out.strip()

@@ -142,8 +142,7 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
     from berth.model.compose.services import DATA_PORTS, is_data_image
 
     ports = [p for p in service.get("ports") or [] if isinstance(p, dict)]
-    published_tcp = sorted({int(p["target"]) for p in ports if str(p.get("protocol", "tcp")) == "tcp"
-                            and str(p.get("target", "")).isdigit()})
+    published_tcp = _published_tcp(service)
     http_port = settings.http_port or next((p for p in published_tcp if p not in DATA_PORTS), None)
     if has_domains and http_port is None:
         http_port = site_port(service, settings)
@@ -198,6 +197,17 @@ def decide(name: str, service: Mapping[str, Any], settings: RolloutSettings,
     return rollout(START_FIRST, f"{serves} on {http_port} and has a health gate")
 
 
+def _published_tcp(service: Mapping[str, Any]) -> list[int]:
+    """The container ports a service publishes over TCP, sorted."""
+    return sorted({int(p["target"]) for p in service.get("ports") or [] if isinstance(p, dict)
+                   and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("target", "")).isdigit()})
+
+
+def _networks(service: Mapping[str, Any]) -> list[str]:
+    """The networks a service is on (the proxy joins them to reach it)."""
+    return sorted(service.get("networks") or {"default": None})
+
+
 def site_port(service: Mapping[str, Any], settings: RolloutSettings) -> int | None:
     """The container port the proxy sends a domain's requests to: x-berth.http_port, else the one TCP port
     the service publishes (not a data port), else the one it exposes; None when that is not one port."""
@@ -205,9 +215,7 @@ def site_port(service: Mapping[str, Any], settings: RolloutSettings) -> int | No
 
     if settings.http_port is not None:
         return settings.http_port
-    published = sorted({int(p["target"]) for p in service.get("ports") or [] if isinstance(p, dict)
-                        and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("target", "")).isdigit()
-                        and int(p["target"]) not in DATA_PORTS})
+    published = [port for port in _published_tcp(service) if port not in DATA_PORTS]
     if published:
         return published[0] if len(published) == 1 else None
     exposed = sorted({int(str(e).split("/")[0]) for e in service.get("expose") or []
@@ -276,7 +284,7 @@ def routes(rollouts: list[Rollout], model: Mapping[str, Any]) -> tuple[list[Rout
         for p in svc.get("ports") or []:
             if isinstance(p, dict) and str(p.get("protocol", "tcp")) == "tcp" and str(p.get("published", "")).isdigit():
                 out.append(Route(r.service, str(p.get("host_ip") or ""), int(p["published"]), int(p["target"])))
-        networks[r.service] = sorted(svc.get("networks") or {"default": None})
+        networks[r.service] = _networks(svc)
     return out, networks
 
 
@@ -301,5 +309,5 @@ def sites(rollouts: list[Rollout], model: Mapping[str, Any], domains: Mapping[st
         if port is None:
             continue
         out.append(Site(service, tuple(names), port))
-        networks[service] = sorted(svc.get("networks") or {"default": None})
+        networks[service] = _networks(svc)
     return out, networks
