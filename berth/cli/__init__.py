@@ -9,6 +9,7 @@ looked up, and each command imports the rest of berth when it runs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -89,6 +90,12 @@ def main() -> None:
         # a second Ctrl-C (berth.deploy.interrupt), or one before berth touched any server
         click.echo("stopped at once; if a deploy or rollback was changing a server, `berth status` shows what "
                    "it left and `berth deploy` or `berth rollback` completes it", err=True)
+        import threading
+
+        if threading.active_count() > 1:  # hosts deployed at once: their threads are not waited for
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         sys.exit(130)
 
 

@@ -70,6 +70,11 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "acme_ca": (None, "str"),
     "acme_ca_root": (None, "str"),
     "https_redirect": (None, "bool"),
+    # several hosts (docs/FLEETS.md): how many at once, a canary first, a pause between batches, what a failure does
+    "parallel": (None, "parallel"),
+    "canary": (None, "canary"),
+    "batch_pause": (None, "int"),
+    "on_failure": (None, "str"),
 }
 DEFAULT_KEEP_RELEASES = 5
 # how a "bool" setting may be written in .env (berth.toml has real booleans)
@@ -112,6 +117,22 @@ class Tls:
     ca: str = ""
     ca_root: Path | None = None
     redirect: bool = True
+
+
+ON_FAILURE = ("rollback", "stop")  # roll the hosts this deploy updated back to what they ran, or leave them
+BATCH_PAUSE_RANGE = (0, 3600)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """How a deploy goes over several hosts: `parallel` hosts at once (or `percent` of them; neither: all),
+    `canary` (a host or None) alone first, `pause` seconds between batches, and `on_failure`."""
+
+    parallel: int | None = None
+    percent: int | None = None
+    canary: str | None = None  # "first" (the first host) or a host as hosts lists it
+    pause: int = 0
+    on_failure: str = "rollback"
 
 
 @dataclass(frozen=True)
@@ -267,6 +288,47 @@ class Target:
                                  f"{DEFAULT_VERIFY_TIMEOUT}, or leave it out for the default")
         return int(text)
 
+    @property
+    def fleet(self) -> Fleet:
+        """How a deploy goes over the hosts; UsageError for a value that cannot be followed (settings.fleet)."""
+        parallel, percent = None, None
+        value = self.get("parallel")
+        if value is not None:
+            text = str(value).strip()
+            m = re.fullmatch(r"(\d+)%", text)
+            if m and 1 <= int(m.group(1)) <= 100:
+                percent = int(m.group(1))
+            elif not isinstance(value, bool) and text.isascii() and text.isdigit() and int(text) >= 1:
+                parallel = int(text)
+            else:
+                raise UsageError(f"parallel {value!r} is neither a number of hosts nor a percentage of them",
+                                 where=self.located("parallel"),
+                                 fix='write parallel = 2 (hosts at once) or parallel = "25%" (of the hosts), '
+                                     "or leave it out to deploy every host at once")
+        canary = self.get("canary")
+        if canary is True:
+            canary = "first"
+        elif canary is False:
+            canary = None
+        elif canary is not None and self.where("hosts") != "--host":  # (--host may leave the canary out)
+            addresses = [str(a) for a in self.get("hosts", [])]
+            if canary not in addresses:
+                raise UsageError(f"canary {canary!r} is not one of this environment's hosts "
+                                 f"({', '.join(addresses) or 'none'})", where=self.located("canary"),
+                                 fix="name one of the hosts as hosts lists it, or write canary = true for the first")
+        pause = self.get("batch_pause", 0)
+        low, high = BATCH_PAUSE_RANGE
+        if isinstance(pause, bool) or not str(pause).isdigit() or not low <= int(pause) <= high:
+            raise UsageError(f"batch_pause {pause!r} is not a whole number of seconds from {low} to {high}",
+                             where=self.located("batch_pause"), fix="write batch_pause = 30, or leave it out")
+        on_failure = self.get("on_failure", "rollback")
+        if on_failure not in ON_FAILURE:
+            raise UsageError(f"on_failure {on_failure!r} is not one of {', '.join(ON_FAILURE)}",
+                             where=self.located("on_failure"),
+                             fix='write on_failure = "rollback" (the hosts this deploy updated go back to what they '
+                                 'ran; the default) or "stop" (they keep the new release)')
+        return Fleet(parallel, percent, canary, int(pause), on_failure)
+
     def local_path(self, name: str) -> Path | None:
         value = self.get(name)
         return _local_path(self.root, value) if value else None
@@ -373,6 +435,10 @@ def _coerce(name: str, kind: str, value: Any, origin: str, line: int | None = No
         raise UsageError(f"berth.toml{f':{line}' if line else ''}: 'domains' must name each service's public host "
                          f"names, not {value!r}", where=origin,
                          fix='write it as domains = { web = ["app.example.com", "www.example.com"] }')
+    if kind == "parallel":  # 3 or "25%"
+        kind = "int" if isinstance(value, int) else "str"
+    if kind == "canary":  # true, or the host that goes first
+        kind = "bool" if isinstance(value, bool) else "str"
     if kind == "commands":  # one shell command or a list of them; never split
         kind, value = "list", [value] if isinstance(value, str) else value
     ok = {
@@ -539,7 +605,10 @@ def load_target(root: Path, environment: str | None = None, hosts: tuple[str, ..
                 settings[name] = Setting(value, f"berth.toml:{line} {where}" if line else f"berth.toml {where}",
                                          toml_path, line)
     if hosts:
-        settings["hosts"] = Setting(list(hosts), "--host")
+        # --host picks some of the configured hosts (in their order); one that is not configured replaces them
+        configured = [str(a) for a in (settings["hosts"].value if "hosts" in settings else []) or []]
+        picked = [a for a in configured if a in hosts] if set(hosts) <= set(configured) else list(hosts)
+        settings["hosts"] = Setting(picked, "--host")
     defined = tuple(dict.fromkeys([*KNOWN_ENVIRONMENTS, *toml_envs]))
     return Target(root, chosen, settings, dotenv, toml is not None, defined)
 

@@ -41,24 +41,48 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
     confirm(target, opts.yes, log)
     if opts.push:
         push_if_needed(target, report, log)
+    hosts = target.hosts
     try:
         with interrupt.deferred():  # from here a Ctrl-C finishes the step in progress and rolls back
-            for n, host in enumerate(target.hosts):
-                if n and interrupt.requested():  # it came while the last host recorded its release
-                    raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
-                host_out = {"host": host.label, "ok": False, "release": None, "state": "not-reached"}
-                outcome["hosts"].append(host_out)
-                deploy_host(spec, host, log, host_out, connection=transport(host) if transport else None)
+            if len(hosts) > 1:
+                _deploy_fleet(spec, target, log, outcome, transport)
+            else:
+                for host in hosts:
+                    host_out = {"host": host.label, "ok": False, "release": None, "state": "not-reached"}
+                    outcome["hosts"].append(host_out)
+                    deploy_host(spec, host, log, host_out, connection=transport(host) if transport else None)
             if interrupt.requested():
                 printer.line(f"  ! {interrupt.requested()} came after the release was verified: it is recorded and stays")
     except BerthError as exc:
-        where_hosts_are(outcome["hosts"], [h.label for h in target.hosts], exc, printer)
+        where_hosts_are(outcome["hosts"], [h.label for h in hosts], exc, printer)
         raise
+    if len(hosts) > 1:
+        printer.line(f"  fleet: all {len(hosts)} hosts run {spec.commit[:7]}")
     outcome["ok"] = all(h["ok"] for h in outcome["hosts"])
     outcome["seconds"] = round(time.monotonic() - started, 3)
     return outcome
 
 
+
+
+def _deploy_fleet(spec: DeploySpec, target: Target, log: StepLog, outcome: dict,
+                  transport: Callable[[Host], Transport] | None) -> None:
+    """Several hosts, in batches and each batch at once (berth.deploy.fleet); one --json row per host."""
+    from berth.deploy import fleet
+    from berth.deploy.rollback import roll_back_host
+
+    rows = {h.label: {"host": h.label, "ok": False, "release": None, "state": "not-reached"} for h in target.hosts}
+    outcome["hosts"].extend(rows.values())
+
+    def deploy_one(host: Host, hlog: StepLog, row: dict) -> None:
+        deploy_host(spec, host, hlog, row, connection=transport(host) if transport else None)
+
+    def return_one(host: Host, release_id: str, hlog: StepLog, row: dict) -> None:
+        roll_back_host(target, host, release_id, spec.opts, spec.remote_url, spec.who, spec.services, hlog, row,
+                       transport(host) if transport else None)
+
+    outcome["batches"] = [[h.label for h in b.hosts] for b in fleet.batches(target.hosts, target.fleet)]
+    fleet.roll_out(target.hosts, target.fleet, log, rows, deploy_one, return_one)
 
 
 HOST_STATES = {
@@ -67,6 +91,8 @@ HOST_STATES = {
     "unchanged": "unchanged: serves what it ran before",
     "needs-a-person": "does NOT serve its last good release",
     "not-reached": "not touched",
+    "unreachable": "could not be reached: not touched",
+    "returned": "went back to the release it ran before",
 }
 
 
@@ -91,7 +117,11 @@ def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, step
     conn = connection or SSHConnection(host, ssh_options(spec.target, spec.opts.trust_new_host),
                                        on_command=debug_hook(log.printer), mask=log.printer.mask)
     with log.step("connect", host.label) as info:
-        session = connect_stage.connect(spec.target, conn)
+        try:
+            session = connect_stage.connect(spec.target, conn)
+        except BerthError:
+            host_out["state"] = "unreachable"
+            raise
         info["detail"] = (f"{session.user}@{host.address} (docker {session.docker_version}, "
                           f"compose {session.compose.variant} {session.compose_version})")
     for note in session.notes:
@@ -100,6 +130,8 @@ def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, step
         owner = lock_stage.new_owner(spec.who, spec.commit, "", "deploy")
         with lock_stage.held(session, owner, log, wait=spec.opts.lock_wait):
             run = start_host_run(spec, session, log, host_out)
+            good = decide.good_release(run.current)
+            host_out["previous"] = good.id if good else None  # what a fleet's on_failure returns it to
             run_steps(run, steps if steps is not None else deploy_steps(spec.target))
     finally:
         session.close()

@@ -230,10 +230,6 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
                outcome: dict, transport=None) -> None:
     """Each host in turn: connect, lock, roll back; `transport` makes the connection (default SSH)."""
     from berth.deploy import interrupt
-    from berth.deploy import lock as lock_stage
-    from berth.remote import session as connect_stage
-    from berth.remote.session import debug_hook, ssh_options
-    from berth.remote.transport.ssh import SSHConnection
 
     printer = log.printer
     for n, host in enumerate(target.hosts):
@@ -241,19 +237,33 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
             raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
         host_out = {"host": host.label, "ok": False}
         outcome["hosts"].append(host_out)
-        conn = transport(host) if transport else SSHConnection(
-            host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer), mask=printer.mask)
-        with log.step("connect", host.label):
-            session = connect_stage.connect(target, conn)
-        for note in session.notes:
-            printer.line(f"  ! {note}")
-        try:
-            with lock_stage.held(session, lock_stage.new_owner(who, None, "", "rollback"), log, wait=opts.lock_wait):
-                _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out)
-        finally:
-            session.close()
+        roll_back_host(target, host, wanted, opts, remote_url, who, services, log, host_out,
+                       transport(host) if transport else None)
     if interrupt.requested():
         printer.line(f"  ! {interrupt.requested()} came after the rollback was verified: it is recorded and stays")
+
+
+def roll_back_host(target, host, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
+                   host_out: dict, connection=None) -> None:
+    """One host: connect, lock, roll back to `wanted` (None: the previous good release); `connection`
+    replaces SSH (in-process tests). Also how a fleet deploy returns the hosts it updated."""
+    from berth.deploy import lock as lock_stage
+    from berth.remote import session as connect_stage
+    from berth.remote.session import debug_hook, ssh_options
+    from berth.remote.transport.ssh import SSHConnection
+
+    printer = log.printer
+    conn = connection or SSHConnection(host, ssh_options(target, opts.trust_new_host), on_command=debug_hook(printer),
+                                       mask=printer.mask)
+    with log.step("connect", host.label):
+        session = connect_stage.connect(target, conn)
+    for note in session.notes:
+        printer.line(f"  ! {note}")
+    try:
+        with lock_stage.held(session, lock_stage.new_owner(who, None, "", "rollback"), log, wait=opts.lock_wait):
+            _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out)
+    finally:
+        session.close()
 
 
 def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, remote_url: str, who: str,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -30,6 +32,9 @@ def _visible(m: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+_WRITING = threading.Lock()  # hosts deployed at once print whole lines, never parts of two
+
+
 def color_enabled(stream=None) -> bool:
     stream = stream or sys.stdout
     return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
@@ -53,6 +58,13 @@ class StepPrinter:
         self.mask = masker
         self.quiet = quiet
         self.verbose = verbose
+        self.prefix = ""  # the host a line is about, when several are deployed at once
+
+    def for_host(self, label: str, width: int = 0) -> StepPrinter:
+        """The same printer, its lines marked with `label` (padded to `width`): `  h1   ✓ sync   0.05s  ...`."""
+        printer = copy.copy(self)
+        printer.prefix = f"{self.text(label):<{width}}  "
+        return printer
 
     def text(self, text: str) -> str:
         """External text as berth shows it: masked, then neutralised."""
@@ -74,7 +86,12 @@ class StepPrinter:
         self._emit(self.mask(text), err)
 
     def _emit(self, text: str, err: bool = False) -> None:
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.prefix:  # after the indent: "  ! note" becomes "  h1  ! note"
+            mark = style(self.prefix, bold=True)
+            text = "\n".join(f"  {mark}{ln[2:] if ln.startswith('  ') else ln}" for ln in text.split("\n"))
+        with _WRITING:
             click.echo(text, err=err, color=color_enabled())
 
     def step(self, name: str, status: str, seconds: float | None, detail: str = "") -> None:

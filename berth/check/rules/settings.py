@@ -109,6 +109,18 @@ def verify_timeout_valid(ctx):
         yield finding(exc.what, file, line, fix=exc.fix)
 
 
+@rule("settings.fleet", Severity.ERROR, "a setting of how a deploy goes over several hosts cannot be followed",
+      'write parallel = 2 or "25%", canary = true or one of the hosts, batch_pause = seconds, on_failure = "rollback" '
+      'or "stop" (docs/FLEETS.md)')
+def fleet_valid(ctx):
+    try:
+        ctx.target.fleet  # noqa: B018  (the property deploy uses)
+    except UsageError as exc:
+        name = exc.what.split(" ", 1)[0]
+        file, line = _at(ctx, name)
+        yield finding(exc.what, file, line, fix=exc.fix)
+
+
 # a DNS host name a public CA issues for: labels of letters, digits and inner hyphens, at least two of them
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 PROXY_PORTS = (80, 443)  # the proxy serves the domains there (and answers the ACME challenges)

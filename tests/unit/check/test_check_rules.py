@@ -415,6 +415,18 @@ CASES: list[Case] = [
     *[Case("settings.verify-timeout", False, f"VERIFY_TIMEOUT={value}",
            lambda p, v=value: dotenv(p, f"VERIFY_TIMEOUT={v}\n")) for value in ("1", "300", "3600")],
     Case("settings.verify-timeout", False, "default", noop),
+    # settings.fleet: how a deploy goes over several hosts
+    *[Case("settings.fleet", True, f"{key} = {value}",
+           lambda p, k=key, v=value: p.write("berth.toml", f'[environments.staging]\nhosts = ["a", "b"]\n{k} = {v}\n'),
+           expect_at("berth.toml", 3, contains=words))
+      for key, value, words in (("parallel", 0, "parallel 0 is neither"), ("parallel", '"150%"', "'150%' is neither"),
+                                ("canary", '"c"', "canary 'c' is not one of this environment's hosts (a, b)"),
+                                ("batch_pause", 99999, "batch_pause 99999 is not"),
+                                ("on_failure", '"ignore"', "on_failure 'ignore' is not one of rollback, stop"))],
+    *[Case("settings.fleet", False, f"{key} = {value}",
+           lambda p, k=key, v=value: p.write("berth.toml", f'[environments.staging]\nhosts = ["a", "b"]\n{k} = {v}\n'))
+      for key, value in (("parallel", 2), ("parallel", '"50%"'), ("canary", "true"), ("canary", '"b"'),
+                         ("batch_pause", 30), ("on_failure", '"stop"'))],
     # settings.health-url
     Case("settings.health-url", True, "no scheme", lambda p: dotenv(p, "HEALTH_URL=localhost:8080/health\n"),
          expect_at(".env", 4, contains="localhost:8080/health")),
