@@ -83,10 +83,11 @@ def roll_out(hosts: tuple[Host, ...], fleet: Fleet, log: StepLog, rows: dict[str
     if unreachable:
         names = ", ".join(h.label for h, _ in unreachable)
         first = unreachable[0][1]
+        again = " ".join(["berth deploy", *(f"--host {h.address}" for h, _ in unreachable)])
         raise BerthError(f"{names} could not be reached, so {'it was' if len(unreachable) == 1 else 'they were'} "
                          f"not deployed ({unreachable[0][0].label}: {first.what}); the other "
                          f"{len(updated)} host{'s' * (len(updated) != 1)} run the new release",
-                         fix=f"when {names} can be reached again: " + " ".join(["berth deploy", *(f"--host {h.address}" for h, _ in unreachable)])
+                         fix=f"when {names} can be reached again: {again}"
                              + (f" ({first.fix})" if first.fix else ""))
 
 
