@@ -84,9 +84,10 @@ def roll_out(hosts: tuple[Host, ...], fleet: Fleet, log: StepLog, rows: dict[str
         names = ", ".join(h.label for h, _ in unreachable)
         first = unreachable[0][1]
         again = " ".join(["berth deploy", *(f"--host {h.address}" for h, _ in unreachable)])
+        others = (f"the other host runs the new release" if len(updated) == 1 else
+                  f"the other {len(updated)} hosts run the new release" if updated else "no host was deployed")
         raise BerthError(f"{names} could not be reached, so {'it was' if len(unreachable) == 1 else 'they were'} "
-                         f"not deployed ({unreachable[0][0].label}: {first.what}); the other "
-                         f"{len(updated)} host{'s' * (len(updated) != 1)} run the new release",
+                         f"not deployed ({first.what}); {others}",
                          fix=f"when {names} can be reached again: {again}"
                              + (f" ({first.fix})" if first.fix else ""))
 

@@ -29,7 +29,7 @@ def sandbox():
     missing = sb.missing_prerequisites()
     if missing:
         pytest.fail("sandbox prerequisites missing (run scripts/setup.sh): " + "; ".join(missing))
-    box = sb.up(hosts=2, compose_v1=(2,))  # host 2 is an older server with Compose v1 only
+    box = sb.up(hosts=3, compose_v1=(2,))  # host 2 is an older server with Compose v1 only; 3 for fleets
     yield box
     if not os.environ.get("BERTH_KEEP_SANDBOX"):  # keep it to look around after a failure
         sb.down()
