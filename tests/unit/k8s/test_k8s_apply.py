@@ -266,7 +266,7 @@ def test_rollback_undoes_exactly_what_the_last_apply_changed(tmp_path):
     assert h.run("k8s", "apply", "--tag", "v1").returncode == 0
     _record_release(h)
     compose = h.root / "docker-compose.yml"
-    compose.write_text(compose.read_text().replace("      interval: 2s\n", "      interval: 5s\n", 1))  # web only
+    compose.write_text(compose.read_text().replace("      interval: 1s\n", "      interval: 5s\n", 1))  # web only
     proc = h.run("k8s", "apply", "--tag", "v1")
     assert proc.returncode == 0, proc.stderr
     assert "changes Deployment/web" in proc.stdout and "StatefulSet/worker" not in proc.stdout.split("changes")[1].split("\n")[0]
