@@ -84,7 +84,7 @@ def roll_out(hosts: tuple[Host, ...], fleet: Fleet, log: StepLog, rows: dict[str
         names = ", ".join(h.label for h, _ in unreachable)
         first = unreachable[0][1]
         again = " ".join(["berth deploy", *(f"--host {h.address}" for h, _ in unreachable)])
-        others = (f"the other host runs the new release" if len(updated) == 1 else
+        others = ("the other host runs the new release" if len(updated) == 1 else
                   f"the other {len(updated)} hosts run the new release" if updated else "no host was deployed")
         raise BerthError(f"{names} could not be reached, so {'it was' if len(unreachable) == 1 else 'they were'} "
                          f"not deployed ({first.what}); {others}",
