@@ -75,6 +75,8 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "canary": (None, "canary"),
     "batch_pause": (None, "int"),
     "on_failure": (None, "str"),
+    # host groups, like Kamal's roles: [environments.NAME.roles.web] hosts = [...], services = [...]
+    "roles": (None, "roles"),
 }
 DEFAULT_KEEP_RELEASES = 5
 # how a "bool" setting may be written in .env (berth.toml has real booleans)
@@ -99,6 +101,10 @@ class Host:
     user: str | None = None
     port: int | None = None
     key_path: Path | None = None
+    # from the roles it is in: the services it runs (empty: all of them) and the URLs verify fetches there
+    roles: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    health_urls: tuple[str, ...] | None = None  # None: the environment's
 
     @property
     def label(self) -> str:
@@ -119,6 +125,18 @@ class Tls:
     redirect: bool = True
 
 
+@dataclass(frozen=True)
+class Role:
+    """A group of hosts that run some of the services (all of them when `services` is empty); `health_urls`
+    replaces the environment's on those hosts (None: the environment's)."""
+
+    name: str
+    hosts: tuple[str, ...]
+    services: tuple[str, ...] = ()
+    health_urls: tuple[str, ...] | None = None
+
+
+ROLE_KEYS = ("hosts", "services", "health_urls")
 ON_FAILURE = ("rollback", "stop")  # roll the hosts this deploy updated back to what they ran, or leave them
 BATCH_PAUSE_RANGE = (0, 3600)
 
@@ -130,7 +148,7 @@ class Fleet:
 
     parallel: int | None = None
     percent: int | None = None
-    canary: str | None = None  # "first" (the first host) or a host as hosts lists it
+    canary: str | None = None  # "first" (the first host), a host as hosts lists it, or a role (its hosts)
     pause: int = 0
     on_failure: str = "rollback"
 
@@ -159,18 +177,44 @@ class Target:
         problem = user_problem(user) if user is not None else None
         if problem:
             raise UsageError(f"SERVER_USER {user!r} {problem}", where=self.located("user"), fix=USER_FIX)
-        for address in self.get("hosts", []):
+        for address in self.addresses:
             problem = host_problem(address)
             if problem:
                 raise UsageError(f"host {address!r} {problem}", where=self.located("hosts"), fix=HOST_FIX)
         key = self.get("key")
         key_path = _local_path(self.root, key) if key else None
         port = self.get("port")
-        return tuple(
+        roles = self.roles
+        hosts = []
+        for a in self.addresses:
+            mine = [r for r in roles.values() if a in r.hosts]
+            services = () if any(not r.services for r in mine) else tuple(
+                dict.fromkeys(s for r in mine for s in r.services))
+            urls = [u for r in mine if r.health_urls is not None for u in r.health_urls]
+            own_urls = tuple(dict.fromkeys(urls)) if any(r.health_urls is not None for r in mine) else None
             # an unusable port is reported by the settings.port rule; here it just is not applied
-            Host(address=a, user=user, port=int(port) if str(port or "").isdigit() else None, key_path=key_path)
-            for a in self.get("hosts", [])
-        )
+            hosts.append(Host(address=a, user=user, port=int(port) if str(port or "").isdigit() else None,
+                              key_path=key_path, roles=tuple(r.name for r in mine), services=services,
+                              health_urls=own_urls))
+        return tuple(hosts)
+
+    @property
+    def addresses(self) -> list[str]:
+        """The hosts as configured: `hosts` (or --host), else every host of the roles, in their order."""
+        if self.get("hosts"):
+            return [str(a) for a in self.get("hosts")]
+        return list(dict.fromkeys(a for r in self.roles.values() for a in r.hosts))
+
+    @property
+    def roles(self) -> dict[str, Role]:
+        """[environments.NAME.roles.ROLE] tables (checked for their shape when berth.toml is read)."""
+        return {name: Role(name, tuple(table.get("hosts", ())), tuple(table.get("services", ())),
+                           tuple(table["health_urls"]) if "health_urls" in table else None)
+                for name, table in (self.get("roles") or {}).items()}
+
+    def health_urls_of(self, host: Host) -> tuple[str, ...]:
+        """What verify fetches on `host`: its roles' health_urls when they set them, else the environment's."""
+        return host.health_urls if host.health_urls is not None else self.health_urls
 
     @property
     def compose_files(self) -> tuple[str, ...]:
@@ -311,11 +355,12 @@ class Target:
         elif canary is False:
             canary = None
         elif canary is not None and self.where("hosts") != "--host":  # (--host may leave the canary out)
-            addresses = [str(a) for a in self.get("hosts", [])]
-            if canary not in addresses:
-                raise UsageError(f"canary {canary!r} is not one of this environment's hosts "
-                                 f"({', '.join(addresses) or 'none'})", where=self.located("canary"),
-                                 fix="name one of the hosts as hosts lists it, or write canary = true for the first")
+            names = [*self.addresses, *self.roles]
+            if canary not in names:
+                raise UsageError(f"canary {canary!r} is not one of this environment's hosts or roles "
+                                 f"({', '.join(names) or 'none'})", where=self.located("canary"),
+                                 fix="name one of the hosts as hosts lists it (or a role, whose hosts then go "
+                                     "first together), or write canary = true for the first host")
         pause = self.get("batch_pause", 0)
         low, high = BATCH_PAUSE_RANGE
         if isinstance(pause, bool) or not str(pause).isdigit() or not low <= int(pause) <= high:
@@ -435,6 +480,21 @@ def _coerce(name: str, kind: str, value: Any, origin: str, line: int | None = No
         raise UsageError(f"berth.toml{f':{line}' if line else ''}: 'domains' must name each service's public host "
                          f"names, not {value!r}", where=origin,
                          fix='write it as domains = { web = ["app.example.com", "www.example.com"] }')
+    if kind == "roles":  # { web = { hosts = [...], services = [...], health_urls = [...] } }
+        where = f"berth.toml{f':{line}' if line else ''}"
+        example = '[environments.production.roles.web] with hosts = ["web1", "web2"] and services = ["web"]'
+        if not isinstance(value, dict):
+            raise UsageError(f"{where}: 'roles' must be a table of roles, not {value!r}", where=origin,
+                             fix=f"write each role as {example}")
+        for role, table in value.items():
+            bad = (not isinstance(table, dict) or not table.get("hosts")
+                   or any(k not in ROLE_KEYS for k in table)
+                   or any(not (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in table.values()))
+            if bad:
+                raise UsageError(f"{where}: role '{role}' must list its hosts (and may list services and "
+                                 f"health_urls), each a list of strings, not {table!r}", where=origin,
+                                 fix=f"write it as {example}")
+        return value
     if kind == "parallel":  # 3 or "25%"
         kind = "int" if isinstance(value, int) else "str"
     if kind == "canary":  # true, or the host that goes first
@@ -605,9 +665,14 @@ def load_target(root: Path, environment: str | None = None, hosts: tuple[str, ..
                 settings[name] = Setting(value, f"berth.toml:{line} {where}" if line else f"berth.toml {where}",
                                          toml_path, line)
     if hosts:
-        # --host picks some of the configured hosts (in their order); one that is not configured replaces them
-        configured = [str(a) for a in (settings["hosts"].value if "hosts" in settings else []) or []]
-        picked = [a for a in configured if a in hosts] if set(hosts) <= set(configured) else list(hosts)
+        # --host picks some of the configured hosts (in their order), or a role's; one that is not configured
+        # replaces them
+        roles = settings["roles"].value if "roles" in settings else {}
+        role_hosts = [str(a) for table in roles.values() for a in table.get("hosts", [])]
+        configured = list(dict.fromkeys(
+            [str(a) for a in (settings["hosts"].value if "hosts" in settings else []) or []] + role_hosts))
+        named = {a for h in hosts for a in ([str(x) for x in roles[h]["hosts"]] if h in roles else [h])}
+        picked = [a for a in configured if a in named] if named <= set(configured) else list(hosts)
         settings["hosts"] = Setting(picked, "--host")
     defined = tuple(dict.fromkeys([*KNOWN_ENVIRONMENTS, *toml_envs]))
     return Target(root, chosen, settings, dotenv, toml is not None, defined)

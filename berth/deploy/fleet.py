@@ -26,18 +26,19 @@ class Batch:
 
 
 def batches(hosts: tuple[Host, ...] | list[Host], fleet: Fleet) -> list[Batch]:
-    """The batches a deploy goes in: the canary alone (when it is one of `hosts`), then `parallel` hosts (or
-    `percent` of all of them, at least one) at a time, in the hosts' order; all of them at once by default."""
+    """The batches a deploy goes in: the canary alone (a host, or a role's hosts, when among `hosts`), then
+    `parallel` hosts (or `percent` of all of them, at least one) at a time, in the hosts' order; all of them
+    at once by default."""
     rest = list(hosts)
     out: list[Batch] = []
-    canary = None
+    canary: list[Host] = []
     if fleet.canary == "first" and len(rest) > 1:
-        canary = rest[0]
-    elif fleet.canary and len(rest) > 1:  # (a canary left out by --host: the hosts named go as asked)
-        canary = next((h for h in rest if fleet.canary in (h.address, h.label)), None)
-    if canary is not None:
-        out.append(Batch((canary,), canary=True))
-        rest.remove(canary)
+        canary = rest[:1]
+    elif fleet.canary and len(rest) > 1:  # a host, or a role's hosts (left out by --host: no canary)
+        canary = [h for h in rest if fleet.canary in (h.address, h.label, *h.roles)]
+    if canary and len(canary) < len(rest):
+        out.append(Batch(tuple(canary), canary=True))
+        rest = [h for h in rest if h not in canary]
     if fleet.parallel:
         size = fleet.parallel
     elif fleet.percent:

@@ -12,7 +12,7 @@ from berth.deploy import decide, interrupt
 from berth.deploy import lock as lock_stage
 from berth.deploy import release as release_stage
 from berth.deploy.gate import check_or_stop, confirm, push_if_needed
-from berth.deploy.spec import DeployOptions, DeploySpec, make_spec
+from berth.deploy.spec import DeployOptions, DeploySpec, for_host, make_spec
 from berth.deploy.steplog import StepLog
 from berth.deploy.steps import RECORD, HostRun, Progress, Step, VerifyFailed, deploy_steps
 from berth.errors import NEEDS_A_PERSON, BerthError
@@ -114,6 +114,7 @@ def where_hosts_are(hosts: list[dict], labels: list[str], exc: BerthError, print
 def deploy_host(spec: DeploySpec, host: Host, log: StepLog, host_out: dict, steps: list[Step] | None = None,
                 connection: Transport | None = None) -> None:
     """Connect, lock, run the steps, record; `connection` replaces SSH (in-process tests)."""
+    spec = for_host(spec, host)  # the services of its roles
     conn = connection or SSHConnection(host, ssh_options(spec.target, spec.opts.trust_new_host),
                                        on_command=debug_hook(log.printer), mask=log.printer.mask)
     with log.step("connect", host.label) as info:
@@ -167,7 +168,7 @@ def new_release(spec: DeploySpec, session, current: Release | None, history: lis
         compose=f"{session.compose.variant} {session.compose_version}",
         previous=current.commit if current else None,
         services=spec.services,
-        health_urls=[gitlocal.public_url(u) for u in spec.target.health_urls],
+        health_urls=[gitlocal.public_url(u) for u in spec.health_urls],
         verify_timeout=spec.timeout,
         result="failed",
     )
@@ -291,7 +292,7 @@ def _put_back(run: HostRun, good: Release, action: str) -> str:
     if action == "rollback":
         back = rollback_stage.roll_back(
             run.session, run.log, good, spec.remote_url, good.services or spec.services,
-            tuple(good.health_urls or spec.target.health_urls),
+            tuple(good.health_urls or spec.health_urls),
             float(good.verify_timeout or spec.timeout), spec.target.env_file,
             switch=spec if spec.target.proxy else None,
             # the services a failed deploy never switched still run the good release's container

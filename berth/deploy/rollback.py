@@ -284,7 +284,7 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
     reason = wanted or "previous"
     try:
         verified = roll_back(session, log, to, remote_url, to.services or services,
-                             tuple(to.health_urls or target.health_urls),
+                             tuple(to.health_urls or target.health_urls_of(session.host)),
                              float(opts.verify_timeout or to.verify_timeout or target.verify_timeout),
                              target.env_file, switch=switch_plan(target))
     except BerthError as exc:
@@ -336,7 +336,7 @@ def _return_to(session: HostSession, log: StepLog, before: Release | None, to: R
         return None
     try:
         back = roll_back(session, log, before, remote_url, before.services or services,
-                         tuple(before.health_urls or target.health_urls),
+                         tuple(before.health_urls or target.health_urls_of(session.host)),
                          float(before.verify_timeout or target.verify_timeout), target.env_file,
                          switch=switch_plan(target))
     except BerthError as again:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from berth.configuration.target import Target
+from berth.configuration.target import Host, Target
 from berth.errors import BerthError
 from berth.model import git as gitlocal
 
@@ -45,6 +45,22 @@ class DeploySpec:
     rollouts: list = field(default_factory=list)  # berth.model.compose.rollout.Rollout per started service
     # with berth's proxy on: what it serves (the start-first services' ports, the domains), how, from where
     proxy: Any = None  # berth.remote.commands.proxy.ProxySetup
+    health_urls: tuple[str, ...] = ()  # what verify fetches (a role may set its own: for_host)
+
+
+def for_host(spec: DeploySpec, host: Host) -> DeploySpec:
+    """What `host` gets: the services of its roles (berth.toml), and their health URLs; `spec` itself for a
+    host that runs everything."""
+    if not host.services and host.health_urls is None:
+        return spec
+    keep = set(host.services or spec.services)
+    rollouts = [r for r in spec.rollouts if r.service in keep]
+    proxy = spec.proxy
+    if proxy is not None:  # what this host's proxy serves: its own services' routes and sites only
+        proxy = proxy_setup(spec.target, rollouts, _resolved(spec.target), strict=False)
+    return replace(spec, services=[s for s in spec.services if s in keep], built=spec.built & keep,
+                   rollouts=rollouts, proxy=proxy, health_urls=spec.target.health_urls_of(host),
+                   ports=[p for p in spec.ports if p.service in keep or p.service not in spec.services])
 
 
 def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> DeploySpec:
@@ -80,7 +96,7 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
         target=target, opts=opts, commit=ctx.head or "", subject=gitlocal.head_subject(target.root) if ctx.head else "",
         branch=ctx.branch, remote_url=ctx.remote_url, env_path=env_path, env_checksum=env_checksum,
         services=services, built=compose_config.built_services(ctx.compose_files),
-        timeout=timeout, who=gitlocal.user_identity(target.root),
+        timeout=timeout, who=gitlocal.user_identity(target.root), health_urls=target.health_urls,
     )
     resolved = _resolved(target)
     model = resolved.model if resolved else {}

@@ -347,7 +347,7 @@ class Verify(Step):
     name = "verify"
 
     def run(self, run: HostRun) -> str:
-        verified = verify_stage.verify(run.session, run.spec.services, run.target.health_urls, run.spec.timeout,
+        verified = verify_stage.verify(run.session, run.spec.services, run.spec.health_urls, run.spec.timeout,
                                        ignore=set(run.retired))
         run.verified = verified
         if not verified.ok:

@@ -104,6 +104,19 @@ Probe = Callable[[str], str]  # runs a command on the server, returns its stdout
 # --------------------------------------------------------------------------- local facts
 
 
+def for_host(exp: Expected, target: Target, host: Host) -> Expected:
+    """What `host` should run: the services of its roles (berth.toml) and their health URLs."""
+    from dataclasses import replace
+
+    if not host.services and host.health_urls is None:
+        return exp
+    keep = set(host.services or exp.services)
+    return replace(exp, services={n: s for n, s in exp.services.items() if n in keep},
+                   db_vars={n: v for n, v in exp.db_vars.items() if n in keep},
+                   url_hosts={k: v for k, v in exp.url_hosts.items() if k[0] in keep},
+                   health_urls=target.health_urls_of(host))
+
+
 def expected_from(target: Target) -> Expected:
     """Services, their variable names and ports, and which services talk to Postgres/Redis."""
     import hashlib
@@ -825,7 +838,8 @@ def run_doctor(target: Target, trust_new_host: bool = False, on_command=None) ->
     from berth.remote.fanout import per_host
 
     def one(host: Host) -> dict:
-        findings = diagnose_host(target, host, exp, masker, trust_new_host, on_command, remote_url)
+        findings = diagnose_host(target, host, for_host(exp, target, host), masker, trust_new_host, on_command,
+                                 remote_url)
         return {"host": host.label, "environment": target.environment,
                 "ok": not any(x.status == FAIL for x in findings), "checks": [asdict(x) for x in findings]}
 

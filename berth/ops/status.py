@@ -55,7 +55,8 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
         if session.current_error:
             problems.append(session.current_error)
         problems.extend(session.notes)
-        return host_row(target, host.label, session.app_dir, session.current, history, containers, expected,
+        mine = [s for s in expected if s in host.services] if host.services else expected  # its roles' services
+        return host_row(target, host.label, session.app_dir, session.current, history, containers, mine,
                         checkout, owner, problems, served)
 
     return per_host(target.hosts, one)  # every host at once: a fleet's status takes one host's time

@@ -121,3 +121,27 @@ def test_a_host_that_cannot_be_reached_fails_alone(app, sandbox, tmp_path):
         assert "  down: could not be reached: not touched" in out
     finally:
         clean(servers, app)
+
+
+def test_roles_run_their_services_on_their_hosts(app, sandbox, tmp_path):
+    servers = fleet(app, sandbox, tmp_path, hosts=("h1", "h3"))
+    toml = (app.dir / "berth.toml").read_text()
+    app.commit("roles", **{"berth.toml": toml + (
+        '[environments.staging.roles.web]\nhosts = ["h1"]\nservices = ["web"]\n'
+        # the worker's host has no web to fetch /health from: its containers' health is what verify waits for
+        '[environments.staging.roles.jobs]\nhosts = ["h3"]\nservices = ["worker"]\nhealth_urls = []\n')})
+    try:
+        code, outcome = deploy(app)
+        assert code == 0, outcome
+        assert set(servers[0].containers(app.name)) == {"web"} and set(servers[2].containers(app.name)) == {"worker"}
+        verify = {s["host"]: s["detail"] for s in outcome["steps"] if s["step"] == "verify"}
+        assert verify["h1"].startswith("web healthy, http://localhost:") and verify["h3"] == "worker healthy"
+        rows = json.loads(app.berth("status", "--json").stdout)
+        assert [(r["host"], r["healthy"], [s["service"] for s in r["services"]]) for r in rows] == [
+            ("h1", True, ["web"]), ("h3", True, ["worker"])]
+        doctor = json.loads(app.berth("doctor", "--json", "--host", "jobs").stdout)
+        assert [r["host"] for r in doctor] == ["h3"]
+        running = [c["summary"] for c in doctor[0]["checks"] if c["id"] == "service.running"]
+        assert len(running) == 1 and running[0].startswith("worker "), doctor[0]["checks"]
+    finally:
+        clean(servers, app)

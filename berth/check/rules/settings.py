@@ -121,6 +121,34 @@ def fleet_valid(ctx):
         yield finding(exc.what, file, line, fix=exc.fix)
 
 
+@rule("settings.roles", Severity.ERROR, "a role names a host or a service that does not exist",
+      "list each role's hosts in hosts (or leave hosts out: the roles' hosts are the environment's), and name "
+      "services of the compose file (docs/FLEETS.md)")
+def roles_valid(ctx):
+    from berth.model.compose.resolve import resolve_compose
+
+    roles = ctx.target.roles
+    if not roles:
+        return
+    file, line = _at(ctx, "roles")
+    listed = [str(a) for a in ctx.target.get("hosts", [])]
+    if listed and ctx.target.where("hosts") != "--host":
+        for role in roles.values():
+            for address in role.hosts:
+                if address not in listed:
+                    yield finding(f"role '{role.name}' names host {address!r}, which hosts does not list "
+                                  f"({', '.join(listed)}): it would never be deployed", file, line)
+    try:
+        services = resolve_compose(ctx.target).model.get("services") or {}
+    except BerthError:
+        return  # the compose rules say why
+    for role in roles.values():
+        for service in role.services:
+            if service not in services:
+                yield finding(f"role '{role.name}' runs service {service!r}, which the compose file does not "
+                              f"define (it has {', '.join(services) or 'none'})", file, line)
+
+
 # a DNS host name a public CA issues for: labels of letters, digits and inner hyphens, at least two of them
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 PROXY_PORTS = (80, 443)  # the proxy serves the domains there (and answers the ACME challenges)

@@ -82,7 +82,8 @@ def deploy(session: HostSession, services: list[str], rollouts: list, setup: pro
     if change:
         done.notes.append(change)
     if first:  # the services first (they give their ports up), then the proxy takes the ports
-        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans", *services], "up")
+        _compose(session, [*compose.base(), "up", "--detach", "--remove-orphans",
+                           *(["--no-deps"] if compose.services else []), *services], "up")
         _compose(session, [*compose.base(), "up", "--detach", "--no-deps", proxy.SERVICE], "up")
         done.notes.append("up (the proxy's first start: the services were recreated once)")
     else:

@@ -30,6 +30,9 @@ class Compose:
     project: str
     files: tuple[str, ...]
     env_file: str
+    # a host of roles (berth.toml) runs these services only; empty: all. Their dependencies on other
+    # hosts are not started here (--no-deps)
+    services: tuple[str, ...] = ()
 
     @property
     def program(self) -> list[str]:
@@ -42,11 +45,14 @@ class Compose:
         return [*cmd, "--env-file", self.env_file]
 
     def build(self) -> list[str]:
-        return [*self.base(), "build"]  # layer cache on; never --no-cache
+        return [*self.base(), "build", *self.services]  # layer cache on; never --no-cache
 
     def up(self) -> list[str]:
         # --remove-orphans removes containers of services deleted from the file; volumes stay
-        return [*self.base(), "up", "--detach", "--remove-orphans"]
+        return [*self.base(), "up", "--detach", "--remove-orphans", *self._only()]
+
+    def _only(self) -> list[str]:
+        return ["--no-deps", *self.services] if self.services else []
 
     def recreate(self, services: tuple[str, ...]) -> list[str]:
         """New containers for `services` although their config is the same (a mounted file changed)."""

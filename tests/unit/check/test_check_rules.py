@@ -420,13 +420,27 @@ CASES: list[Case] = [
            lambda p, k=key, v=value: p.write("berth.toml", f'[environments.staging]\nhosts = ["a", "b"]\n{k} = {v}\n'),
            expect_at("berth.toml", 3, contains=words))
       for key, value, words in (("parallel", 0, "parallel 0 is neither"), ("parallel", '"150%"', "'150%' is neither"),
-                                ("canary", '"c"', "canary 'c' is not one of this environment's hosts (a, b)"),
+                                ("canary", '"c"', "canary 'c' is not one of this environment's hosts or roles (a, b)"),
                                 ("batch_pause", 99999, "batch_pause 99999 is not"),
                                 ("on_failure", '"ignore"', "on_failure 'ignore' is not one of rollback, stop"))],
     *[Case("settings.fleet", False, f"{key} = {value}",
            lambda p, k=key, v=value: p.write("berth.toml", f'[environments.staging]\nhosts = ["a", "b"]\n{k} = {v}\n'))
       for key, value in (("parallel", 2), ("parallel", '"50%"'), ("canary", "true"), ("canary", '"b"'),
                          ("batch_pause", 30), ("on_failure", '"stop"'))],
+    # settings.roles
+    Case("settings.roles", True, "a role's host is not in hosts", lambda p: p.write("berth.toml", (
+        '[environments.staging]\nhosts = ["a", "b"]\n[environments.staging.roles.web]\nhosts = ["a", "c"]\n'
+        'services = ["web"]\n')), expect_at("berth.toml", 3, contains="role 'web' names host 'c', which hosts")),
+    Case("settings.roles", True, "a role's service is not in the compose file", lambda p: (
+        dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5\n", "")), p.write("berth.toml", (
+            '[environments.staging.roles.jobs]\nhosts = ["a"]\nservices = ["worker"]\n'))),
+         expect_at("berth.toml", 1, contains="role 'jobs' runs service 'worker', which the compose file does not")),
+    Case("settings.roles", False, "roles of listed hosts and real services", lambda p: p.write("berth.toml", (
+        '[environments.staging]\nhosts = ["a", "b"]\n[environments.staging.roles.web]\nhosts = ["a"]\n'
+        'services = ["web"]\n'))),
+    Case("settings.roles", False, "the roles' hosts are the environment's", lambda p: (
+        dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5\n", "")), p.write("berth.toml", (
+            '[environments.staging.roles.web]\nhosts = ["a", "b"]\n')))),
     # settings.health-url
     Case("settings.health-url", True, "no scheme", lambda p: dotenv(p, "HEALTH_URL=localhost:8080/health\n"),
          expect_at(".env", 4, contains="localhost:8080/health")),

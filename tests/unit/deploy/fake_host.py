@@ -51,6 +51,7 @@ class FakeHost:
     compose_files: tuple[str, ...] = ("docker-compose.yml",)
     env_file: str = ".env.docker"
     app_dir: str = f"{HOME}/app"
+    only: tuple[str, ...] = ()  # the services of its roles (berth.toml): compose up/build name them
     # what fails: exit codes of steps, and services whose new containers never get healthy
     build_exit: int = 0
     up_exit: int = 0
@@ -81,7 +82,7 @@ class FakeHost:
 
     @property
     def compose(self) -> Compose:
-        return Compose("v2", self.project, self.compose_files, self.env_file)
+        return Compose("v2", self.project, self.compose_files, self.env_file, services=self.only)
 
     def transport(self, host) -> ScriptedTransport:
         """The factory run_deploy and run_rollback take: one connection to this host."""

@@ -170,3 +170,47 @@ def test_host_picks_some_of_the_configured_hosts_in_their_order(project):
     assert [h["host"] for h in outcome["hosts"]] == [LABELS[1], LABELS[2]]
     assert outcome["batches"] == [[LABELS[1], LABELS[2]]]  # the canary was not named: no canary batch
     assert fakes[ADDRESSES[0]].conn is None  # never connected
+
+
+# --------------------------------------------------------------------------- roles
+
+ROLES_TOML = f'''[environments.staging]
+hosts = {list(ADDRESSES[:2])!r}
+canary = "web"
+
+[environments.staging.roles.web]
+hosts = ["{ADDRESSES[0]}"]
+services = ["web"]
+
+[environments.staging.roles.jobs]
+hosts = ["{ADDRESSES[1]}"]
+services = ["worker"]
+health_urls = []
+'''.replace("'", '"')
+WORKER = """  worker:
+    image: "busybox:${TAG}"
+    restart: unless-stopped
+"""
+
+
+def test_roles_give_each_host_its_services_and_a_role_can_be_the_canary(project):
+    project.write("docker-compose.yml", project.root.joinpath("docker-compose.yml").read_text() + WORKER)
+    project.write("berth.toml", ROLES_TOML)
+    project.commit("roles")
+    project.push()
+    target = load_target(project.root)
+    web, jobs = target.hosts
+    assert (web.roles, web.services, jobs.roles, jobs.services) == (("web",), ("web",), ("jobs",), ("worker",))
+    assert target.health_urls_of(jobs) == () and jobs.health_urls == ()
+    assert labels(batches(target.hosts, target.fleet)) == [[ADDRESSES[0]], [ADDRESSES[1]]]  # the web role first
+    fakes = {ADDRESSES[0]: FakeHost(services=("web",), only=("web",)),
+             ADDRESSES[1]: FakeHost(services=("worker",), only=("worker",))}
+    outcome, error = deploy(project, fakes)
+    assert error is None, error and error.paragraph()
+    assert states(outcome) == ["deployed", "deployed"]
+    assert set(fakes[ADDRESSES[0]].containers) == {"web"} and set(fakes[ADDRESSES[1]].containers) == {"worker"}
+    assert fakes[ADDRESSES[0]].current["services"] == ["web"] and fakes[ADDRESSES[1]].current["services"] == ["worker"]
+    ups = [s for s, _ in fakes[ADDRESSES[1]].conn.calls if " up --detach" in s]
+    assert ups and all(s.endswith("up --detach --remove-orphans --no-deps worker") for s in ups)
+    # --host names a role: its hosts
+    assert [h.address for h in load_target(project.root, None, ("jobs",)).hosts] == [ADDRESSES[1]]
