@@ -79,7 +79,7 @@ def _deploy_fleet(spec: DeploySpec, target: Target, log: StepLog, outcome: dict,
 
     def return_one(host: Host, release_id: str, hlog: StepLog, row: dict) -> None:
         roll_back_host(target, host, release_id, spec.opts, spec.remote_url, spec.who, spec.services, hlog, row,
-                       transport(host) if transport else None)
+                       transport(host) if transport else None, why="another host of the rollout failed")
 
     outcome["batches"] = [[h.label for h in b.hosts] for b in fleet.batches(target.hosts, target.fleet)]
     fleet.roll_out(target.hosts, target.fleet, log, rows, deploy_one, return_one)

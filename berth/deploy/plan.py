@@ -40,7 +40,7 @@ def render_plan(target: Target, mask=None, facts_by_host: dict[str, Facts] | Non
         out.append(f"{n}. confirm: type '{target.environment}' (or pass --yes)")
     spec = make_spec(target, DeployOptions(), ctx, strict=False)
     facts = _facts(target, facts_by_host)
-    out.append(f"then on each host, one after another ({_host_labels(target)}):")
+    out.extend(_rollout(target))
     n += 1
     out.append(f"{n}. connect:")
     _block(out, "ssh (ControlMaster, one connection per host): server facts — home, docker, compose v2/v1")
@@ -67,6 +67,35 @@ def render_plan(target: Target, mask=None, facts_by_host: dict[str, Facts] | Non
     out.append("A failure after sync is a failed release: berth puts back the release that ran before (its checkout, "
                "env file and kept images, verified as it was), records both, and releases the lock.")
     return "\n".join(out)
+
+
+def _rollout(target: Target) -> list[str]:
+    """Which hosts get the steps, in which batches, running which services (berth.deploy.fleet)."""
+    from berth.deploy.fleet import batches
+
+    try:
+        hosts, fleet = target.hosts, target.fleet
+    except BerthError:  # (check reports the setting)
+        return [f"then on each host ({_host_labels(target)}):"]
+    if len(hosts) <= 1:
+        return [f"then on the host ({_host_labels(target)}):"]
+    out = [f"then on each of the {len(hosts)} hosts, in batches (every host of a batch at once):"]
+    plan = batches(hosts, fleet)
+    for n, batch in enumerate(plan, 1):
+        note = " (canary: alone, and it must pass verify)" if batch.canary else ""
+        out.append(f"{INDENT}batch {n}: {', '.join(h.label for h in batch.hosts)}{note}")
+    if fleet.pause and len(plan) > 1:
+        out.append(f"{INDENT}a pause of {fleet.pause}s between batches (batch_pause)")
+    for h in hosts:
+        if h.roles:
+            urls = target.health_urls_of(h)
+            out.append(f"{INDENT}{h.label} ({', '.join(h.roles)}) runs {', '.join(h.services) or 'every service'}; "
+                       f"verify fetches {', '.join(urls) if urls else 'no URL'}")
+    then = ("the hosts it updated go back to the release they ran" if fleet.on_failure == "rollback"
+            else "the hosts it updated keep the new release")
+    out.append(f"{INDENT}a failure stops the rollout after its batch; {then} (on_failure = \"{fleet.on_failure}\"); "
+               "a host that cannot be reached fails alone")
+    return out
 
 
 def _host_labels(target: Target) -> str:

@@ -244,7 +244,7 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
 
 
 def roll_back_host(target, host, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
-                   host_out: dict, connection=None) -> None:
+                   host_out: dict, connection=None, why: str = "manual") -> None:
     """One host: connect, lock, roll back to `wanted` (None: the previous good release); `connection`
     replaces SSH (in-process tests). Also how a fleet deploy returns the hosts it updated."""
     from berth.deploy import lock as lock_stage
@@ -261,13 +261,13 @@ def roll_back_host(target, host, wanted, opts, remote_url: str, who: str, servic
         printer.line(f"  ! {note}")
     try:
         with lock_stage.held(session, lock_stage.new_owner(who, None, "", "rollback"), log, wait=opts.lock_wait):
-            _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out)
+            _roll_back_host(session, log, target, wanted, opts, remote_url, who, services, host_out, why)
     finally:
         session.close()
 
 
 def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, remote_url: str, who: str,
-                    services: list[str], host_out: dict) -> None:
+                    services: list[str], host_out: dict, why: str = "manual") -> None:
     """One host: pick, say "from X to Y", roll back, record the attempt whatever its outcome."""
     from berth.deploy import interrupt
     from berth.errors import NEEDS_A_PERSON
@@ -293,7 +293,7 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
             back = _return_to(session, log, running, to, remote_url, services, target, exc)
             if back is not None:
                 record.returned_to = running.id
-            _record(session, log, record, history, target, who, to, ok=False)
+            _record(session, log, record, history, target, who, to, ok=False, why=why)
             host_out["release"] = record.to_record()
             if back is None:
                 exc.exit_code = NEEDS_A_PERSON
@@ -304,7 +304,7 @@ def _roll_back_host(session: HostSession, log: StepLog, target, wanted, opts, re
     record = rollback_record(to, verified, who, session.host.address, reason=reason,
                              project=session.compose.project, taken=taken)
     with interrupt.uninterruptible():
-        _record(session, log, record, history, target, who, to, ok=True, host_out=host_out)
+        _record(session, log, record, history, target, who, to, ok=True, host_out=host_out, why=why)
     host_out.update(ok=True, release=record.to_record(), state="rolled-back-to")
 
 
@@ -348,14 +348,14 @@ def _return_to(session: HostSession, log: StepLog, before: Release | None, to: R
 
 def _record(session: HostSession, log: StepLog, record: Release, history: list[Release], target, who: str,
             to: Release,
-            ok: bool, host_out: dict | None = None) -> None:
+            ok: bool, host_out: dict | None = None, why: str = "manual") -> None:
     if session.conn.lost:
         return
     with log.step("record", session.host.label) as info:
         release_stage.record(session, record, env_file=target.env_file if ok else None,
                              files=list(record.files or ()) if ok else None)
         warnings = release_stage.keep_and_prune(session, record, history, target.keep_releases) if ok else []
-        release_stage.audit(session, "rollback", who=who, to=to.id, release=record.id, reason="manual",
+        release_stage.audit(session, "rollback", who=who, to=to.id, release=record.id, reason=why,
                             result="ok" if ok else "failed", failure=record.failure)
         info["detail"] = (f"release {record.id} (rollback to {to.id}, {'ok' if ok else 'failed'})"
                           + "".join(f"; {w}" for w in warnings))

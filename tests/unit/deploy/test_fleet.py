@@ -130,6 +130,7 @@ def test_a_failure_in_batch_two_returns_batch_one_to_its_previous_release(projec
     assert one.head == good_commit and one.events() == ["deploy", "deploy", "rollback"]
     assert one.history[-1]["kind"] == "rollback" and one.history[-1]["rollback_of"] == first[ADDRESSES[0]]
     assert outcome["hosts"][0]["returned"]["ok"] is True
+    assert one.audit[-1]["reason"] == "another host of the rollout failed"
     assert fakes[ADDRESSES[2]].events() == ["deploy"]  # batch 3 never started
 
 
@@ -214,3 +215,17 @@ def test_roles_give_each_host_its_services_and_a_role_can_be_the_canary(project)
     assert ups and all(s.endswith("up --detach --remove-orphans --no-deps worker") for s in ups)
     # --host names a role: its hosts
     assert [h.address for h in load_target(project.root, None, ("jobs",)).hosts] == [ADDRESSES[1]]
+
+
+def test_plan_shows_the_batches_the_roles_and_what_a_failure_does(project):
+    project.write("docker-compose.yml", project.root.joinpath("docker-compose.yml").read_text() + WORKER)
+    project.write("berth.toml", ROLES_TOML.replace('canary = "web"', 'canary = "web"\nbatch_pause = 5'))
+    project.commit("roles")
+    from berth.deploy.plan import render_plan
+
+    text = render_plan(load_target(project.root))
+    assert "then on each of the 2 hosts, in batches (every host of a batch at once):" in text
+    assert f"batch 1: {LABELS[0]} (canary: alone, and it must pass verify)" in text
+    assert f"batch 2: {LABELS[1]}\n" in text and "a pause of 5s between batches" in text
+    assert f"{LABELS[1]} (jobs) runs worker; verify fetches no URL" in text
+    assert 'the hosts it updated go back to the release they ran (on_failure = "rollback")' in text
