@@ -75,6 +75,8 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "canary": (None, "canary"),
     "batch_pause": (None, "int"),
     "on_failure": (None, "str"),
+    # what runs the app: docker compose on each host, or a Docker Swarm stack through its manager
+    "engine": (None, "str"),
     # host groups, like Kamal's roles: [environments.NAME.roles.web] hosts = [...], services = [...]
     "roles": (None, "roles"),
 }
@@ -137,6 +139,7 @@ class Role:
 
 
 ROLE_KEYS = ("hosts", "services", "health_urls")
+ENGINES = ("compose", "swarm")
 ON_FAILURE = ("rollback", "stop")  # roll the hosts this deploy updated back to what they ran, or leave them
 BATCH_PAUSE_RANGE = (0, 3600)
 
@@ -331,6 +334,16 @@ class Target:
                              fix=f"set VERIFY_TIMEOUT (or verify_timeout in berth.toml) to seconds, e.g. "
                                  f"{DEFAULT_VERIFY_TIMEOUT}, or leave it out for the default")
         return int(text)
+
+    @property
+    def engine(self) -> str:
+        """"compose" (each host runs docker compose) or "swarm" (a stack through the first host, a manager);
+        UsageError for another word (settings.engine)."""
+        engine = self.get("engine", "compose")
+        if engine not in ENGINES:
+            raise UsageError(f"engine {engine!r} is not one of {', '.join(ENGINES)}", where=self.located("engine"),
+                             fix='write engine = "compose" (the default) or engine = "swarm" (docs/FLEETS.md)')
+        return engine
 
     @property
     def fleet(self) -> Fleet:

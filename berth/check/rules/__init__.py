@@ -1,3 +1,3 @@
 """Importing this package registers every rule (one module per area)."""
 
-from berth.check.rules import compose, compose_practice, dockerfile, env_lint, env_values, files, git, secrets_scan, settings, ssh  # noqa: F401
+from berth.check.rules import compose, compose_practice, dockerfile, env_lint, env_values, files, git, secrets_scan, settings, ssh, swarm  # noqa: F401

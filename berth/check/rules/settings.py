@@ -109,6 +109,16 @@ def verify_timeout_valid(ctx):
         yield finding(exc.what, file, line, fix=exc.fix)
 
 
+@rule("settings.engine", Severity.ERROR, "engine is neither compose nor swarm",
+      'write engine = "compose" (the default) or engine = "swarm"')
+def engine_valid(ctx):
+    try:
+        ctx.target.engine  # noqa: B018  (the property deploy uses)
+    except UsageError as exc:
+        file, line = _at(ctx, "engine")
+        yield finding(exc.what, file, line, fix=exc.fix)
+
+
 @rule("settings.fleet", Severity.ERROR, "a setting of how a deploy goes over several hosts cannot be followed",
       'write parallel = 2 or "25%", canary = true or one of the hosts, batch_pause = seconds, on_failure = "rollback" '
       'or "stop" (docs/FLEETS.md)')

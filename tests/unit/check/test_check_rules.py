@@ -18,6 +18,7 @@ from berth.check.findings import RULES, Finding, Severity
 from berth.configuration.target import load_target
 from tests.helpers import rule_cases
 from tests.helpers.rule_cases import Case, Project, noop, of_rule, rule_test, run
+from tests.unit.conftest import COMPOSE_OK
 
 
 def pos(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
@@ -441,6 +442,31 @@ CASES: list[Case] = [
     Case("settings.roles", False, "the roles' hosts are the environment's", lambda p: (
         dotenv(p, base=p.DOTENV.replace("SERVER_IP=203.0.113.5\n", "")), p.write("berth.toml", (
             '[environments.staging.roles.web]\nhosts = ["a", "b"]\n')))),
+    # settings.engine, and what a swarm ignores
+    Case("settings.engine", True, "a word that is no engine", lambda p: p.write("berth.toml", (
+        '[environments.staging]\nengine = "kubernetes"\n')),
+         expect_at("berth.toml", 2, contains="engine 'kubernetes' is not one of compose, swarm")),
+    Case("settings.engine", False, "swarm", lambda p: p.write("berth.toml", '[environments.staging]\nengine = "swarm"\n')),
+    Case("swarm.ignored-key", True, "container_name on a swarm", lambda p: (
+        p.write("berth.toml", '[environments.staging]\nengine = "swarm"\n'),
+        compose(p, COMPOSE_OK.replace("    restart: unless-stopped\n", "    container_name: shop\n"))),
+         expect_at("docker-compose.yml", 6, 5, contains="service web sets container_name, which docker stack deploy",
+                   fix="swarm names each task itself")),
+    Case("swarm.ignored-key", True, "restart without deploy.restart_policy", lambda p: p.write(
+        "berth.toml", '[environments.staging]\nengine = "swarm"\n'),
+         expect_at("docker-compose.yml", 6, 5, contains="service web sets restart", fix="deploy.restart_policy")),
+    Case("swarm.ignored-key", False, "restart next to deploy.restart_policy", lambda p: (
+        p.write("berth.toml", '[environments.staging]\nengine = "swarm"\n'),
+        compose(p, COMPOSE_OK + "    deploy:\n      restart_policy:\n        condition: any\n"))),
+    Case("swarm.ignored-key", False, "container_name with docker compose", lambda p: compose(
+        p, COMPOSE_OK.replace("    restart: unless-stopped\n", "    container_name: shop\n"))),
+    Case("swarm.build", True, "a built service on a swarm", lambda p: (
+        p.write("berth.toml", '[environments.staging]\nengine = "swarm"\n'),
+        p.write("Dockerfile", "FROM busybox:1.35\n"),
+        compose(p, COMPOSE_OK.replace('    image: "nginx:${TAG}"\n', "    build: .\n"))),
+         expect_at("docker-compose.yml", 3, 5, contains="berth builds it on the swarm manager")),
+    Case("swarm.build", False, "a pulled image on a swarm", lambda p: p.write(
+        "berth.toml", '[environments.staging]\nengine = "swarm"\n')),
     # settings.health-url
     Case("settings.health-url", True, "no scheme", lambda p: dotenv(p, "HEALTH_URL=localhost:8080/health\n"),
          expect_at(".env", 4, contains="localhost:8080/health")),

@@ -1,0 +1,69 @@
+"""What Docker Swarm ignores or changes in a compose file, for environments with engine = "swarm".
+
+`docker stack deploy` skips some service keys ("Ignoring unsupported options: ...": the docker CLI's
+UnsupportedProperties and DeprecatedProperties), and swarm has no start order. Each finding points at the
+key and says what to write instead; docs/FLEETS.md ("Swarm") has the table.
+"""
+
+from __future__ import annotations
+
+from berth.check.findings import Severity, finding, rule
+from berth.errors import UsageError
+from berth.model.compose.services import at, services
+
+# key → what to do instead, for the keys `docker stack deploy` ignores (docker/cli's compose loader)
+IGNORED = {
+    "restart": "set deploy.restart_policy.condition (on-failure or any) instead",
+    "container_name": "remove it: swarm names each task itself (stack_service.N.ID)",
+    "depends_on": "swarm starts services in any order: make the service retry until what it needs answers",
+    "links": "remove it: services on the same network reach each other by service name",
+    "external_links": "attach the service to the other stack's network (networks: with external: true)",
+    "network_mode": "use networks: (an overlay network) instead",
+    "cgroup_parent": "remove it: swarm tasks cannot name a cgroup parent",
+    "devices": "remove it or run the service with docker compose: swarm tasks get no devices",
+    "domainname": "remove it: swarm tasks get no domain name",
+    "ipc": "remove it: swarm tasks cannot share an IPC namespace",
+    "pid": "remove it: swarm tasks cannot share a PID namespace",
+    "mac_address": "remove it: swarm assigns the addresses",
+    "privileged": "remove it, or grant only the capabilities needed with cap_add",
+    "security_opt": "remove it: swarm tasks run with the engine's default security options",
+    "shm_size": "mount a tmpfs at /dev/shm instead",
+    "userns_mode": "remove it: swarm follows the engine's user-namespace setting",
+    "expose": "remove it: services on the same network reach each other on every port",
+}
+
+
+def _swarm(ctx) -> bool:
+    try:
+        return ctx.target.engine == "swarm"
+    except UsageError:
+        return False  # settings.engine reports it
+
+
+@rule("swarm.ignored-key", Severity.WARNING,
+      "a service key that docker stack deploy ignores, so the service runs without it on the swarm",
+      "write what the finding names instead (docs/FLEETS.md, Swarm)")
+def ignored_key(ctx):
+    if not _swarm(ctx):
+        return
+    for svc in services(ctx):
+        for cf, d in svc.defs:
+            for key, fix in IGNORED.items():
+                if key == "restart" and isinstance(svc.merged("deploy").get("restart_policy"), dict):
+                    continue  # kept for docker compose; the swarm follows deploy.restart_policy
+                if key in d:
+                    yield finding(f"service {svc.name} sets {key}, which docker stack deploy ignores", fix=fix,
+                                  **at(cf, "services", svc.name, key))
+
+
+@rule("swarm.build", Severity.INFO,
+      "a service is built: on a swarm, berth builds it on the manager and copies the image to the nodes",
+      "nothing to do; set image: to a registry's name to have the nodes pull it instead (docs/FLEETS.md, Swarm)")
+def built(ctx):
+    if not _swarm(ctx):
+        return
+    for svc in services(ctx):
+        for cf, d in svc.defs:
+            if "build" in d:
+                yield finding(f"service {svc.name} is built: berth builds it on the swarm manager and copies the "
+                              "image to each node that runs it", **at(cf, "services", svc.name, "build"))
