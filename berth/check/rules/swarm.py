@@ -1,8 +1,8 @@
 """What Docker Swarm ignores or changes in a compose file, for environments with engine = "swarm".
 
 `docker stack deploy` skips some service keys ("Ignoring unsupported options: ...": the docker CLI's
-UnsupportedProperties and DeprecatedProperties), and swarm has no start order. Each finding points at the
-key and says what to write instead; docs/FLEETS.md ("Swarm") has the table.
+UnsupportedProperties and DeprecatedProperties), and swarm has no start order (berth.model.compose.swarm
+.IGNORED). Each finding points at the key and says what to write instead.
 """
 
 from __future__ import annotations
@@ -10,27 +10,7 @@ from __future__ import annotations
 from berth.check.findings import Severity, finding, rule
 from berth.errors import UsageError
 from berth.model.compose.services import at, services
-
-# key → what to do instead, for the keys `docker stack deploy` ignores (docker/cli's compose loader)
-IGNORED = {
-    "restart": "set deploy.restart_policy.condition (on-failure or any) instead",
-    "container_name": "remove it: swarm names each task itself (stack_service.N.ID)",
-    "depends_on": "swarm starts services in any order: make the service retry until what it needs answers",
-    "links": "remove it: services on the same network reach each other by service name",
-    "external_links": "attach the service to the other stack's network (networks: with external: true)",
-    "network_mode": "use networks: (an overlay network) instead",
-    "cgroup_parent": "remove it: swarm tasks cannot name a cgroup parent",
-    "devices": "remove it or run the service with docker compose: swarm tasks get no devices",
-    "domainname": "remove it: swarm tasks get no domain name",
-    "ipc": "remove it: swarm tasks cannot share an IPC namespace",
-    "pid": "remove it: swarm tasks cannot share a PID namespace",
-    "mac_address": "remove it: swarm assigns the addresses",
-    "privileged": "remove it, or grant only the capabilities needed with cap_add",
-    "security_opt": "remove it: swarm tasks run with the engine's default security options",
-    "shm_size": "mount a tmpfs at /dev/shm instead",
-    "userns_mode": "remove it: swarm follows the engine's user-namespace setting",
-    "expose": "remove it: services on the same network reach each other on every port",
-}
+from berth.model.compose.swarm import IGNORED
 
 
 def _swarm(ctx) -> bool:
