@@ -10,6 +10,7 @@ import pytest
 from berth.configuration.target import load_target
 from berth.model.compose.resolve import resolve_compose
 from berth.model.compose.swarm import STACK_VERSION, StackError, object_name, render_stack
+
 ROOT = Path(__file__).resolve().parents[3]
 
 SECRET = "sk-live-0123456789abcdef0123456789"
