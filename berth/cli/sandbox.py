@@ -17,12 +17,14 @@ def sandbox():
 @click.option("--repo", default="app", show_default=True, help="Name of the bare git repo to create.")
 @click.option("--compose-v1", "compose_v1", multiple=True, type=int, metavar="N",
               help="Host N has only Compose v1 (docker-compose), like an older server. Repeatable.")
-def sandbox_up(hosts, repo, compose_v1):
+@click.option("--swarm", is_flag=True, help="The engines form a Docker Swarm: host 1 the manager, the rest workers.")
+def sandbox_up(hosts, repo, compose_v1, swarm):
     """Create the test servers and print the .env values to use."""
     from berth import sandbox as sb
 
-    box = sb.up(hosts, repo, tuple(compose_v1))
-    click.echo(f"sandbox up: {len(box.hosts)} host(s); git remote {box.remote}")
+    box = sb.up(hosts, repo, tuple(compose_v1), swarm=swarm)
+    click.echo(f"sandbox up: {len(box.hosts)} host(s){' as a swarm (h1 the manager)' if swarm else ''}; "
+               f"git remote {box.remote}")
     for h in box.hosts:
         click.echo(f"  {h.name}: ssh {h.user}@{h.address} (key {box.key}), docker {h.docker_host}")
     click.echo("\n# .env values for the first host:")

@@ -8,7 +8,7 @@ from berth.check import CheckReport, run_checks
 from berth.check.findings import Severity
 from berth.configuration.target import Target
 from berth.deploy.steplog import StepLog
-from berth.errors import BerthError, UsageError
+from berth.errors import BerthError
 from berth.model import git as gitlocal
 from berth.secrets.masking import masked_tail
 from berth.ui.output import render_findings
@@ -77,12 +77,3 @@ def push_if_needed(target: Target, report: CheckReport, log: StepLog) -> None:
                 fix="pull and merge (or rebase) the remote branch, then deploy again; berth never force-pushes",
             )
         info["detail"] = f"{ctx.head[:7]} → {ctx.branch}"
-
-
-def refuse_swarm(target: Target) -> None:
-    """engine = "swarm" is checked (berth check's swarm.* rules) but not deployed yet: say so before anything."""
-    if target.engine == "swarm":
-        raise UsageError(f"the {target.environment} environment has engine = \"swarm\", which berth checks but does "
-                         "not deploy yet; nothing was sent to any server", where=target.located("engine"),
-                         fix='deploy it with engine = "compose" (each host runs docker compose), or run '
-                             "`berth check` for what the swarm would ignore (docs/FLEETS.md, Swarm)")

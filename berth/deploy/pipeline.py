@@ -11,7 +11,7 @@ from berth.configuration.target import Host, Target
 from berth.deploy import decide, interrupt
 from berth.deploy import lock as lock_stage
 from berth.deploy import release as release_stage
-from berth.deploy.gate import check_or_stop, confirm, push_if_needed, refuse_swarm
+from berth.deploy.gate import check_or_stop, confirm, push_if_needed
 from berth.deploy.spec import DeployOptions, DeploySpec, for_host, make_spec
 from berth.deploy.steplog import StepLog
 from berth.deploy.steps import RECORD, HostRun, Progress, Step, VerifyFailed, deploy_steps
@@ -31,7 +31,10 @@ def run_deploy(target: Target, opts: DeployOptions, printer: StepPrinter, outcom
 
     `transport` makes the connection to a host (default SSH); in-process tests give a scripted one.
     """
-    refuse_swarm(target)
+    if target.engine == "swarm":  # a stack through the manager (berth.deploy.swarm)
+        from berth.deploy.swarm import run_stack_deploy
+
+        return run_stack_deploy(target, opts, printer, outcome, transport)
     log = StepLog(printer)
     started = time.monotonic()
     outcome.update({"ok": False, "environment": target.environment, "commit": None, "hosts": [], "steps": log.steps})

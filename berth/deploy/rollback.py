@@ -209,10 +209,13 @@ def describe_release(r: Release | dict | None) -> str:
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict, transport=None) -> dict:
     """`berth rollback [RELEASE]` on every host of the target, under the deploy lock."""
     from berth.deploy import interrupt
-    from berth.deploy.gate import confirm, refuse_swarm
+    from berth.deploy.gate import confirm
     from berth.model import git as gitlocal
 
-    refuse_swarm(target)
+    if target.engine == "swarm":  # the whole stack (berth.deploy.swarm)
+        from berth.deploy.swarm import run_stack_rollback
+
+        return run_stack_rollback(target, wanted, opts, printer, outcome, transport)
     log = StepLog(printer)
     outcome.update({"ok": False, "environment": target.environment, "hosts": [], "steps": log.steps})
     if not target.hosts:

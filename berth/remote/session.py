@@ -154,7 +154,9 @@ def debug_hook(printer: StepPrinter):
             printer.debug(f"$ {script.strip()}")
             printer.debug(f"→ exit {result.exit_code} in {result.seconds:.3f}s")
             for text in (result.out, result.err):
-                if text.strip():  # masked before it is cut: a cut through a secret would show the rest of it
+                if "\x00" in text or "\ufffd" in text:  # an image archive, not words
+                    printer.debug(f"({len(text)} characters of binary output)")
+                elif text.strip():  # masked before it is cut: a cut through a secret would show the rest of it
                     printer.debug(masked_tail(text, DEBUG_OUTPUT_LIMIT, printer.mask))
 
     return on_command

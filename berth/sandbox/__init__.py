@@ -216,10 +216,12 @@ def down() -> list[str]:
                 or Path(f"/sys/class/net/{_veth(i)[0]}").exists():
             cleanup_host(i)
             done.append(h.name)
-    from berth.sandbox import acme
+    from berth.sandbox import acme, swarm
 
     if acme.stop():
         done.append("acme")
+    if swarm.restore_forwarding():
+        done.append("ip forwarding as it was")
     for leftover in ("state.json", "remote", "known_hosts", "acme"):
         p = ROOT / leftover
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
@@ -390,8 +392,9 @@ def _wait_engine(h: SandboxHost, seconds: float = 60) -> None:
                      where=f"{h.dir}/dockerd.log", details=log)
 
 
-def up(hosts: int = 1, repo: str = "app", compose_v1: tuple[int, ...] = ()) -> Sandbox:
-    """Start `hosts` servers; those whose index is in `compose_v1` have only `docker-compose` (v1)."""
+def up(hosts: int = 1, repo: str = "app", compose_v1: tuple[int, ...] = (), swarm: bool = False) -> Sandbox:
+    """Start `hosts` servers; those whose index is in `compose_v1` have only `docker-compose` (v1); with `swarm`,
+    their engines form a swarm (host 1 the manager: berth.sandbox.swarm)."""
     missing = missing_prerequisites()
     if missing:
         raise BerthError(
@@ -427,6 +430,14 @@ def up(hosts: int = 1, repo: str = "app", compose_v1: tuple[int, ...] = ()) -> S
     known_hosts = ROOT / "known_hosts"
     _write(known_hosts, "\n".join(known) + "\n")
     box = Sandbox(str(ROOT), str(key), str(known_hosts), str(remote), tuple(specs))
+    if swarm:
+        from berth.sandbox import swarm as swarm_nodes
+
+        try:
+            swarm_nodes.form(box)
+        except BaseException:
+            down()
+            raise
     _write(ROOT / "state.json", json.dumps(asdict(box), indent=2))
     return box
 

@@ -7,8 +7,8 @@ stack loader knows only the version 3 schema and reads no env file for `${VAR}`:
 * only what the version 3.8 schema allows is kept; what swarm ignores (IGNORED, reported by berth check's
   swarm.ignored-key) is left out, `restart:` becomes `deploy.restart_policy` when that is not set;
 * built services run the image berth built and copied to the nodes (`images`);
-* `environment:` (the env file's values merged in, as compose does) goes into one env file per service in
-  the release's directory on the manager (`Stack.env_files`, written 0600): the stack file itself holds no
+* `environment:` (the env file's values merged in, as compose does) goes into one env file per service
+  beside the stack file on the manager (`Stack.env_files`, written 0600): the stack file itself holds no
   value of the env file, so it can be kept per release for `berth rollback`;
 * secret and config files become swarm secrets and configs named by their content
   (PROJECT_NAME_DIGEST: swarm's are immutable, so a changed file is a new one);
@@ -79,10 +79,10 @@ def object_name(project: str, name: str, digest: str) -> str:
     return f"{project}_{name}_{digest[:12]}"
 
 
-def render_stack(model: dict, project: str, images: dict[str, str], release_dir: str,
-                 digests: dict[str, str], remote_path) -> Stack:
-    """The stack of `model` (resolved), its env files (in `release_dir` on the manager) and the files its
-    secrets and configs are made from.
+def render_stack(model: dict, project: str, images: dict[str, str], digests: dict[str, str], remote_path) -> Stack:
+    """The stack of `model` (resolved), its env files (beside the stack file, which names them relative to
+    itself: a rollback's copy of the directory works as it is) and the files its secrets and configs are
+    made from.
 
     `images`: service → the image berth built for it; `digests`: a secret's or config's local file → the
     sha256 of its content; `remote_path(local)`: where that file is on the manager.
@@ -104,14 +104,14 @@ def render_stack(model: dict, project: str, images: dict[str, str], release_dir:
             stack.objects[swarm_name] = remote_path(local)
             objects[(kind, name)] = swarm_name
     for name, spec in (model.get("services") or {}).items():
-        stack.document["services"][name] = _service(name, spec, images, release_dir, stack)
+        stack.document["services"][name] = _service(name, spec, images, stack)
     for kind in ("networks", "volumes"):
         for name, spec in (model.get(kind) or {}).items():
             stack.document.setdefault(kind, {})[name] = _top_level(spec or {})
     return stack
 
 
-def _service(name: str, spec: dict, images: dict[str, str], release_dir: str, stack: Stack) -> dict:
+def _service(name: str, spec: dict, images: dict[str, str], stack: Stack) -> dict:
     out: dict[str, Any] = {k: v for k, v in spec.items() if k in _SERVICE_KEYS and v is not None}
     image = images.get(name) or spec.get("image")
     if not image:
@@ -124,7 +124,7 @@ def _service(name: str, spec: dict, images: dict[str, str], release_dir: str, st
                 raise StackError(f"service {name}'s variable {key} holds a line break, which a swarm env file "
                                  "cannot carry; put it in a secret file instead")
         stack.env_files[name] = "".join(f"{k}={v}\n" for k, v in env.items()).encode()
-        out["env_file"] = [f"{release_dir}/{name}.env"]
+        out["env_file"] = [f"./{name}.env"]
     if "ports" in out:
         out["ports"] = [_port(p) for p in out["ports"]]
     if "volumes" in out:

@@ -71,12 +71,12 @@ def restore_env(state_dir: str, release_id: str, env_path: str, app_dir: str = "
 
 
 def prune_env_copies(state_dir: str, keep_ids: list[str]) -> str:
-    """Delete the env copies (ID.env) and the secret and config file copies (ID.files/) of releases that are no
-    longer kept; the records themselves stay."""
-    keep = case_patterns([*(f"{i}.env" for i in keep_ids), *(f"{i}.files" for i in keep_ids)])
+    """Delete the env copies (ID.env), the secret and config file copies (ID.files/) and a swarm release's stack
+    and env files (ID.stack/) of releases that are no longer kept; the records themselves stay."""
+    keep = case_patterns([f"{i}.{part}" for i in keep_ids for part in ("env", "files", "stack")])
     return script([
         f"cd {quote(state_dir + '/releases')} 2>/dev/null || exit 0",
-        'for f in *.env *.files; do [ -e "$f" ] || continue',
+        'for f in *.env *.files *.stack; do [ -e "$f" ] || continue',
         f'  case "$f" in {keep}) ;; *) rm -rf -- "$f" ;; esac',
         "done",
     ])

@@ -230,12 +230,3 @@ def test_plan_shows_the_batches_the_roles_and_what_a_failure_does(project):
     assert f"{LABELS[1]} (jobs) runs worker; verify fetches no URL" in text
     assert 'the hosts it updated go back to the release they ran (on_failure = "rollback")' in text
 
-
-def test_a_swarm_environment_is_refused_before_anything_is_sent(project):
-    project.write("berth.toml", '[environments.staging]\nengine = "swarm"\n')
-    fake = FakeHost()
-    target = load_target(project.root)
-    with pytest.raises(BerthError) as info:
-        run_deploy(target, DeployOptions(), StepPrinter(Masker(), quiet=True), {}, transport=fake.transport)
-    assert info.value.exit_code == 2 and 'engine = "swarm", which berth checks but does not deploy yet' in info.value.what
-    assert fake.conn is None

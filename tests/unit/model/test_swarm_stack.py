@@ -28,7 +28,7 @@ def example(tmp_path):
 def render(root, **kw):
     model = resolve_compose(load_target(root)).model
     images = kw.pop("images", {"web": "app-web:abc", "worker": "app-worker:abc"})
-    return render_stack(model, "app", images, "/home/u/.berth/app/releases/R1", kw.pop("digests", {}),
+    return render_stack(model, "app", images, kw.pop("digests", {}),
                         kw.pop("remote_path", lambda p: p))
 
 
@@ -41,7 +41,7 @@ def test_the_example_becomes_a_version_3_stack_with_the_built_images_and_no_env_
     for ignored in ("build", "restart", "depends_on", "environment", "container_name"):
         assert ignored not in web
     assert web["ports"] == [{"mode": "ingress", "target": 8080, "published": 8088, "protocol": "tcp"}]
-    assert web["env_file"] == ["/home/u/.berth/app/releases/R1/web.env"]
+    assert web["env_file"] == ["./web.env"]  # beside the stack file
     assert web["deploy"]["restart_policy"] == {"condition": "any"}  # from restart: unless-stopped
     assert web["deploy"]["update_config"] == {"parallelism": 1, "order": "start-first", "failure_action": "rollback",
                                               "monitor": "5s"}

@@ -1,0 +1,82 @@
+"""What swarm's output means to berth (berth.remote.engines.swarm): services, tasks, convergence."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from berth.remote.engines import swarm
+
+SERVICES = "\n".join(json.dumps(s) for s in [
+    {"ID": "s1", "Spec": {"Name": "app_web", "Mode": {"Replicated": {"Replicas": 3}},
+                          "TaskTemplate": {"ContainerSpec": {"Image": "app-web:berth-new@sha256:abc"}}},
+     "UpdateStatus": {"State": "completed"}},
+    {"ID": "s2", "Spec": {"Name": "app_worker", "Mode": {"Global": {}},
+                          "TaskTemplate": {"ContainerSpec": {"Image": "app-worker:berth-new"}}}},
+])
+
+
+def task(service, node, state="running", image="app-web:berth-new", desired="running", err=""):
+    return json.dumps({"ServiceID": service, "NodeID": node, "DesiredState": desired,
+                       "Status": {"State": state, "Err": err}, "Spec": {"ContainerSpec": {"Image": image}}})
+
+
+def test_services_and_tasks_are_read_by_name_image_and_node():
+    services = swarm.parse_services(SERVICES, "app")
+    assert [(s.name, s.image, s.replicas, s.update) for s in services] == [
+        ("web", "app-web:berth-new", 3, "completed"), ("worker", "app-worker:berth-new", None, "")]
+    tasks = swarm.parse_tasks(task("s1", "n1") + "\nnot json\n" + task("s2", "n2", image="app-worker:berth-new"),
+                              services)
+    assert [(t.service, t.node, t.running) for t in tasks] == [("web", "n1", True), ("worker", "n2", True)]
+
+
+def test_converged_only_when_every_replica_runs_the_new_image():
+    services = swarm.parse_services(SERVICES, "app")
+    images = {"web": "app-web:berth-new", "worker": "app-worker:berth-new"}
+    worker = task("s2", "n1", image="app-worker:berth-new")
+    two = swarm.parse_tasks("\n".join([task("s1", "n1"), task("s1", "n2"), task("s1", "n3", state="starting"),
+                                       worker]), services)
+    state = swarm.convergence(services, two, images)
+    assert not state.done and state.waiting == ["web: 2 of 3 tasks running"]
+    three = swarm.parse_tasks("\n".join([task("s1", "n1"), task("s1", "n2"), task("s1", "n3"), worker]), services)
+    assert swarm.convergence(services, three, images).done
+    old = swarm.parse_tasks("\n".join([task("s1", n, image="app-web:berth-old") for n in ("n1", "n2", "n3")]
+                                      + [worker]), services)
+    assert not swarm.convergence(services, old, images).done
+
+
+def test_a_service_swarm_rolled_back_is_given_up_with_its_failing_tasks():
+    rolled = SERVICES.replace('"completed"', '"rollback_completed", "Message": "update rolled back due to failure"')
+    services = swarm.parse_services(rolled, "app")
+    tasks = swarm.parse_tasks(task("s1", "n1abcdefabcdef99", state="failed", err="task: non-zero exit (1)"), services)
+    state = swarm.convergence(services, tasks, {"web": "app-web:berth-new"})
+    assert not state.done
+    assert state.gave_up == ["web: rollback_completed (update rolled back due to failure)"]
+
+
+def test_the_release_archive_holds_each_file_0600():
+    data = swarm.release_archive({"stack.yml": b"version: '3.8'\n", "web.env": b"KEY=v\n"})
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert {m.name: (m.mode, tar.extractfile(m).read()) for m in tar} == {
+            "stack.yml": (0o600, b"version: '3.8'\n"), "web.env": (0o600, b"KEY=v\n")}
+
+
+def test_node_state_of_a_manager_and_of_an_engine_outside_a_swarm():
+    assert swarm.parse_node_state("active true abc123\n") == ("active", True, "abc123")
+    assert swarm.parse_node_state("inactive false \n") == ("inactive", False, "")
+
+
+def test_write_release_puts_the_files_in_the_release_directory_readable_by_the_owner_only(tmp_path):
+    import os
+    import subprocess
+
+    state = tmp_path / "state"
+    archive = swarm.release_archive({"stack.yml": b"version: '3.8'\n", "web.env": b"SECRET=x\n"})
+    for _ in range(2):  # a second write replaces the first whole
+        proc = subprocess.run(["sh", "-c", swarm.write_release(str(state), "R1")], input=archive, capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+    d = state / "releases" / "R1.stack"
+    assert sorted(p.name for p in d.iterdir()) == ["stack.yml", "web.env"]
+    assert (d / "web.env").read_bytes() == b"SECRET=x\n" and os.stat(d / "web.env").st_mode & 0o077 == 0
+    assert not (state / "releases" / "R1.stack.tmp").exists()
