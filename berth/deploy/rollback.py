@@ -7,6 +7,7 @@ import time
 
 from berth.deploy import decide
 from berth.deploy import release as release_stage
+from berth.deploy.decide import describe_release, pick
 from berth.deploy.spec import switch_plan
 from berth.deploy.stages import compose_up as compose_up_stage
 from berth.deploy.stages import start_first
@@ -19,64 +20,6 @@ from berth.model.release import Release
 from berth.remote.commands import release as release_commands
 from berth.remote.engines import compose as compose_engine
 from berth.remote.session import HostSession
-
-
-def pick(history: list[Release | dict], running: Release | dict | None, wanted: str | None) -> Release:
-    """The release to return to: `wanted` (an id or commit prefix), else the newest good one that is not running.
-
-    `running` is the release that runs now (berth.deploy.release.running_release: from the containers'
-    images, the current.json pointer only when those say nothing). A prefix that matches more than
-    one release is refused with the candidates, and so is the running release unless it is named by
-    its full id (rolling "back" to it only redeploys it).
-    """
-    history, running = [Release.of(r) for r in history], Release.of(running)
-    good = [r for r in history if r.good]
-    running_id = (running.id if running else None)
-    if wanted:
-        exact = [r for r in good if r.id == wanted]
-        if exact:
-            return exact[-1]
-        matches = [r for r in good if r.id.startswith(wanted) or r.commit.startswith(wanted)]
-        if not matches:
-            known = ", ".join(r.id for r in good[-5:]) or "none"
-            raise BerthError(f"no successful release matches '{wanted}'",
-                             fix=f"pick one that `berth releases` lists (recent: {known})", exit_code=2)
-        if len(matches) > 1:
-            shown = "; ".join(_candidate(r, running_id) for r in matches[-10:])
-            raise BerthError(f"'{wanted}' matches {len(matches)} releases, and berth does not guess which one: "
-                             f"{shown}{' (and older ones)' if len(matches) > 10 else ''}",
-                             fix="name one by its full id, as `berth releases` lists it", exit_code=2)
-        if matches[0].id == running_id:
-            raise BerthError(f"'{wanted}' is the running release {running_id}; rolling back to it would only "
-                             "redeploy it",
-                             fix=f"to redeploy it on purpose, name it in full: berth rollback {running_id}",
-                             exit_code=2)
-        return matches[0]
-    older = [r for r in good if not _same_release(r, running)]
-    if not older:
-        raise BerthError("there is no earlier successful release to roll back to",
-                         fix="`berth releases` lists what this host has run")
-    return older[-1]
-
-
-def _same_release(r: Release, running: Release | None) -> bool:
-    """Whether returning to `r` would change nothing: it is the running release, or runs its commit and images
-    with the same env file and secret and config files (a release that differs only in those is worth returning
-    to: a bad secret is undone that way)."""
-    if not running:
-        return False
-    if r.id == running.id or r.id == running.rollback_of:
-        return True
-    ids = {s: (i or {}).get("id") for s, i in (r.images or {}).items()}
-    running_ids = {s: (i or {}).get("id") for s, i in (running.images or {}).items()}
-    settings = (r.env_checksum, r.files_checksum) == (running.env_checksum, running.files_checksum)
-    return r.commit == running.commit and (not ids or not running_ids or ids == running_ids) and settings
-
-
-def _candidate(release: Release, current_id: str | None) -> str:
-    when = release.finished_at or release.started_at or "?"
-    mark = ", running" if release.id == current_id else ""
-    return f"{release.id} (commit {release.commit[:7]}, {when}{mark})"
 
 
 def roll_back(session: HostSession, log: StepLog, to: Release, remote_url: str, services: list[str],
@@ -195,15 +138,6 @@ def _image_entry(container, was: dict, project: str) -> dict:
     if built is not None:  # unknown stays unknown: the next rollback treats the name as maybe shared
         entry["built"] = built
     return entry
-
-
-def describe_release(r: Release | dict | None) -> str:
-    """`20261201T220440Z-0152026 (failed, commit 0152026)` — for "from X to Y" lines."""
-    r = Release.of(r)
-    if not r:
-        return "containers that match no release record"
-    kind = " rollback" if r.kind == "rollback" else ""
-    return f"{r.id} ({r.result or '?'}{kind}, commit {(r.commit or '?')[:7]})"
 
 
 def run_rollback(target, wanted: str | None, opts, printer, outcome: dict, transport=None) -> dict:

@@ -366,7 +366,7 @@ def record(session: HostSession, release: Release, history: list[Release], targe
 def run_stack_rollback(target: Target, wanted: str | None, opts, printer, outcome: dict,
                        transport: Callable[[Host], Transport] | None = None) -> dict:
     """`berth rollback` of a swarm stack: a kept release's stack, env files and images, then its checkout."""
-    from berth.deploy.rollback import describe_release, pick
+    from berth.deploy.decide import describe_release, pick
 
     log = StepLog(printer)
     outcome.update({"ok": False, "environment": target.environment, "engine": "swarm", "hosts": [],

@@ -220,7 +220,7 @@ def down() -> list[str]:
 
     if acme.stop():
         done.append("acme")
-    if swarm.restore_forwarding():
+    if swarm.restore_forwarding(ROOT):
         done.append("ip forwarding as it was")
     for leftover in ("state.json", "remote", "known_hosts", "acme"):
         p = ROOT / leftover

@@ -7,6 +7,7 @@ This kernel has no IPVS: tasks run, but the routing mesh and service VIPs do not
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,24 +17,27 @@ FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 JOIN_TIMEOUT = 60
 
 
-def _saved() -> Path:
-    from berth.sandbox import ROOT
+def _saved(root: Path) -> Path:
+    return Path(root) / "ip_forward.before"
 
-    return ROOT / "ip_forward.before"
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise BerthError(f"sandbox: `{' '.join(argv)}` failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+    return proc
 
 
 def form(box) -> list[str]:
     """Init the swarm on host 1, join the others as workers, wait until every node is Ready; their node ids."""
-    from berth.sandbox import _run
-
-    saved = _saved()
+    saved = _saved(box.root)
     if not saved.exists():
         saved.write_text(FORWARDING.read_text().strip() + "\n")
     FORWARDING.write_text("1\n")
     manager = box.hosts[0]
 
     def docker(h, *args, check=True):
-        return _run(["docker", "-H", h.docker_host, *args], check=check, timeout=60)
+        return _run(["docker", "-H", h.docker_host, *args], check=check)
 
     docker(manager, "swarm", "init", "--advertise-addr", manager.address, "--listen-addr", f"{manager.address}:2377")
     token = docker(manager, "swarm", "join-token", "--quiet", "worker").stdout.strip()
@@ -53,9 +57,9 @@ def form(box) -> list[str]:
     return ids
 
 
-def restore_forwarding() -> bool:
+def restore_forwarding(root: Path) -> bool:
     """IP forwarding as it was before `form`; whether there was something to restore."""
-    saved = _saved()
+    saved = _saved(root)
     if not saved.exists():
         return False
     try:
@@ -68,8 +72,6 @@ def restore_forwarding() -> bool:
 
 def dissolve(box) -> None:
     """The engines leave the swarm (workers first, their tasks with them); forwarding as it was."""
-    from berth.sandbox import _run
-
     for h in [*box.hosts[1:], box.hosts[0]]:
-        _run(["docker", "-H", h.docker_host, "swarm", "leave", "--force"], check=False, timeout=60)
-    restore_forwarding()
+        _run(["docker", "-H", h.docker_host, "swarm", "leave", "--force"], check=False)
+    restore_forwarding(box.root)

@@ -16,6 +16,7 @@ FORMAT_SITES = {
     "berth/remote/commands/host.py": 1,  # version
     "berth/remote/commands/preflight.py": 2,  # LISTEN_FORMAT, info
     "berth/remote/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
+    "berth/remote/engines/swarm.py": 2,  # info: the swarm state, image inspect .Id
 }
 
 # (name, docker argv before the objects, whether it takes container ids)
@@ -29,4 +30,6 @@ ENGINE_FORMATS = [
     ("image names", ["images", "--format", "{{.Repository}}:{{.Tag}}"], None),
     ("proxy image", ["inspect", "--format", IMAGE_FORMAT], "containers"),
     ("gather: version", ["version", "--format", "{{.Server.Version}}"], None),
+    ("swarm state", ["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}"],
+     None),
 ]
