@@ -32,6 +32,8 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
 
     if not target.hosts:
         raise BerthError(f"no host is configured for {target.environment}", fix="set SERVER_IP in .env or hosts in berth.toml")
+    if target.engine == "swarm":
+        return [swarm_status(target, trust_new_host, printer)]
     try:
         expected = _services(target)
     except BerthError:  # unreadable compose files: status still shows what runs
@@ -60,6 +62,53 @@ def collect_status(target: Target, trust_new_host: bool, printer: StepPrinter) -
                         checkout, owner, problems, served)
 
     return per_host(target.hosts, one)  # every host at once: a fleet's status takes one host's time
+
+
+def swarm_status(target: Target, trust_new_host: bool, printer: StepPrinter) -> dict:
+    """A swarm stack, as its manager (the first host) sees it: each service's tasks on the nodes."""
+    from berth.deploy import lock as lock_stage
+    from berth.deploy.release import read_history
+    from berth.remote.engines import swarm
+
+    session = _session(target, target.hosts[0], trust_new_host, printer)
+    try:
+        project = session.compose.project
+        history, problems = read_history(session, limit=50)
+        owner = lock_stage.read(session)
+        services = swarm.parse_services(session.conn.run(swarm.inspect_services(project), timeout=60).out, project)
+        tasks = swarm.parse_tasks(session.conn.run(swarm.tasks(project), timeout=60).out, services)
+        checkout = session.conn.run(git_commands.checkout_head(session.app_dir), timeout=60).out.strip()
+    finally:
+        session.close()
+    return swarm_row(target, target.hosts[0].label, session.app_dir, session.current, history, services, tasks,
+                     checkout, owner, problems)
+
+
+def swarm_row(target: Target, label: str, app_dir: str, current, history: list, services, tasks, checkout: str | None,
+              owner: dict | None, problems: list[str]) -> dict:
+    """The status row of a stack (pure): a service is ready when every replica runs its image."""
+    from berth.remote.engines.swarm import GAVE_UP
+
+    row = host_row(target, label, app_dir, current, history, [], [], checkout, owner, problems)
+    row["engine"] = "swarm"
+    row["running"] = row["current"]  # swarm's services say what runs: the release berth recorded as current
+    entries = []
+    for s in services:
+        mine = [t for t in tasks if t.service == s.name and t.running and t.image == s.image]
+        nodes = len({t.node for t in mine})
+        want = s.replicas
+        ready = (len(mine) >= want if want is not None else bool(mine)) and s.update not in GAVE_UP
+        text = f"{len(mine)}/{want if want is not None else 'global'} tasks on {nodes} node{'s' * (nodes != 1)}"
+        if s.update and s.update != "completed":
+            text += f", update {s.update}"
+        failing = [t.error for t in tasks if t.service == s.name and t.error][:1]
+        entries.append({"service": s.name, "container": s.image, "state": "running" if ready else "degraded",
+                        "description": text, "health": None, "exit_code": None, "error": failing[0] if failing else None,
+                        "health_log": None, "ready": ready, "expected": True, "proxy": False, "serves": None,
+                        "started_at": None})
+    row["services"] = entries
+    row["healthy"] = bool(entries) and all(e["ready"] for e in entries)
+    return row
 
 
 def host_row(target: Target, label: str, app_dir: str, current: Release | dict | None, history: list, containers,

@@ -80,3 +80,20 @@ def test_write_release_puts_the_files_in_the_release_directory_readable_by_the_o
     assert sorted(p.name for p in d.iterdir()) == ["stack.yml", "web.env"]
     assert (d / "web.env").read_bytes() == b"SECRET=x\n" and os.stat(d / "web.env").st_mode & 0o077 == 0
     assert not (state / "releases" / "R1.stack.tmp").exists()
+
+
+def test_status_of_a_stack_says_how_many_replicas_run_on_how_many_nodes():
+    from types import SimpleNamespace
+
+    from berth.ops.status import render_status, swarm_row
+
+    services = swarm.parse_services(SERVICES, "app")
+    tasks = swarm.parse_tasks("\n".join([task("s1", "n1"), task("s1", "n2"), task("s1", "n3", state="starting"),
+                                         task("s2", "n1", image="app-worker:berth-new")]), services)
+    current = {"id": "R1", "commit": "a" * 40, "result": "ok", "subject": "x"}
+    row = swarm_row(SimpleNamespace(environment="prod"), "h1", "/srv/app", current, [current], services, tasks,
+                    "a" * 40, None, [])
+    assert [(s["service"], s["description"], s["ready"]) for s in row["services"]] == [
+        ("web", "2/3 tasks on 2 nodes", False), ("worker", "1/global tasks on 1 node", True)]
+    assert not row["healthy"] and row["running"]["id"] == "R1"
+    assert "✗ web" in render_status([row])

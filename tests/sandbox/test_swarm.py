@@ -1,0 +1,121 @@
+"""engine = "swarm" on a real 3-node swarm of the sandbox's engines (h1 the manager, h2 and h3 workers).
+
+The swarm is formed for this module on the session's hosts and dissolved after it. This machine has no
+IPVS: tasks run, but ingress ports and VIPs do not answer, so the example's web publishes its port in host
+mode; what the tests look at is what runs on each node's own engine.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from berth.sandbox import swarm as sandbox_swarm
+from tests.sandbox.test_fleet import fleet
+
+FAIL_HEALTH = "FAIL_HEALTH=1\n"
+
+
+@pytest.fixture(scope="module")
+def swarm(sandbox):
+    sandbox_swarm.form(sandbox)
+    yield sandbox
+    sandbox_swarm.dissolve(sandbox)
+
+
+def stack_app(app, sandbox, tmp_path, keep_releases=5):
+    servers = fleet(app, sandbox, tmp_path, engine="swarm", keep_releases=keep_releases)
+    compose = (app.dir / "docker-compose.yml").read_text()
+    compose = compose.replace(
+        '    ports:\n      - "${WEB_PORT:-8080}:8080"\n',
+        "    ports:\n      - target: 8080\n        published: ${WEB_PORT:-8080}\n        mode: host\n"
+        "    secrets: [api_key]\n")
+    compose = compose.replace(
+        "    deploy:\n      resources:\n        limits:\n          memory: 64M\n",
+        "    deploy:\n      replicas: 3\n      update_config:\n        parallelism: 3\n        monitor: 3s\n"
+        "      resources:\n        limits:\n          memory: 64M\n", 1)
+    compose += "\nsecrets:\n  api_key:\n    file: ./api_key.txt\n"
+    (app.dir / "api_key.txt").write_text("key-one\n")
+    app.commit("a swarm stack", **{"docker-compose.yml": compose, ".gitignore": "api_key.txt\n"})
+    return servers
+
+
+@pytest.fixture
+def stack_removed(app, swarm):
+    yield
+    app.server.docker("stack", "rm", app.name, check=False)
+
+
+def web_images(servers, app) -> list[list[str]]:
+    """On each node's own engine: the images of the web tasks that run there."""
+    return [sorted(s.docker("ps", "--filter", f"label=com.docker.swarm.service.name={app.name}_web",
+                            "--format", "{{.Image}}").split()) for s in servers]
+
+
+def deploy(app, *args):
+    result = app.berth("deploy", "--push", "--json", *args, timeout=400)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_a_stack_spreads_over_the_nodes_takes_each_new_commit_everywhere_and_is_rolled_back_whole(
+        app, swarm, tmp_path, stack_removed):
+    servers = stack_app(app, swarm, tmp_path)
+    code, outcome = deploy(app)
+    assert code == 0, outcome
+    first = app.git("rev-parse", "HEAD")
+    tag = f"{app.name}-web:berth-{first[:12]}"
+    assert web_images(servers, app) == [[tag]] * 3  # one replica on each node, the image copied to the workers
+    steps = {s["step"]: s["detail"] for s in outcome["steps"]}
+    assert steps["swarm"] == "manager of 3 nodes"
+    assert steps["converge"].startswith("web 3/3 on 3 nodes")
+    first_release = json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())["id"]
+    (row,) = json.loads(app.berth("status", "--json").stdout)
+    assert row["healthy"] and row["running"]["id"] == first_release
+    assert {s["service"]: s["description"] for s in row["services"]}["web"] == "3/3 tasks on 3 nodes"
+
+    second = app.commit("version 2", web__VERSION="2\n")
+    code, outcome = deploy(app)
+    assert code == 0, outcome
+    assert web_images(servers, app) == [[f"{app.name}-web:berth-{second[:12]}"]] * 3
+
+    # a release whose health check fails: swarm rolls web back by itself, berth puts the whole stack back
+    (app.dir / ".env.docker").write_text((app.dir / ".env.docker").read_text() + FAIL_HEALTH)
+    app.commit("broken", web__VERSION="broken\n")
+    code, outcome = deploy(app)
+    assert code == 1, outcome
+    assert "swarm rolled back web: rollback_" in outcome["error"] and "the stack is back on release" in outcome["error"]
+    assert outcome["hosts"][0]["state"] == "rolled-back"
+    assert web_images(servers, app) == [[f"{app.name}-web:berth-{second[:12]}"]] * 3
+    assert json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())["commit"] == second
+
+    # berth rollback: the release before, on every node
+    result = app.berth("rollback", "--yes", timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert web_images(servers, app) == [[tag]] * 3
+    current = json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())
+    assert current["kind"] == "rollback" and current["rollback_of"] == first_release
+
+
+def test_a_changed_secret_file_is_a_new_swarm_secret_and_the_old_one_is_pruned(app, swarm, tmp_path, stack_removed):
+    servers = stack_app(app, swarm, tmp_path, keep_releases=1)
+    manager = servers[0]
+
+    def secrets() -> list[str]:
+        return sorted(manager.docker("secret", "ls", "--filter", f"label=com.docker.stack.namespace={app.name}",
+                                     "--format", "{{.Name}}").split())
+
+    code, outcome = deploy(app)
+    assert code == 0, outcome
+    (old,) = secrets()
+    assert old.startswith(f"{app.name}_api_key_")
+    (app.dir / "api_key.txt").write_text("key-two\n")
+    code, outcome = deploy(app)
+    assert code == 0, outcome
+    (new,) = secrets()  # the old one went with the release that used it (keep_releases = 1)
+    assert new != old and new.startswith(f"{app.name}_api_key_")
+    task = manager.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={app.name}_web").split()[0]
+    assert manager.exec(task, "cat", "/run/secrets/api_key") == b"key-two\n"
+    stack_file = (manager.home() / ".berth" / app.name / "releases").glob("*.stack/stack.yml")
+    for path in stack_file:  # kept per release for a rollback, without a value of the env file
+        assert "SECRET_KEY" not in path.read_text() and "tk-" not in path.read_text()
