@@ -849,8 +849,26 @@ def run_doctor(target: Target, trust_new_host: bool = False, on_command=None) ->
 MARKS = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", SKIP: "skip"}
 
 
+def fleet_summary(rows: list[dict]) -> list[str]:
+    """Several hosts: one line each, the worst first (most failures, then warnings), before the details."""
+    if len(rows) < 2:
+        return []
+
+    def counts(row) -> tuple[int, int]:
+        return (sum(x["status"] == FAIL for x in row["checks"]), sum(x["status"] == WARN for x in row["checks"]))
+
+    out = [f"fleet: {len(rows)} hosts"]
+    for row in sorted(rows, key=lambda r: tuple(-n for n in counts(r))):  # (stable: the hosts' order otherwise)
+        fails, warns = counts(row)
+        first = next((x for x in row["checks"] if x["status"] == (FAIL if fails else WARN)), None)
+        mark = MARKS[FAIL] if fails else MARKS[WARN] if warns else MARKS[OK]
+        what = f"{fails} failure(s), {warns} warning(s)" + (f" — {first['id']}: {first['summary']}" if first else "")
+        out.append(f"  {mark}  {row['host']:<20} {what if fails or warns else 'all checks ok'}")
+    return [*out, ""]
+
+
 def render(rows: list[dict], verbose: bool = False) -> str:
-    out = []
+    out = fleet_summary(rows)
     for row in rows:
         out.append(f"{row['host']} ({row['environment']})")
         for x in row["checks"]:

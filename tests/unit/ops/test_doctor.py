@@ -1381,3 +1381,19 @@ def test_a_recreated_service_behind_a_domain_is_an_upstream_by_its_service_name(
     f = host_facts([box("web", name="app-web-1"), box("berth-proxy", ports=[(443, "443/tcp")], name="app-berth-proxy-1")])
     out = d.check_proxy(f, https_config("web"))
     assert (out[1].id, out[1].status) == ("proxy.upstream", "ok") and "→ web" in out[1].summary
+
+
+def test_render_of_several_hosts_starts_with_one_line_per_host_worst_first():
+    healthy = {**row(d.Finding("ssh.connect", "ok", "logged in")), "host": "h1"}
+    warned = {**row(d.Finding("env.mode", "warn", "mode 644")), "host": "h2"}
+    broken = {**row(*sample_findings()), "host": "h3"}
+    lines = d.render([healthy, warned, broken]).splitlines()
+    assert lines[:5] == [
+        "fleet: 3 hosts",
+        "  FAIL  h3                   1 failure(s), 1 warning(s) — service.crashloop: web is crash-looping",
+        "  warn  h2                   0 failure(s), 1 warning(s) — env.mode: mode 644",
+        "  ok    h1                   all checks ok",
+        "",
+    ]
+    assert lines[5] == "h1 (staging)"  # then each host's details, in the hosts' order
+    assert not d.render([healthy]).startswith("fleet:")
