@@ -801,7 +801,10 @@ def diagnose_host(target: Target, host: Host, exp: Expected, masker, trust_new_h
         if exp.problem:
             findings.append(Finding("compose.file", FAIL, "the compose file cannot be read", cause=exp.problem,
                                     fix="berth check shows every problem"))
-        if facts.docker_ok:
+        if facts.docker_ok and target.engine == "swarm":  # the stack's services and nodes, from the manager
+            if host == target.hosts[0]:
+                findings += check_swarm(probe, project)
+        elif facts.docker_ok:
             findings += check_services(facts, exp, probe, target)
             findings += check_backing_services(facts, exp, probe)
             findings += check_ports(facts, probe)
@@ -847,6 +850,42 @@ def run_doctor(target: Target, trust_new_host: bool = False, on_command=None) ->
 
 
 MARKS = {OK: "ok  ", WARN: "warn", FAIL: "FAIL", SKIP: "skip"}
+
+
+def check_swarm(probe: Callable[[str], str], project: str) -> list[Finding]:
+    """A swarm stack, from its manager: nodes that are down or drained, services that do not run their
+    replicas (or that swarm rolled back), and the errors of their failing tasks."""
+    from berth.remote.engines import swarm
+
+    state, manager, _ = swarm.parse_node_state(probe(swarm.node_state()))
+    if state != "active" or not manager:
+        return [Finding("swarm.manager", FAIL, f"this engine is not a swarm manager (swarm state {state or 'unknown'})",
+                        fix="put a manager first in hosts (docker node ls on one lists them)")]
+    out = []
+    nodes = swarm.parse_nodes(probe(swarm.nodes()))
+    down = [n for n in nodes if n.status != "Ready" or n.availability != "Active"]
+    out.append(Finding("swarm.nodes", WARN if down else OK,
+                       f"{len(nodes) - len(down)} of {len(nodes)} nodes ready and active",
+                       cause="; ".join(f"node {n.id[:12]} is {n.status.lower()}, {n.availability.lower()}"
+                                       for n in down),
+                       fix="docker node ls on the manager; bring the node back (its engine, its network) or "
+                           "docker node rm it" if down else ""))
+    services = swarm.parse_services(probe(swarm.inspect_services(project)), project)
+    tasks = swarm.parse_tasks(probe(swarm.tasks(project)), services)
+    if not services:
+        out.append(Finding("swarm.service", FAIL, f"no service of the stack {project} runs",
+                           fix="berth deploy"))
+    for s in services:
+        state = swarm.convergence([s], tasks, {s.name: s.image})
+        errors = sorted({t.error for t in tasks if t.service == s.name and t.error})
+        if state.done:
+            out.append(Finding("swarm.service", OK, f"{s.name}: every replica runs {s.image}"))
+        else:
+            out.append(Finding("swarm.service", FAIL, "; ".join(state.gave_up or state.waiting),
+                               cause="; ".join(errors[:3]),
+                               fix="berth status shows its tasks; docker service ps --no-trunc "
+                                   f"{project}_{s.name} on the manager shows why they stop"))
+    return out
 
 
 def fleet_summary(rows: list[dict]) -> list[str]:

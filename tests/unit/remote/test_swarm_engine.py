@@ -97,3 +97,23 @@ def test_status_of_a_stack_says_how_many_replicas_run_on_how_many_nodes():
         ("web", "2/3 tasks on 2 nodes", False), ("worker", "1/global tasks on 1 node", True)]
     assert not row["healthy"] and row["running"]["id"] == "R1"
     assert "✗ web" in render_status([row])
+
+
+def test_doctor_of_a_stack_names_down_nodes_and_the_services_that_do_not_run_with_their_task_errors():
+    from berth.ops import doctor
+
+    nodes = "\n".join(json.dumps(n) for n in [
+        {"ID": "n1 *", "Status": "Ready", "Availability": "Active", "ManagerStatus": "Leader"},
+        {"ID": "n2", "Status": "Down", "Availability": "Active", "ManagerStatus": ""}])
+    rolled = SERVICES.replace('"completed"', '"rollback_completed"')
+    answers = {"docker info": "active true n1", "docker node ls": nodes, "docker service ls": rolled,
+               "docker stack ps": task("s1", "n2", state="failed", err="task: non-zero exit (1)")}
+
+    def probe(command: str) -> str:
+        return next(out for start, out in answers.items() if start in command)
+
+    found = {(f.id, f.status, f.summary) for f in doctor.check_swarm(probe, "app")}
+    assert ("swarm.nodes", "warn", "1 of 2 nodes ready and active") in found
+    assert ("swarm.service", "fail", "web: rollback_completed") in found
+    web = next(f for f in doctor.check_swarm(probe, "app") if f.summary.startswith("web"))
+    assert web.cause == "task: non-zero exit (1)"
