@@ -40,6 +40,8 @@ def render_plan(target: Target, mask=None, facts_by_host: dict[str, Facts] | Non
         out.append(f"{n}. confirm: type '{target.environment}' (or pass --yes)")
     spec = make_spec(target, DeployOptions(), ctx, strict=False)
     facts = _facts(target, facts_by_host)
+    if _engine(target) == "swarm":
+        return "\n".join([*out, *_stack_plan(target, spec, facts.facts, n)])
     out.extend(_rollout(target))
     n += 1
     out.append(f"{n}. connect:")
@@ -67,6 +69,50 @@ def render_plan(target: Target, mask=None, facts_by_host: dict[str, Facts] | Non
     out.append("A failure after sync is a failed release: berth puts back the release that ran before (its checkout, "
                "env file and kept images, verified as it was), records both, and releases the lock.")
     return "\n".join(out)
+
+
+def _engine(target: Target) -> str:
+    try:
+        return target.engine
+    except BerthError:  # (check reports the setting)
+        return "compose"
+
+
+def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
+    """engine = "swarm": the steps berth.deploy.swarm runs on the manager, with their commands."""
+    from berth.remote.commands import git as git_commands
+    from berth.remote.engines import swarm
+
+    project, state = facts.compose.project, facts.state_dir
+    built = [s for s in spec.services if s in spec.built]
+    tag = f"{project}-SERVICE:berth-{(spec.commit or 'COMMIT')[:12]}"
+    steps = [
+        ("connect", [f"ssh to the manager {_host_labels(target).split(', ')[0]} (ControlMaster)"]),
+        ("lock", [lock_commands.acquire(state)]),
+        ("swarm", [swarm.node_state(), swarm.nodes()]),
+        ("sync", [git_commands.sync(facts.app_dir, spec.remote_url or "REMOTE", spec.commit or "COMMIT", None)]),
+        ("env", [f"(stdin: {target.env_file} → {facts.app_dir}/{target.env_file}, mode 0600; and the secret and "
+                 "config files git does not carry)"]),
+        ("build", [" ".join(facts.compose.build()), swarm.tag(f"{project}-SERVICE", tag)] if built else
+         ["(no service is built)"]),
+        ("images", [f"on each other node that lacks {tag}: (manager) {swarm.save(tag)} → (node) {swarm.load()}"]),
+        ("stack", ["(stdin: a tar of the stack file berth renders and one env file per service, 0600)",
+                   swarm.write_release(state, "RELEASE"),
+                   f"cd {swarm.release_dir(state, 'RELEASE')} && {swarm.deploy(project, 'stack.yml')}"]),
+        ("converge", [swarm.inspect_services(project), swarm.tasks(project),
+                      "(repeat until every service runs its image on every replica, or swarm rolls one back)"]),
+        ("record", ["(the release record, its env and file copies; older releases' stacks, secrets and configs go)",
+                    swarm.prune_objects(project, ["KEPT"])]),
+    ]
+    out = [f"then on the swarm manager ({_host_labels(target)}; the others are nodes berth copies images to):"]
+    for name, texts in steps:
+        n += 1
+        out.append(f"{n}. {name}:")
+        for text in texts:
+            _block(out, text)
+    out += ["", "A failure after `stack` puts the whole stack back on the release that ran before (its kept stack file, "
+                "env files and images, then its checkout and env file), and records both."]
+    return out
 
 
 def _rollout(target: Target) -> list[str]:

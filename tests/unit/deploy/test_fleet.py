@@ -230,3 +230,18 @@ def test_plan_shows_the_batches_the_roles_and_what_a_failure_does(project):
     assert f"{LABELS[1]} (jobs) runs worker; verify fetches no URL" in text
     assert 'the hosts it updated go back to the release they ran (on_failure = "rollback")' in text
 
+
+
+def test_plan_of_a_swarm_environment_shows_the_stack_steps_on_the_manager(project):
+    project.write("berth.toml", f'[environments.staging]\nengine = "swarm"\nhosts = {list(ADDRESSES)!r}\n'.replace(
+        "'", '"'))
+    project.commit("swarm")
+    from berth.deploy.plan import render_plan
+
+    text = render_plan(load_target(project.root))
+    assert f"then on the swarm manager ({LABELS[0]}, {LABELS[1]}, {LABELS[2]};" in text
+    steps = [line.split(". ", 1)[1] for line in text.splitlines() if line[:1].isdigit() and ". " in line]
+    assert steps[-10:] == ["connect:", "lock:", "swarm:", "sync:", "env:", "build:", "images:", "stack:",
+                           "converge:", "record:"]
+    assert "docker stack deploy --prune --resolve-image never --compose-file stack.yml" in text
+    assert "preflight" not in text  # not the compose steps
