@@ -127,13 +127,14 @@ class StackRun:
                 path, size = env_stage.ship_env(self.session, self.spec.env_path, self.target.env_file)
                 env_stage.ship_files(self.session, self.target.root, list(self.spec.files))
                 info["detail"] = f"{self.target.env_file} → {path} (0600, {size} bytes)"
-            images = self.images()
+            tags = self.images()
             with self.log.step("images", self.session.host.label) as info:
-                info["detail"] = self.distribute(images)
+                info["detail"] = self.distribute(tags)
+            refs = self.refs(tags)
             with self.log.step("stack", self.session.host.label) as info:
-                info["detail"] = self.stack_deploy(images)
+                info["detail"] = self.stack_deploy(tags, refs)
             with self.log.step("converge", self.session.host.label) as info:
-                info["detail"] = wait_converged(self.session, self.project, images, self.spec.timeout)
+                info["detail"] = wait_converged(self.session, self.project, refs, self.spec.timeout)
             self.ok = True
         except BerthError as exc:
             self.failed(exc)
@@ -182,6 +183,17 @@ class StackRun:
                 images[service] = (model.get("services", {}).get(service) or {}).get("image") or ""
         return images
 
+    def refs(self, tags: dict[str, str]) -> dict[str, str]:
+        """What the stack names: a built image by its id (a node then never asks a registry for it, which it would
+        for a tag), a pulled one as the file names it."""
+        built = {s: t for s, t in tags.items() if s in self.spec.built}
+        ids = {s: self.session.conn.run(swarm.image_id(t), timeout=60).out.strip() for s, t in built.items()}
+        missing = [tags[s] for s, i in ids.items() if not i]
+        if missing:
+            raise BerthError(f"the built image {', '.join(missing)} is not on {self.session.host.label}",
+                             fix="see the build step's output; deploy again")
+        return {s: ids.get(s) or t for s, t in tags.items()}
+
     def distribute(self, images: dict[str, str]) -> str:
         """Each built image to each node that lacks it: `docker save` on the manager, `docker load` there."""
         from berth.remote.fanout import per_host
@@ -215,7 +227,7 @@ class StackRun:
 
         return "; ".join(per_host(self.nodes, one))
 
-    def stack_deploy(self, images: dict[str, str]) -> str:
+    def stack_deploy(self, tags: dict[str, str], images: dict[str, str]) -> str:
         from berth.deploy.spec import _resolved
         from berth.model.compose.swarm import StackError, render_stack
 
@@ -242,7 +254,8 @@ class StackRun:
                              "label or a healthcheck), where swarm shows it to anyone who inspects the service",
                              fix="pass it to the service through environment: or a secret file instead")
         self.release.extra["swarm_objects"] = sorted(stack.objects)
-        self.release.images = {s: {"name": i, "built": s in self.spec.built} for s, i in images.items()}
+        self.release.images = {s: {"name": tags[s], "id": images[s] if s in self.spec.built else None,
+                                   "built": s in self.spec.built} for s in images}
         files = {"stack.yml": text.encode(), **{f"{s}.env": data for s, data in stack.env_files.items()}}
         result = self.session.conn.run(swarm.write_release(self.session.state_dir, self.release.id),
                                        stdin=swarm.release_archive(files), timeout=60)
@@ -345,7 +358,7 @@ def return_to(session: HostSession, log: StepLog, good: Release, remote_url: str
     with log.step("stack", session.host.label) as info:
         deploy_stack(session, session.compose.project, stack_of)
         info["detail"] = f"release {good.id}'s stack"
-    images = {s: (i or {}).get("name", "") for s, i in (good.images or {}).items()}
+    images = {s: (i or {}).get("id") or (i or {}).get("name", "") for s, i in (good.images or {}).items()}
     with log.step("converge", session.host.label) as info:
         info["detail"] = wait_converged(session, session.compose.project, images,
                                         float(good.verify_timeout or target.verify_timeout))

@@ -8,6 +8,7 @@ mode; what the tests look at is what runs on each node's own engine.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -21,7 +22,8 @@ FAIL_HEALTH = "FAIL_HEALTH=1\n"
 def swarm(sandbox):
     sandbox_swarm.form(sandbox)
     yield sandbox
-    sandbox_swarm.dissolve(sandbox)
+    if not os.environ.get("BERTH_KEEP_SANDBOX"):  # kept to look around after a failure
+        sandbox_swarm.dissolve(sandbox)
 
 
 def stack_app(app, sandbox, tmp_path, keep_releases=5):
@@ -37,34 +39,48 @@ def stack_app(app, sandbox, tmp_path, keep_releases=5):
         "      resources:\n        limits:\n          memory: 64M\n", 1)
     compose += "\nsecrets:\n  api_key:\n    file: ./api_key.txt\n"
     (app.dir / "api_key.txt").write_text("key-one\n")
-    app.commit("a swarm stack", **{"docker-compose.yml": compose, ".gitignore": "api_key.txt\n"})
+    ignored = (app.dir / ".gitignore").read_text() + "api_key.txt\n"  # berth ships it, as a secret file
+    app.commit("a swarm stack", **{"docker-compose.yml": compose, ".gitignore": ignored})
     return servers
 
 
 @pytest.fixture
 def stack_removed(app, swarm):
     yield
-    app.server.docker("stack", "rm", app.name, check=False)
+    if not os.environ.get("BERTH_KEEP_SANDBOX"):
+        app.server.docker("stack", "rm", app.name, check=False)
 
 
 def web_images(servers, app) -> list[list[str]]:
-    """On each node's own engine: the images of the web tasks that run there."""
-    return [sorted(s.docker("ps", "--filter", f"label=com.docker.swarm.service.name={app.name}_web",
-                            "--format", "{{.Image}}").split()) for s in servers]
+    """On each node's own engine: the image ids of the web tasks that run there."""
+    out = []
+    for s in servers:
+        ids = s.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={app.name}_web").split()
+        out.append(sorted(s.docker("inspect", "--format", "{{.Image}}", *ids).split()) if ids else [])
+    return out
+
+
+def built(app, commit: str) -> str:
+    """The id of the web image berth built on the manager for `commit`."""
+    return app.server.docker("image", "inspect", "--format", "{{.Id}}", f"{app.name}-web:berth-{commit[:12]}").strip()
 
 
 def deploy(app, *args):
     result = app.berth("deploy", "--push", "--json", *args, timeout=400)
-    return result.returncode, json.loads(result.stdout)
+    outcome = json.loads(result.stdout)
+    if result.returncode:
+        outcome["stderr"] = result.stderr
+        outcome["check"] = app.berth("check").stdout
+    return result.returncode, outcome
 
 
 def test_a_stack_spreads_over_the_nodes_takes_each_new_commit_everywhere_and_is_rolled_back_whole(
         app, swarm, tmp_path, stack_removed):
     servers = stack_app(app, swarm, tmp_path)
     code, outcome = deploy(app)
-    assert code == 0, outcome
+    assert code == 0, (outcome.get("error"), outcome.get("steps"))
     first = app.git("rev-parse", "HEAD")
-    tag = f"{app.name}-web:berth-{first[:12]}"
+    tag = built(app, first)
     assert web_images(servers, app) == [[tag]] * 3  # one replica on each node, the image copied to the workers
     steps = {s["step"]: s["detail"] for s in outcome["steps"]}
     assert steps["swarm"] == "manager of 3 nodes"
@@ -76,8 +92,8 @@ def test_a_stack_spreads_over_the_nodes_takes_each_new_commit_everywhere_and_is_
 
     second = app.commit("version 2", web__VERSION="2\n")
     code, outcome = deploy(app)
-    assert code == 0, outcome
-    assert web_images(servers, app) == [[f"{app.name}-web:berth-{second[:12]}"]] * 3
+    assert code == 0, (outcome.get("error"), outcome.get("steps"))
+    assert web_images(servers, app) == [[built(app, second)]] * 3
 
     # a release whose health check fails: swarm rolls web back by itself, berth puts the whole stack back
     (app.dir / ".env.docker").write_text((app.dir / ".env.docker").read_text() + FAIL_HEALTH)
@@ -86,7 +102,7 @@ def test_a_stack_spreads_over_the_nodes_takes_each_new_commit_everywhere_and_is_
     assert code == 1, outcome
     assert "swarm rolled back web: rollback_" in outcome["error"] and "the stack is back on release" in outcome["error"]
     assert outcome["hosts"][0]["state"] == "rolled-back"
-    assert web_images(servers, app) == [[f"{app.name}-web:berth-{second[:12]}"]] * 3
+    assert web_images(servers, app) == [[built(app, second)]] * 3
     assert json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())["commit"] == second
 
     # berth rollback: the release before, on every node
@@ -106,12 +122,12 @@ def test_a_changed_secret_file_is_a_new_swarm_secret_and_the_old_one_is_pruned(a
                                      "--format", "{{.Name}}").split())
 
     code, outcome = deploy(app)
-    assert code == 0, outcome
+    assert code == 0, (outcome.get("error"), outcome.get("steps"))
     (old,) = secrets()
     assert old.startswith(f"{app.name}_api_key_")
     (app.dir / "api_key.txt").write_text("key-two\n")
     code, outcome = deploy(app)
-    assert code == 0, outcome
+    assert code == 0, (outcome.get("error"), outcome.get("steps"))
     (new,) = secrets()  # the old one went with the release that used it (keep_releases = 1)
     assert new != old and new.startswith(f"{app.name}_api_key_")
     task = manager.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={app.name}_web").split()[0]
