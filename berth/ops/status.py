@@ -91,6 +91,8 @@ def swarm_row(target: Target, label: str, app_dir: str, current, history: list, 
 
     row = host_row(target, label, app_dir, current, history, [], [], checkout, owner, problems)
     row["engine"] = "swarm"
+    recorded = [(r or {}).get("images") or {} for r in [row["current"], *(row.get("last_deploy") or {},)]]
+    names = {i.get("id"): i.get("name") for images in recorded for i in images.values() if i and i.get("id")}
     row["running"] = row["current"]  # swarm's services say what runs: the release berth recorded as current
     entries = []
     for s in services:
@@ -102,7 +104,8 @@ def swarm_row(target: Target, label: str, app_dir: str, current, history: list, 
         if s.update and s.update != "completed":
             text += f", update {s.update}"
         failing = [t.error for t in tasks if t.service == s.name and t.error][:1]
-        entries.append({"service": s.name, "container": s.image, "state": "running" if ready else "degraded",
+        entries.append({"service": s.name, "container": names.get(s.image, s.image[:19]),  # the tag berth built
+                        "state": "running" if ready else "degraded",
                         "description": text, "health": None, "exit_code": None, "error": failing[0] if failing else None,
                         "health_log": None, "ready": ready, "expected": True, "proxy": False, "serves": None,
                         "started_at": None})

@@ -132,6 +132,10 @@ def test_a_changed_secret_file_is_a_new_swarm_secret_and_the_old_one_is_pruned(a
     assert new != old and new.startswith(f"{app.name}_api_key_")
     task = manager.docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={app.name}_web").split()[0]
     assert manager.exec(task, "cat", "/run/secrets/api_key") == b"key-two\n"
+    doctor = json.loads(app.berth("doctor", "--json", "--host", "h1").stdout)
+    checks = {(c["id"], c["status"], c["summary"]) for c in doctor[0]["checks"] if c["id"].startswith("swarm.")}
+    assert ("swarm.nodes", "ok", "3 of 3 nodes ready and active") in checks
+    assert {c[1] for c in checks if c[0] == "swarm.service"} == {"ok"} and len(checks) == 3, checks
     stack_file = (manager.home() / ".berth" / app.name / "releases").glob("*.stack/stack.yml")
     for path in stack_file:  # kept per release for a rollback, without a value of the env file
         assert "SECRET_KEY" not in path.read_text() and "tk-" not in path.read_text()

@@ -117,3 +117,17 @@ def test_doctor_of_a_stack_names_down_nodes_and_the_services_that_do_not_run_wit
     assert ("swarm.service", "fail", "web: rollback_completed") in found
     web = next(f for f in doctor.check_swarm(probe, "app") if f.summary.startswith("web"))
     assert web.cause == "task: non-zero exit (1)"
+
+
+def test_status_of_a_stack_names_a_built_image_by_the_tag_berth_gave_it():
+    from types import SimpleNamespace
+
+    from berth.ops.status import swarm_row
+
+    by_id = SERVICES.replace("app-web:berth-new@sha256:abc", "sha256:" + "1" * 64)
+    services = swarm.parse_services(by_id, "app")
+    current = {"id": "R1", "commit": "a" * 40, "result": "ok",
+               "images": {"web": {"name": "app-web:berth-aaaaaaaaaaaa", "id": "sha256:" + "1" * 64}}}
+    row = swarm_row(SimpleNamespace(environment="prod"), "h1", "/srv/app", current, [current], services, [],
+                    None, None, [])
+    assert [s["container"] for s in row["services"]] == ["app-web:berth-aaaaaaaaaaaa", "app-worker:berth-new"]
