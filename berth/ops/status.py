@@ -104,7 +104,8 @@ def swarm_row(target: Target, label: str, app_dir: str, current, history: list, 
         if s.update and s.update != "completed":
             text += f", update {s.update}"
         failing = [t.error for t in tasks if t.service == s.name and t.error][:1]
-        entries.append({"service": s.name, "container": names.get(s.image, s.image[:19]),  # the tag berth built
+        entries.append({"service": s.name, "container": names.get(s.image) or (  # the tag berth built
+                            s.image[:19] if s.image.startswith("sha256:") else s.image),
                         "state": "running" if ready else "degraded",
                         "description": text, "health": None, "exit_code": None, "error": failing[0] if failing else None,
                         "health_log": None, "ready": ready, "expected": True, "proxy": False, "serves": None,
