@@ -42,13 +42,20 @@ class Node:
     manager: str  # Leader, Reachable, Unreachable, "" (a worker)
 
 
-def parse_nodes(out: str) -> list[Node]:
-    found = []
+def _json_lines(out: str):
+    """docker's `--format '{{json .}}'` output: one object a line (a line that is not one is skipped)."""
     for line in out.splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue
+        if isinstance(row, dict):
+            yield row
+
+
+def parse_nodes(out: str) -> list[Node]:
+    found = []
+    for row in _json_lines(out):
         found.append(Node(str(row.get("ID", "")).rstrip(" *"), row.get("Status", ""), row.get("Availability", ""),
                           row.get("ManagerStatus", "")))
     return found
@@ -138,11 +145,7 @@ class Task:
 
 def parse_services(out: str, project: str) -> list[Service]:
     found = []
-    for line in out.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
+    for row in _json_lines(out):
         spec = row.get("Spec") or {}
         name = str(spec.get("Name", "")).removeprefix(f"{project}_")
         replicated = (spec.get("Mode") or {}).get("Replicated")
@@ -157,11 +160,7 @@ def parse_services(out: str, project: str) -> list[Service]:
 def parse_tasks(out: str, services: list[Service]) -> list[Task]:
     names = {s.id: s.name for s in services}
     found = []
-    for line in out.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
+    for row in _json_lines(out):
         status = row.get("Status") or {}
         image = ((row.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")
         found.append(Task(names.get(row.get("ServiceID", ""), row.get("ServiceID", "")), image.split("@", 1)[0],
