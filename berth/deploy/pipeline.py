@@ -1,6 +1,7 @@
 """`berth deploy`: the same pipeline every time — check, confirm, push, then per host connect, lock and
 the deploy steps (berth.deploy.steps), then record; a failure after the server changed is undone.
-Each step is timed and shown as it finishes."""
+Several hosts go in batches, every host of a batch at once (berth.deploy.fleet); engine = "swarm" is a
+stack through its manager (berth.deploy.swarm). Each step is timed and shown as it finishes."""
 
 from __future__ import annotations
 
