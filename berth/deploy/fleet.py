@@ -74,7 +74,7 @@ def roll_out(hosts: tuple[Host, ...], fleet: Fleet, log: StepLog, rows: dict[str
         if len(plan) > 1:
             printer.line(f"  batch {n}/{len(plan)}: {', '.join(h.label for h in batch.hosts)}"
                          + (" (canary: it goes alone and must pass verify)" if batch.canary else ""))
-        failed = _each_at_once(batch.hosts, width, log, lambda h, hlog: deploy_one(h, hlog, rows[h.label]))
+        failed = each_at_once(batch.hosts, width, log, lambda h, hlog: deploy_one(h, hlog, rows[h.label]))
         updated += [h for h in batch.hosts if rows[h.label].get("ok")]
         stopping = [(h, e) for h, e in failed if batch.canary or rows[h.label].get("state") != "unreachable"]
         unreachable += [(h, e) for h, e in failed if (h, e) not in stopping]
@@ -93,7 +93,7 @@ def roll_out(hosts: tuple[Host, ...], fleet: Fleet, log: StepLog, rows: dict[str
                              + (f" ({first.fix})" if first.fix else ""))
 
 
-def _each_at_once(hosts: tuple[Host, ...], width: int, log: StepLog,
+def each_at_once(hosts: tuple[Host, ...], width: int, log: StepLog,
                   work: Callable[[Host, StepLog], None]) -> list[tuple[Host, BerthError]]:
     """`work` for every host at the same time (at most MAX_PARALLEL connections), each printing through its own
     host-marked log; the hosts that raised BerthError, in the hosts' order. Anything else is raised again."""
@@ -142,7 +142,7 @@ def _stopped(stopping, unreachable, updated: list[Host], later: list[Host], n: i
         with interrupt.uninterruptible():
             log.printer.line(f"  returning {', '.join(h.label for h in updated)} to the release "
                              f"{'it' if len(updated) == 1 else 'each'} ran before (on_failure = \"rollback\")")
-            failed = _each_at_once(tuple(updated), width, log, lambda h, hlog: _return(h, hlog, rows, return_one))
+            failed = each_at_once(tuple(updated), width, log, lambda h, hlog: _return(h, hlog, rows, return_one))
         back = [h.label for h in updated if rows[h.label].get("state") == "returned"]
         if back:
             what += f"; {', '.join(back)} went back to {'its' if len(back) == 1 else 'their'} previous release"

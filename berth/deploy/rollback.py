@@ -166,10 +166,14 @@ def run_rollback(target, wanted: str | None, opts, printer, outcome: dict, trans
 
 def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
                outcome: dict, transport=None) -> None:
-    """Each host in turn: connect, lock, roll back; `transport` makes the connection (default SSH)."""
+    """Each host: connect, lock, roll back (several hosts at once, as a deploy's batch); `transport` makes the
+    connection (default SSH)."""
     from berth.deploy import interrupt
 
     printer = log.printer
+    if len(target.hosts) > 1:
+        _all_at_once(target, wanted, opts, remote_url, who, services, log, outcome, transport)
+        return
     for n, host in enumerate(target.hosts):
         if n and interrupt.requested():  # it came while the last host recorded its rollback
             raise interrupt.Interrupted(interrupt.requested(), f"the record step on {target.hosts[n - 1].label}")
@@ -179,6 +183,24 @@ def _each_host(target, wanted, opts, remote_url: str, who: str, services: list[s
                        transport(host) if transport else None)
     if interrupt.requested():
         printer.line(f"  ! {interrupt.requested()} came after the rollback was verified: it is recorded and stays")
+
+
+def _all_at_once(target, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,
+                 outcome: dict, transport=None) -> None:
+    """Every host at the same time, each line marked with its host; the first failure is raised once all are
+    done, naming the others."""
+    from berth.deploy.fleet import each_at_once
+
+    rows = {h.label: {"host": h.label, "ok": False} for h in target.hosts}
+    outcome["hosts"].extend(rows.values())
+    width = max(len(h.label) for h in target.hosts)
+    failed = each_at_once(target.hosts, width, log, lambda h, hlog: roll_back_host(
+        target, h, wanted, opts, remote_url, who, services, hlog, rows[h.label], transport(h) if transport else None))
+    if failed:
+        host, exc = failed[0]
+        exc.what = f"{host.label}: {exc.what}" + "".join(f"; {h.label} failed too: {e.what}" for h, e in failed[1:])
+        exc.exit_code = max(e.exit_code for _, e in failed)
+        raise exc
 
 
 def roll_back_host(target, host, wanted, opts, remote_url: str, who: str, services: list[str], log: StepLog,

@@ -245,3 +245,23 @@ def test_plan_of_a_swarm_environment_shows_the_stack_steps_on_the_manager(projec
                            "converge:", "record:"]
     assert "docker stack deploy --prune --resolve-image never --compose-file stack.yml" in text
     assert "preflight" not in text  # not the compose steps
+
+
+def test_rollback_of_several_hosts_returns_every_one_and_names_each_that_failed(project):
+    from berth.deploy.rollback import run_rollback
+
+    fakes = fleet_project(project)
+    deploy(project, fakes)
+    first = {a: f.current["id"] for a, f in fakes.items()}
+    new_commit(project)
+    deploy(project, fakes)
+    fakes[ADDRESSES[2]].history = [r for r in fakes[ADDRESSES[2]].history if r["id"] != first[ADDRESSES[2]]]
+    target = load_target(project.root)
+    outcome: dict = {}
+    with pytest.raises(BerthError) as info:
+        run_rollback(target, None, DeployOptions(), StepPrinter(Masker(), quiet=True), outcome,
+                     transport=lambda h: fakes[h.address].transport(h))
+    assert info.value.what.startswith(f"{LABELS[2]}: there is no earlier successful release to roll back to")
+    assert [h["ok"] for h in outcome["hosts"]] == [True, True, False]
+    for a in ADDRESSES[:2]:
+        assert fakes[a].current["kind"] == "rollback" and fakes[a].current["rollback_of"] == first[a]
