@@ -309,11 +309,29 @@ class StackRun:
 
 def deploy_stack(session: HostSession, project: str, release_id: str) -> None:
     stack_dir = swarm.release_dir(session.state_dir, release_id)
-    result = session.conn.run(f"cd {stack_dir} && {swarm.deploy(project, 'stack.yml')}", timeout=600)
+    for _ in range(3):  # a service swarm was updating at the same moment: "update out of sequence", try again
+        result = session.conn.run(f"cd {stack_dir} && {swarm.deploy(project, 'stack.yml')}", timeout=600)
+        if result.ok or "out of sequence" not in result.out + result.err:
+            break
+        time.sleep(POLL_SECONDS)
     if not result.ok:
         raise BerthError(f"`docker stack deploy` failed on {session.host.label}",
                          fix="read its output below; berth check lists what a swarm ignores",
                          details="\n".join((result.out + result.err).rstrip().splitlines()[-30:]))
+
+
+SETTLE_SECONDS = 60
+
+
+def settle(session: HostSession, project: str) -> None:
+    """Until swarm has finished what it is doing to the stack's services (its own rollback after a failed
+    update), so that berth's stack deploy does not race it; at most SETTLE_SECONDS."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        services = swarm.parse_services(session.conn.run(swarm.inspect_services(project), timeout=60).out, project)
+        if not any(s.update in ("updating", "rollback_started") for s in services):
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def wait_converged(session: HostSession, project: str, images: dict[str, str], timeout: float) -> str:
@@ -356,6 +374,7 @@ def return_to(session: HostSession, log: StepLog, good: Release, remote_url: str
         return "; nothing had been restarted"
     stack_of = good.extra.get("stack_of") or good.id
     with log.step("stack", session.host.label) as info:
+        settle(session, session.compose.project)
         deploy_stack(session, session.compose.project, stack_of)
         info["detail"] = f"release {good.id}'s stack"
     images = {s: (i or {}).get("id") or (i or {}).get("name", "") for s, i in (good.images or {}).items()}

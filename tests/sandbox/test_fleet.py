@@ -11,7 +11,7 @@ from tests.sandbox.conftest import Server
 FAIL_HEALTH = "FAIL_HEALTH=1\n"  # the example's web then never answers /health: verify fails
 
 
-def fleet(app, sandbox, tmp_path, hosts=("h1", "h2", "h3"), **settings) -> list[Server]:
+def fleet(app, sandbox, tmp_path, hosts=("h1", "h2", "h3"), verify_timeout=30, **settings) -> list[Server]:
     """berth.toml deploys the app to `hosts` with `settings`; returns the sandbox servers (h1, h2, h3)."""
     ssh_config = tmp_path / "ssh_config"
     ssh_config.write_text("".join(
@@ -22,7 +22,7 @@ def fleet(app, sandbox, tmp_path, hosts=("h1", "h2", "h3"), **settings) -> list[
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
     app.commit("berth.toml", **{"berth.toml": (
         f'[environments.staging]\nssh_config = "{ssh_config}"\napp_dir = "~/{app.name}"\n'
-        f'health_urls = ["http://localhost:{app.port}/health"]\nverify_timeout = 30\n'
+        f'health_urls = ["http://localhost:{app.port}/health"]\nverify_timeout = {verify_timeout}\n'
         f"hosts = {json.dumps(list(hosts))}\n{lines}")})
     return [Server(h) for h in sandbox.hosts[:3]]
 

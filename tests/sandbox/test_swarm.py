@@ -27,7 +27,7 @@ def swarm(sandbox):
 
 
 def stack_app(app, sandbox, tmp_path, keep_releases=5):
-    servers = fleet(app, sandbox, tmp_path, engine="swarm", keep_releases=keep_releases)
+    servers = fleet(app, sandbox, tmp_path, engine="swarm", keep_releases=keep_releases, verify_timeout=90)
     compose = (app.dir / "docker-compose.yml").read_text()
     compose = compose.replace(
         '    ports:\n      - "${WEB_PORT:-8080}:8080"\n',
@@ -99,7 +99,7 @@ def test_a_stack_spreads_over_the_nodes_takes_each_new_commit_everywhere_and_is_
     (app.dir / ".env.docker").write_text((app.dir / ".env.docker").read_text() + FAIL_HEALTH)
     app.commit("broken", web__VERSION="broken\n")
     code, outcome = deploy(app)
-    assert code == 1, outcome
+    assert code == 1, (outcome.get("error"), outcome.get("steps"))
     assert "swarm rolled back web: rollback_" in outcome["error"] and "the stack is back on release" in outcome["error"]
     assert outcome["hosts"][0]["state"] == "rolled-back"
     assert web_images(servers, app) == [[built(app, second)]] * 3

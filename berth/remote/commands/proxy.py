@@ -192,10 +192,18 @@ def proxy_exec(proxy: str, argv: Sequence[str]) -> str:
     return join(["docker", "exec", proxy, *argv])
 
 
+RELOAD_TRIES = 40  # × 0.25 s: how long a proxy that just started has to open its admin endpoint
+
+
 def reload(proxy: str) -> str:
-    """A graceful reload: Caddy keeps its listeners and finishes the requests in flight."""
-    return proxy_exec(proxy, ["caddy", "reload", "--config", f"{CONFIG_DIR_IN_CONTAINER}/Caddyfile",
+    """A graceful reload: Caddy keeps its listeners and finishes the requests in flight. A proxy that has just
+    started may not listen on its admin endpoint yet ("connection refused"): that is tried again, for a while;
+    any other failure is not."""
+    once = proxy_exec(proxy, ["caddy", "reload", "--config", f"{CONFIG_DIR_IN_CONTAINER}/Caddyfile",
                               "--adapter", "caddyfile"])
+    return (f"i=0; while :; do out=$({once} 2>&1) && break; i=$((i+1)); "
+            f"case \"$out\" in *'connection refused'*) if [ $i -lt {RELOAD_TRIES} ]; then sleep 0.25; continue; fi;; "
+            "esac; printf '%s\\n' \"$out\" >&2; exit 1; done")
 
 
 def probe(proxy: str, container: str, port: int, path: str, timeout: int = 5) -> str:

@@ -155,3 +155,25 @@ def test_status_reads_which_container_serves_from_the_caddyfile():
     text = proxy.caddyfile(ROUTES, {"web": ["shop-web-2", "shop-web-1"], "api": ["shop-api-1"]})
     assert proxy.serving(text) == {"shop-web-2": [":8080", ":8443"], "shop-api-1": [":9000"]}  # not the old one
     assert proxy.serving("") == {}
+
+
+def test_reload_waits_for_a_proxy_that_has_just_started_but_not_for_a_broken_config(tmp_path):
+    import os
+    import subprocess
+
+    from berth.remote.commands.proxy import reload
+
+    fake = tmp_path / "docker"  # refuses twice as a Caddy whose admin endpoint is not up yet, then reloads
+    fake.write_text('#!/bin/sh\nn=$(cat "$0.count" 2>/dev/null || echo 0); echo $((n+1)) > "$0.count"\n'
+                    'if [ -n "$BROKEN" ]; then echo "Error: adapting config: unknown directive" >&2; exit 1; fi\n'
+                    '[ "$n" -ge 2 ] && exit 0\n'
+                    'echo \'Error: dial tcp 127.0.0.1:2019: connect: connection refused\' >&2; exit 1\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", "-c", reload("px")], env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and (tmp_path / "docker.count").read_text().strip() == "3"
+    (tmp_path / "docker.count").unlink()
+    proc = subprocess.run(["sh", "-c", reload("px")], env={**env, "BROKEN": "1"}, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1 and "unknown directive" in proc.stderr
+    assert (tmp_path / "docker.count").read_text().strip() == "1"  # not tried again
