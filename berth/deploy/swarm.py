@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from functools import cached_property
 
 import yaml
 
@@ -128,9 +129,9 @@ class StackRun:
                 env_stage.ship_files(self.session, self.target.root, list(self.spec.files))
                 info["detail"] = f"{self.target.env_file} → {path} (0600, {size} bytes)"
             tags = self.images()
-            with self.log.step("images", self.session.host.label) as info:
-                info["detail"] = self.distribute(tags)
             refs = self.refs(tags)
+            with self.log.step("images", self.session.host.label) as info:
+                info["detail"] = self.distribute(tags, refs)
             with self.log.step("stack", self.session.host.label) as info:
                 info["detail"] = self.stack_deploy(tags, refs)
             with self.log.step("converge", self.session.host.label) as info:
@@ -141,6 +142,13 @@ class StackRun:
             raise
         finally:
             self.record()
+
+    @cached_property
+    def resolved(self):
+        """The resolved compose model, made once for the build's image names and the stack."""
+        from berth.deploy.spec import _resolved
+
+        return _resolved(self.target)
 
     def check_manager(self) -> str:
         state, manager, _ = swarm.parse_node_state(self.session.conn.run(swarm.node_state(), timeout=60).out)
@@ -157,10 +165,7 @@ class StackRun:
 
     def images(self) -> dict[str, str]:
         """service → the image the stack runs: built ones tagged by commit, the others as the file names them."""
-        from berth.deploy.spec import _resolved
-
-        resolved = _resolved(self.target)
-        model = resolved.model if resolved else {}
+        model = self.resolved.model if self.resolved else {}
         images: dict[str, str] = {}
         built = [s for s in self.spec.services if s in self.spec.built]
         if built:
@@ -194,14 +199,14 @@ class StackRun:
                              fix="see the build step's output; deploy again")
         return {s: ids.get(s) or t for s, t in tags.items()}
 
-    def distribute(self, images: dict[str, str]) -> str:
+    def distribute(self, tags: dict[str, str], refs: dict[str, str]) -> str:
         """Each built image to each node that lacks it: `docker save` on the manager, `docker load` there."""
         from berth.remote.fanout import per_host
 
-        built = sorted({images[s] for s in self.spec.built if s in images})
+        ids = {tags[s]: refs[s] for s in self.spec.built if s in tags}  # tag → its id on the manager
+        built = sorted(ids)
         if not built or not self.nodes:
             return "no image to copy" if not built else "the manager is the only node berth reaches"
-        ids = {t: self.session.conn.run(swarm.image_id(t), timeout=60).out.strip() for t in built}
         archives: dict[str, bytes] = {}
         saving = threading.Lock()  # one `docker save` per image, whichever node needs it first
 
@@ -228,10 +233,9 @@ class StackRun:
         return "; ".join(per_host(self.nodes, one))
 
     def stack_deploy(self, tags: dict[str, str], images: dict[str, str]) -> str:
-        from berth.deploy.spec import _resolved
         from berth.model.compose.swarm import StackError, render_stack
 
-        resolved = _resolved(self.target)
+        resolved = self.resolved
         if resolved is None:
             raise BerthError("the compose files cannot be resolved into a stack", fix="berth check says why")
         root = self.target.root
