@@ -75,6 +75,7 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "canary": (None, "canary"),
     "batch_pause": (None, "int"),
     "on_failure": (None, "str"),
+    "build": (None, "str"),  # "once" (one host builds, the others load its images) or "each"
     # what runs the app: docker compose on each host, or a Docker Swarm stack through its manager
     "engine": (None, "str"),
     # host groups, like Kamal's roles: [environments.NAME.roles.web] hosts = [...], services = [...]
@@ -141,6 +142,7 @@ class Role:
 ROLE_KEYS = ("hosts", "services", "health_urls")
 ENGINES = ("compose", "swarm")
 ON_FAILURE = ("rollback", "stop")  # roll the hosts this deploy updated back to what they ran, or leave them
+BUILDS = ("once", "each")  # a fleet's images: built by one host and loaded by the others, or built by every host
 BATCH_PAUSE_RANGE = (0, 3600)
 
 
@@ -154,6 +156,7 @@ class Fleet:
     canary: str | None = None  # "first" (the first host), a host as hosts lists it, or a role (its hosts)
     pause: int = 0
     on_failure: str = "rollback"
+    build: str = "once"
 
 
 @dataclass(frozen=True)
@@ -385,7 +388,12 @@ class Target:
                              where=self.located("on_failure"),
                              fix='write on_failure = "rollback" (the hosts this deploy updated go back to what they '
                                  'ran; the default) or "stop" (they keep the new release)')
-        return Fleet(parallel, percent, canary, int(pause), on_failure)
+        build = self.get("build", "once")
+        if build not in BUILDS:
+            raise UsageError(f"build {build!r} is not one of {', '.join(BUILDS)}", where=self.located("build"),
+                             fix='write build = "once" (the first host that needs a build builds, the others load '
+                                 'its images over SSH; the default) or "each" (every host builds for itself)')
+        return Fleet(parallel, percent, canary, int(pause), on_failure, build)
 
     def local_path(self, name: str) -> Path | None:
         value = self.get(name)

@@ -76,6 +76,12 @@ def _deploy_fleet(spec: DeploySpec, target: Target, log: StepLog, outcome: dict,
     from berth.deploy import fleet
     from berth.deploy.rollback import roll_back_host
 
+    if target.fleet.build == "once":  # the first host that needs a build builds; the others load its images
+        from dataclasses import replace
+
+        from berth.deploy.stages.shared_build import SharedBuild
+
+        spec = replace(spec, shared_build=SharedBuild())
     rows = {h.label: {"host": h.label, "ok": False, "release": None, "state": "not-reached"} for h in target.hosts}
     outcome["hosts"].extend(rows.values())
 

@@ -81,6 +81,7 @@ def _engine(target: Target) -> str:
 def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
     """engine = "swarm": the steps berth.deploy.swarm runs on the manager, with their commands."""
     from berth.remote.commands import git as git_commands
+    from berth.remote.commands import images as image_commands
     from berth.remote.engines import swarm
 
     project, state = facts.compose.project, facts.state_dir
@@ -93,9 +94,9 @@ def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
         ("sync", [git_commands.sync(facts.app_dir, spec.remote_url or "REMOTE", spec.commit or "COMMIT", None)]),
         ("env", [f"(stdin: {target.env_file} → {facts.app_dir}/{target.env_file}, mode 0600; and the secret and "
                  "config files git does not carry)"]),
-        ("build", [" ".join(facts.compose.build()), swarm.tag(f"{project}-SERVICE", tag)] if built else
+        ("build", [" ".join(facts.compose.build()), image_commands.tag(f"{project}-SERVICE", tag)] if built else
          ["(no service is built)"]),
-        ("images", [f"on each other node that lacks {tag}: (manager) {swarm.save(tag)} → (node) {swarm.load()}"]),
+        ("images", [f"on each other node that lacks {tag}: (manager) {image_commands.save(tag)} → (node) {image_commands.load()}"]),
         ("stack", ["(stdin: a tar of the stack file berth renders and one env file per service, 0600)",
                    swarm.write_release(state, "RELEASE"),
                    f"cd {swarm.release_dir(state, 'RELEASE')} && {swarm.deploy(project, 'stack.yml')}"]),

@@ -46,6 +46,9 @@ class DeploySpec:
     # with berth's proxy on: what it serves (the start-first services' ports, the domains), how, from where
     proxy: Any = None  # berth.remote.commands.proxy.ProxySetup
     health_urls: tuple[str, ...] = ()  # what verify fetches (a role may set its own: for_host)
+    declared_images: dict[str, str] = field(default_factory=dict)  # a built service's `image:`, where it has one
+    # a fleet's one build (build = "once"): berth.deploy.stages.shared_build.SharedBuild; None: each host builds
+    shared_build: Any = None
 
 
 def for_host(spec: DeploySpec, host: Host) -> DeploySpec:
@@ -108,6 +111,8 @@ def make_spec(target: Target, opts: DeployOptions, ctx, strict: bool = True) -> 
         spec.services = [s for s in services if s in model["services"]] + [
             s for s in model["services"] if s not in services]
         spec.built = spec.built | {n for n, s in model["services"].items() if s.get("build")}
+        spec.declared_images = {n: str(s["image"]) for n, s in model["services"].items()
+                                if s.get("build") and s.get("image")}
     spec.ports, spec.pulled = preflight.published_ports(model), preflight.pulled_images(model)
     if spec.proxy is not None and spec.proxy.sites:  # the proxy's HTTPS ports: preflight says who else holds them
         from berth.remote.commands import proxy as proxy_commands

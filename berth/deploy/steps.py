@@ -17,7 +17,7 @@ from berth.configuration.target import Target
 from berth.deploy import decide, interrupt
 from berth.deploy import release as release_stage
 from berth.deploy.spec import DeploySpec
-from berth.deploy.stages import compose_up, preflight, start_first
+from berth.deploy.stages import compose_up, preflight, shared_build, start_first
 from berth.deploy.stages import hooks as hook_stage
 from berth.deploy.stages import ship_env as env_stage
 from berth.deploy.stages import sync as sync_stage
@@ -27,6 +27,7 @@ from berth.errors import BerthError
 from berth.model.release import Release
 from berth.remote.commands import files as file_commands
 from berth.remote.commands import git as git_commands
+from berth.remote.commands import images as image_commands
 from berth.remote.commands import preflight as preflight_commands
 from berth.remote.commands import proxy as proxy_commands
 from berth.remote.commands import release as release_commands
@@ -213,12 +214,30 @@ class Build(Step):
         return decide.needs_build(run.current, run.spec.commit)
 
     def run(self, run: HostRun) -> str:
+        spec = run.spec
+        if spec.shared_build is not None and spec.built:  # a fleet builds once (berth.deploy.stages.shared_build)
+            return shared_build.build(run.session, spec.shared_build, spec.built, spec.declared_images)
         compose_up.compose_build(run.session)
         return "built"
 
     def describe(self, spec: DeploySpec, facts: Facts) -> list[str]:
-        return [in_dir(facts.app_dir, facts.compose.build()),
-                "(skipped when the running release has this commit: its images are reused)"]
+        lines = [in_dir(facts.app_dir, facts.compose.build()),
+                 "(skipped when the running release has this commit: its images are reused)"]
+        if spec.built and _builds_once(spec.target):
+            lines += ["(build = \"once\": only the first host that needs a build runs it; each other host gets its "
+                      "images instead:)",
+                      f"(on the builder) {image_commands.save('IMAGE_ID')}",
+                      f"(on each other host, stdin: that archive) {image_commands.load().strip()} && "
+                      + image_commands.tag("IMAGE_ID", facts.compose.built_image("SERVICE"))]
+        return lines
+
+
+def _builds_once(target: Target) -> bool:
+    """A fleet whose one build the other hosts load (for the plan; check reports settings it cannot follow)."""
+    try:
+        return len(target.hosts) > 1 and target.fleet.build == "once"
+    except BerthError:
+        return False
 
 
 class Hooks(Step):

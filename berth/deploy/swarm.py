@@ -36,6 +36,7 @@ from berth.errors import NEEDS_A_PERSON, BerthError
 from berth.model import git as gitlocal
 from berth.model.release import Release
 from berth.remote import session as connect_stage
+from berth.remote.commands import images as image_commands
 from berth.remote.commands import release as release_commands
 from berth.remote.engines import swarm
 from berth.remote.session import HostSession, debug_hook, ssh_options
@@ -173,11 +174,10 @@ class StackRun:
                 compose_build(self.session)
                 tags = []
                 for service in built:
-                    sep = "-" if self.session.compose.variant == "v2" else "_"  # the name compose gives a build
-                    source = ((model.get("services", {}).get(service) or {}).get("image")
-                              or f"{self.project}{sep}{service}")
+                    source = self.session.compose.built_image(
+                        service, (model.get("services", {}).get(service) or {}).get("image"))
                     images[service] = f"{self.project}-{service}:berth-{self.spec.commit[:12]}"
-                    tags.append(swarm.tag(source, images[service]))
+                    tags.append(image_commands.tag(source, images[service]))
                 result = self.session.conn.run(" && ".join(tags), timeout=120)
                 if not result.ok:
                     raise BerthError(f"could not tag the built images on {self.session.host.label}: "
@@ -192,7 +192,7 @@ class StackRun:
         """What the stack names: a built image by its id (a node then never asks a registry for it, which it would
         for a tag), a pulled one as the file names it."""
         built = {s: t for s, t in tags.items() if s in self.spec.built}
-        ids = {s: self.session.conn.run(swarm.image_id(t), timeout=60).out.strip() for s, t in built.items()}
+        ids = {s: self.session.conn.run(image_commands.image_id(t), timeout=60).out.strip() for s, t in built.items()}
         missing = [tags[s] for s, i in ids.items() if not i]
         if missing:
             raise BerthError(f"the built image {', '.join(missing)} is not on {self.session.host.label}",
@@ -216,12 +216,12 @@ class StackRun:
             try:
                 copied = []
                 for t in built:
-                    if conn.run(swarm.image_id(t), timeout=60).out.strip() == ids[t]:
+                    if conn.run(image_commands.image_id(t), timeout=60).out.strip() == ids[t]:
                         continue
                     with saving:
                         if t not in archives:
-                            archives[t] = self.session.conn.run(swarm.save(t), timeout=COPY_TIMEOUT).stdout
-                    result = conn.run(swarm.load(), stdin=archives[t], timeout=COPY_TIMEOUT)
+                            archives[t] = self.session.conn.run(image_commands.save(t), timeout=COPY_TIMEOUT).stdout
+                    result = conn.run(image_commands.load(), stdin=archives[t], timeout=COPY_TIMEOUT)
                     if not result.ok:
                         raise BerthError(f"could not load {t} on {host.label}: {result.tail(300)}",
                                          fix="check the node's disk and its docker engine, then deploy again")

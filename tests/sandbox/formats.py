@@ -16,7 +16,8 @@ FORMAT_SITES = {
     "berth/remote/commands/host.py": 1,  # version
     "berth/remote/commands/preflight.py": 2,  # LISTEN_FORMAT, info
     "berth/remote/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
-    "berth/remote/engines/swarm.py": 2,  # info: the swarm state, image inspect .Id
+    "berth/remote/engines/swarm.py": 1,  # info: the swarm state
+    "berth/remote/commands/images.py": 3,  # image inspect .Id, image inspect .Id .Os/.Architecture, version platform
 }
 
 # (name, docker argv before the objects, whether it takes container ids)
@@ -30,6 +31,8 @@ ENGINE_FORMATS = [
     ("image names", ["images", "--format", "{{.Repository}}:{{.Tag}}"], None),
     ("proxy image", ["inspect", "--format", IMAGE_FORMAT], "containers"),
     ("gather: version", ["version", "--format", "{{.Server.Version}}"], None),
+    ("image platform", ["image", "inspect", "--format", "{{.Id}} {{.Os}}/{{.Architecture}}"], "images"),
+    ("server platform", ["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], None),
     ("swarm state", ["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}"],
      None),
 ]

@@ -145,3 +145,24 @@ def test_roles_run_their_services_on_their_hosts(app, sandbox, tmp_path):
         assert len(running) == 1 and running[0].startswith("worker "), doctor[0]["checks"]
     finally:
         clean(servers, app)
+
+
+def test_a_fleet_builds_once_and_every_host_runs_the_same_image(app, sandbox, tmp_path):
+    servers = fleet(app, sandbox, tmp_path)  # h2 runs Compose v1: it names the image shop_web, not shop-web
+    try:
+        app.commit("changed", web__VERSION="shared\n")
+        code, outcome = deploy(app)
+        assert code == 0, outcome
+        builds = {s["host"]: s["detail"] for s in outcome["steps"] if s["step"] == "build"}
+        builders = [h for h, d in builds.items() if d.startswith("built; the other hosts load these images")]
+        assert len(builders) == 1, builds
+        assert all(d.startswith(f"web, worker loaded from {builders[0]} (") for h, d in builds.items()
+                   if h != builders[0]), builds
+        # two builds of one Dockerfile never give one id (each image has its build time): these are one build
+        ids = {s.docker("inspect", "--format", "{{.Image}}", s.containers(app.name)["web"][0]).strip()
+               for s in servers}
+        assert len(ids) == 1, ids
+        releases = [json.loads((s.home() / ".berth" / app.name / "current.json").read_text()) for s in servers]
+        assert {r["images"]["web"]["id"] for r in releases} == ids  # what a rollback puts back
+    finally:
+        clean(servers, app)

@@ -54,6 +54,10 @@ class Compose:
     def _only(self) -> list[str]:
         return ["--no-deps", *self.services] if self.services else []
 
+    def built_image(self, service: str, declared: str | None = None) -> str:
+        """The name compose gives the image it builds for `service`: the file's `image:`, else its default."""
+        return declared or f"{self.project}{'-' if self.variant == 'v2' else '_'}{service}"
+
     def recreate(self, services: tuple[str, ...]) -> list[str]:
         """New containers for `services` although their config is the same (a mounted file changed)."""
         return [*self.base(), "up", "--detach", "--no-deps", "--force-recreate", *services]

@@ -61,24 +61,6 @@ def parse_nodes(out: str) -> list[Node]:
     return found
 
 
-def image_id(tag: str) -> str:
-    """The id of the image `tag` on this engine; empty when it has none."""
-    return f"docker image inspect --format '{{{{.Id}}}}' {quote(tag)} 2>/dev/null || true"
-
-
-def tag(source: str, target: str) -> str:
-    return join(["docker", "tag", source, target])
-
-
-def save(tag_name: str) -> str:
-    """The image as a compressed archive on stdout (berth carries it to the nodes that lack it)."""
-    return f"docker image inspect {quote(tag_name)} >/dev/null && docker save {quote(tag_name)} | gzip -1"
-
-
-def load() -> str:
-    return "gunzip | docker load --quiet"
-
-
 def write_release(state_dir: str, release_id: str) -> str:
     """stdin (a tar of the stack file and the env files) → the release's directory, every file 0600."""
     d = quote(release_dir(state_dir, release_id))

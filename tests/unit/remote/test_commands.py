@@ -21,6 +21,7 @@ from berth.remote.commands import doctor as doctor_commands
 from berth.remote.commands import files as file_commands
 from berth.remote.commands import git as git_commands
 from berth.remote.commands import host as host_commands
+from berth.remote.commands import images as image_commands
 from berth.remote.commands import lock as lock_commands
 from berth.remote.commands import preflight as preflight_commands
 from berth.remote.commands import release as release_commands
@@ -225,6 +226,16 @@ GENERATORS = {
         KUBECTL.rollout_status("Deployment", "web", 60), KUBECTL.rollout_undo("Deployment", "web"),
         KUBECTL.rollout_undo("StatefulSet", "db", 3), KUBECTL.get_workloads("app=shop"),
         KUBECTL.logs("Deployment", "web"))],
+    "berth.remote.commands.images.image_id": lambda: [image_commands.image_id(WEIRD)],
+    "berth.remote.commands.images.tag": lambda: [image_commands.tag("sha256:1", WEIRD)],
+    "berth.remote.commands.images.save": lambda: [image_commands.save("sha256:1", WEIRD)],
+    "berth.remote.commands.images.load": lambda: [image_commands.load()],
+    "berth.remote.commands.images.describe": lambda: [image_commands.describe(["shop-web", WEIRD])],
+    "berth.remote.commands.images.parse_describe": lambda: [],  # parsers
+    "berth.remote.commands.images.holds": lambda: [image_commands.holds(["sha256:1", WEIRD])],
+    "berth.remote.commands.images.parse_holds": lambda: [],
+    "berth.remote.commands.images.load_and_tag": lambda: [image_commands.load_and_tag([("sha256:1", WEIRD)], True),
+                                                        image_commands.load_and_tag([("sha256:1", "a")], False)],
     "berth.remote.engines.kubernetes.Invocation": lambda: [],
     "berth.remote.engines.kubernetes.WorkloadStatus": lambda: [],
     "berth.remote.engines.kubernetes.parse_workloads": lambda: [],
@@ -232,7 +243,7 @@ GENERATORS = {
 }
 
 MODULES = [file_commands, git_commands, host_commands, release_commands, shell, compose_engine, lock_commands,
-           preflight_commands, doctor_commands, kubernetes_engine]
+           preflight_commands, doctor_commands, kubernetes_engine, image_commands]
 KUBECTL = kubernetes_engine.Kubectl("shop", context="prod", kubeconfig="/home/me/.kube/config")
 
 
@@ -247,7 +258,7 @@ def _public_callables():
 def test_generator_table_covers_every_public_builder():
     assert set(_public_callables()) == set(GENERATORS)
     public_methods = {n for n, _ in inspect.getmembers(Compose, inspect.isfunction) if not n.startswith("_")}
-    assert public_methods == {"base", "build", "up", "recreate", "logs", "inspect_containers"}  # all called above
+    assert public_methods == {"base", "build", "up", "recreate", "logs", "inspect_containers", "built_image"}  # all called above
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
