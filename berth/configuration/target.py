@@ -75,7 +75,7 @@ _SETTINGS: dict[str, tuple[str | None, str]] = {
     "canary": (None, "canary"),
     "batch_pause": (None, "int"),
     "on_failure": (None, "str"),
-    "build": (None, "str"),  # "once" (one host builds, the others load its images) or "each"
+    "build": (None, "str"),  # "each" (every host builds) or "once" (one host builds, the others load its images)
     # what runs the app: docker compose on each host, or a Docker Swarm stack through its manager
     "engine": (None, "str"),
     # host groups, like Kamal's roles: [environments.NAME.roles.web] hosts = [...], services = [...]
@@ -142,7 +142,7 @@ class Role:
 ROLE_KEYS = ("hosts", "services", "health_urls")
 ENGINES = ("compose", "swarm")
 ON_FAILURE = ("rollback", "stop")  # roll the hosts this deploy updated back to what they ran, or leave them
-BUILDS = ("once", "each")  # a fleet's images: built by one host and loaded by the others, or built by every host
+BUILDS = ("each", "once")  # a fleet's images: built by every host, or by one and loaded by the others
 BATCH_PAUSE_RANGE = (0, 3600)
 
 
@@ -156,7 +156,7 @@ class Fleet:
     canary: str | None = None  # "first" (the first host), a host as hosts lists it, or a role (its hosts)
     pause: int = 0
     on_failure: str = "rollback"
-    build: str = "once"
+    build: str = "each"
 
 
 @dataclass(frozen=True)
@@ -388,11 +388,11 @@ class Target:
                              where=self.located("on_failure"),
                              fix='write on_failure = "rollback" (the hosts this deploy updated go back to what they '
                                  'ran; the default) or "stop" (they keep the new release)')
-        build = self.get("build", "once")
+        build = self.get("build", "each")
         if build not in BUILDS:
             raise UsageError(f"build {build!r} is not one of {', '.join(BUILDS)}", where=self.located("build"),
-                             fix='write build = "once" (the first host that needs a build builds, the others load '
-                                 'its images over SSH; the default) or "each" (every host builds for itself)')
+                             fix='write build = "each" (every host builds for itself; the default) or "once" (the '
+                                 'first host that needs a build builds, the others load its images through berth)')
         return Fleet(parallel, percent, canary, int(pause), on_failure, build)
 
     def local_path(self, name: str) -> Path | None:

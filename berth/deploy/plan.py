@@ -82,11 +82,12 @@ def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
     """engine = "swarm": the steps berth.deploy.swarm runs on the manager, with their commands."""
     from berth.remote.commands import git as git_commands
     from berth.remote.commands import images as image_commands
+    from berth.remote.engines import compose as compose_engine
     from berth.remote.engines import swarm
 
     project, state = facts.compose.project, facts.state_dir
     built = [s for s in spec.services if s in spec.built]
-    tag = f"{project}-SERVICE:berth-{(spec.commit or 'COMMIT')[:12]}"
+    tag = f"{compose_engine.KEEP_REPOSITORY}/{project}/SERVICE:{(spec.commit or 'COMMIT')[:12]}"  # deploy.swarm.image_tag
     steps = [
         ("connect", [f"ssh to the manager {_host_labels(target).split(', ')[0]} (ControlMaster)"]),
         ("lock", [lock_commands.acquire(state)]),
@@ -94,16 +95,19 @@ def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
         ("sync", [git_commands.sync(facts.app_dir, spec.remote_url or "REMOTE", spec.commit or "COMMIT", None)]),
         ("env", [f"(stdin: {target.env_file} → {facts.app_dir}/{target.env_file}, mode 0600; and the secret and "
                  "config files git does not carry)"]),
-        ("build", [" ".join(facts.compose.build()), image_commands.tag(f"{project}-SERVICE", tag)] if built else
-         ["(no service is built)"]),
-        ("images", [f"on each other node that lacks {tag}: (manager) {image_commands.save(tag)} → (node) {image_commands.load()}"]),
+        ("build", [" ".join(facts.compose.build()), image_commands.tag(facts.compose.built_image("SERVICE"), tag)]
+         if built else ["(no service is built)"]),
+        ("images", [f"on each other node that lacks {tag}: (manager) {image_commands.save(tag)} → (node) "
+                    f"{image_commands.load()}",
+                    "(each node then untags the images of releases the manager no longer keeps)"]),
         ("stack", ["(stdin: a tar of the stack file berth renders and one env file per service, 0600)",
                    swarm.write_release(state, "RELEASE"),
                    f"cd {swarm.release_dir(state, 'RELEASE')} && {swarm.deploy(project, 'stack.yml')}"]),
         ("converge", [swarm.inspect_services(project), swarm.tasks(project),
                       "(repeat until every service runs its image on every replica, or swarm rolls one back)"]),
-        ("record", ["(the release record, its env and file copies; older releases' stacks, secrets and configs go)",
-                    swarm.prune_objects(project, ["KEPT"])]),
+        ("record", ["(the release record, its env and file copies; older releases' stacks, secrets, configs and "
+                    "image tags go)",
+                    swarm.prune_objects(project, ["KEPT"]), compose_engine.prune_kept_images(project, ["KEPT"])]),
     ]
     out = [f"then on the swarm manager ({_host_labels(target)}; the others are nodes berth copies images to):"]
     for name, texts in steps:

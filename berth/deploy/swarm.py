@@ -38,6 +38,7 @@ from berth.model.release import Release
 from berth.remote import session as connect_stage
 from berth.remote.commands import images as image_commands
 from berth.remote.commands import release as release_commands
+from berth.remote.engines import compose as compose_engine
 from berth.remote.engines import swarm
 from berth.remote.session import HostSession, debug_hook, ssh_options
 from berth.remote.transport import Transport
@@ -176,7 +177,7 @@ class StackRun:
                 for service in built:
                     source = self.session.compose.built_image(
                         service, (model.get("services", {}).get(service) or {}).get("image"))
-                    images[service] = f"{self.project}-{service}:berth-{self.spec.commit[:12]}"
+                    images[service] = image_tag(self.project, service, self.spec.commit)
                     tags.append(image_commands.tag(source, images[service]))
                 result = self.session.conn.run(" && ".join(tags), timeout=120)
                 if not result.ok:
@@ -207,6 +208,10 @@ class StackRun:
         built = sorted(ids)
         if not built or not self.nodes:
             return "no image to copy" if not built else "the manager is the only node berth reaches"
+        # a node keeps the images of the releases the manager keeps, and this one's (whatever its outcome): a
+        # rollback finds them there, as it copies none
+        keep = [r.commit for r in release_stage.kept_releases(self.history, self.target.keep_releases)]
+        prune = compose_engine.prune_kept_images(self.project, [c[:12] for c in [*keep, self.spec.commit]])
         archives: dict[str, bytes] = {}
         saving = threading.Lock()  # one `docker save` per image, whichever node needs it first
 
@@ -226,6 +231,7 @@ class StackRun:
                         raise BerthError(f"could not load {t} on {host.label}: {result.tail(300)}",
                                          fix="check the node's disk and its docker engine, then deploy again")
                     copied.append(t)
+                conn.run(prune, timeout=120)
                 return f"{host.label}: " + (", ".join(copied) if copied else "had them")
             finally:
                 conn.close()
@@ -397,6 +403,14 @@ def record(session: HostSession, release: Release, history: list[Release], targe
     objects = sorted({o for r in [*kept, release] for o in r.extra.get("swarm_objects", [])})
     session.conn.run(release_commands.prune_env_copies(session.state_dir, [i for i in ids if i]), timeout=120)
     session.conn.run(swarm.prune_objects(session.compose.project, objects), timeout=120)
+    session.conn.run(compose_engine.prune_kept_images(session.compose.project, [r.commit[:12] for r in kept]),
+                     timeout=120)
+
+
+def image_tag(project: str, service: str, commit: str) -> str:
+    """What keeps a release's built image on the manager and the nodes: berth-releases/PROJECT/SERVICE:COMMIT12
+    (compose hosts' form, berth.remote.engines.compose.keep_ref, by commit; older releases' tags are pruned)."""
+    return compose_engine.keep_ref(project, service, commit[:12])
 
 
 def run_stack_rollback(target: Target, wanted: str | None, opts, printer, outcome: dict,

@@ -148,7 +148,7 @@ def test_roles_run_their_services_on_their_hosts(app, sandbox, tmp_path):
 
 
 def test_a_fleet_builds_once_and_every_host_runs_the_same_image(app, sandbox, tmp_path):
-    servers = fleet(app, sandbox, tmp_path)  # h2 runs Compose v1: it names the image shop_web, not shop-web
+    servers = fleet(app, sandbox, tmp_path, build="once")  # h2 runs Compose v1: it names its build shop_web
     try:
         app.commit("changed", web__VERSION="shared\n")
         code, outcome = deploy(app)

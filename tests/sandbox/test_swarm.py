@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -62,7 +63,8 @@ def web_images(servers, app) -> list[list[str]]:
 
 def built(app, commit: str) -> str:
     """The id of the web image berth built on the manager for `commit`."""
-    return app.server.docker("image", "inspect", "--format", "{{.Id}}", f"{app.name}-web:berth-{commit[:12]}").strip()
+    return app.server.docker("image", "inspect", "--format", "{{.Id}}",
+                             f"berth-releases/{app.name}/web:{commit[:12]}").strip()
 
 
 def deploy(app, *args):
@@ -139,3 +141,42 @@ def test_a_changed_secret_file_is_a_new_swarm_secret_and_the_old_one_is_pruned(a
     stack_file = (manager.home() / ".berth" / app.name / "releases").glob("*.stack/stack.yml")
     for path in stack_file:  # kept per release for a rollback, without a value of the env file
         assert "SECRET_KEY" not in path.read_text() and "tk-" not in path.read_text()
+
+
+def test_images_of_releases_no_longer_kept_are_untagged_on_the_manager_and_the_nodes(app, swarm, tmp_path,
+                                                                                      stack_removed):
+    servers = stack_app(app, swarm, tmp_path, keep_releases=1)
+    manager = servers[0]
+
+    def tags(server) -> set[str]:
+        out = server.docker("images", "--format", "{{.Tag}}", f"berth-releases/{app.name}/web")
+        return set(out.split())
+
+    def only_tasks_of(image_id: str) -> bool:
+        """No container of an older web task is left on any node (docker refuses to untag an image one uses)."""
+        for s in servers:
+            ids = s.docker("ps", "-aq", "--filter", f"label=com.docker.swarm.service.name={app.name}_web").split()
+            if ids and set(s.docker("inspect", "--format", "{{.Image}}", *ids).split()) != {image_id}:
+                return False
+        return True
+
+    manager.docker("swarm", "update", "--task-history-limit", "0")  # swarm drops a replaced task's container
+    try:
+        a = app.git("rev-parse", "HEAD")
+        assert deploy(app)[0] == 0
+        b = app.commit("version b", web__VERSION="b\n")
+        assert deploy(app)[0] == 0
+        deadline = time.monotonic() + 60
+        while not only_tasks_of(built(app, b)) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert only_tasks_of(built(app, b))
+        c = app.commit("version c", web__VERSION="c\n")
+        code, outcome = deploy(app)
+        assert code == 0, (outcome.get("error"), outcome.get("steps"))
+        # keep_releases = 1: the manager keeps c's image (b's stays while its stopped tasks hold it); a node
+        # keeps what the manager kept before this deploy, and this deploy's: b and c
+        assert a[:12] not in tags(manager) and c[:12] in tags(manager)
+        for node in servers[1:]:
+            assert tags(node) == {b[:12], c[:12]}, node
+    finally:
+        manager.docker("swarm", "update", "--task-history-limit", "5")

@@ -121,7 +121,7 @@ def engine_valid(ctx):
 
 @rule("settings.fleet", Severity.ERROR, "a setting of how a deploy goes over several hosts cannot be followed",
       'write parallel = 2 or "25%", canary = true or one of the hosts, batch_pause = seconds, on_failure = "rollback" '
-      'or "stop", build = "once" or "each" (docs/FLEETS.md)')
+      'or "stop", build = "each" or "once" (docs/FLEETS.md)')
 def fleet_valid(ctx):
     try:
         ctx.target.fleet  # noqa: B018  (the property deploy uses)

@@ -1,4 +1,4 @@
-"""Stage: a fleet's one build (build = "once", the default for several hosts).
+"""Stage: a fleet's one build (build = "once" in berth.toml; the default, "each", builds on every host).
 
 The first host that needs a build builds; every other host loads those very images over SSH (`docker save |
 gzip -1` on the builder, through berth, `docker load` on the host) and tags them with the names its compose runs

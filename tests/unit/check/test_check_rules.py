@@ -424,11 +424,11 @@ CASES: list[Case] = [
                                 ("canary", '"c"', "canary 'c' is not one of this environment's hosts or roles (a, b)"),
                                 ("batch_pause", 99999, "batch_pause 99999 is not"),
                                 ("on_failure", '"ignore"', "on_failure 'ignore' is not one of rollback, stop"),
-                                ("build", '"twice"', "build 'twice' is not one of once, each"))],
+                                ("build", '"twice"', "build 'twice' is not one of each, once"))],
     *[Case("settings.fleet", False, f"{key} = {value}",
            lambda p, k=key, v=value: p.write("berth.toml", f'[environments.staging]\nhosts = ["a", "b"]\n{k} = {v}\n'))
       for key, value in (("parallel", 2), ("parallel", '"50%"'), ("canary", "true"), ("canary", '"b"'),
-                         ("batch_pause", 30), ("on_failure", '"stop"'), ("build", '"each"'))],
+                         ("batch_pause", 30), ("on_failure", '"stop"'), ("build", '"once"'))],
     # settings.roles
     Case("settings.roles", True, "a role's host is not in hosts", lambda p: p.write("berth.toml", (
         '[environments.staging]\nhosts = ["a", "b"]\n[environments.staging.roles.web]\nhosts = ["a", "c"]\n'
