@@ -78,6 +78,16 @@ def _engine(target: Target) -> str:
         return "compose"
 
 
+def _fetched_where(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    from berth.deploy.stages.verify import LOCAL_HOSTS, probe_url_on_server_command
+
+    if (urlsplit(url).hostname or "") in LOCAL_HOSTS:
+        return "on the manager: " + probe_url_on_server_command(url)
+    return "fetched from here"
+
+
 def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
     """engine = "swarm": the steps berth.deploy.swarm runs on the manager, with their commands."""
     from berth.remote.commands import git as git_commands
@@ -105,6 +115,8 @@ def _stack_plan(target: Target, spec, facts: Facts, n: int) -> list[str]:
                    f"cd {swarm.release_dir(state, 'RELEASE')} && {swarm.deploy(project, 'stack.yml')}"]),
         ("converge", [swarm.inspect_services(project), swarm.tasks(project),
                       "(repeat until every service runs its image on every replica, or swarm rolls one back)"]),
+        *([("verify", [f"{u}: {_fetched_where(u)}, until it answers 2xx" for u in target.health_urls])]
+          if target.health_urls else []),
         ("record", ["(the release record, its env and file copies; older releases' stacks, secrets, configs and "
                     "image tags go)",
                     swarm.prune_objects(project, ["KEPT"]), compose_engine.prune_kept_images(project, ["KEPT"])]),

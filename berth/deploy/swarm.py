@@ -52,6 +52,10 @@ class ConvergeFailed(BerthError):
     """The stack did not reach the release: swarm rolled a service back, or it did not converge in time."""
 
 
+class VerifyFailed(BerthError):
+    """The stack converged, but a health URL did not answer 2xx."""
+
+
 def connection(target: Target, host: Host, opts: DeployOptions, printer,
                transport: Callable[[Host], Transport] | None) -> Transport:
     return transport(host) if transport else SSHConnection(host, ssh_options(target, opts.trust_new_host),
@@ -115,7 +119,8 @@ class StackRun:
             started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), env_checksum=spec.env_checksum,
             files=spec.files or None, files_checksum=spec.files_checksum or None,
             previous=self.current.commit if self.current else None, services=spec.services,
-            verify_timeout=spec.timeout, result="failed", extra={"engine": "swarm"})
+            verify_timeout=spec.timeout, health_urls=[gitlocal.public_url(u) for u in spec.health_urls],
+            result="failed", extra={"engine": "swarm"})
 
     def deploy(self) -> None:
         try:
@@ -138,6 +143,9 @@ class StackRun:
                 info["detail"] = self.stack_deploy(tags, refs)
             with self.log.step("converge", self.session.host.label) as info:
                 info["detail"] = wait_converged(self.session, self.project, refs, self.spec.timeout)
+            if self.spec.health_urls:
+                with self.log.step("verify", self.session.host.label) as info:
+                    info["detail"] = verify_urls(self.session, self.spec.health_urls, self.spec.timeout)
             self.ok = True
         except BerthError as exc:
             self.failed(exc)
@@ -388,10 +396,27 @@ def return_to(session: HostSession, log: StepLog, good: Release, remote_url: str
         deploy_stack(session, session.compose.project, stack_of)
         info["detail"] = f"release {good.id}'s stack"
     images = {s: (i or {}).get("id") or (i or {}).get("name", "") for s, i in (good.images or {}).items()}
+    timeout = float(good.verify_timeout or target.verify_timeout)
     with log.step("converge", session.host.label) as info:
-        info["detail"] = wait_converged(session, session.compose.project, images,
-                                        float(good.verify_timeout or target.verify_timeout))
-    return ", converged again"
+        info["detail"] = wait_converged(session, session.compose.project, images, timeout)
+    urls = tuple(good.health_urls or target.health_urls)
+    if urls:
+        with log.step("verify", session.host.label) as info:
+            info["detail"] = verify_urls(session, urls, timeout)
+    return ", converged again" + (" and verified" if urls else "")
+
+
+def verify_urls(session: HostSession, urls: tuple[str, ...], timeout: float) -> str:
+    """health_urls once the stack has converged: a localhost URL is fetched on the manager (a task of the service
+    runs there, or the routing mesh answers), any other from here; VerifyFailed when one does not answer 2xx."""
+    from berth.deploy.stages.verify import wait_for_urls
+
+    results, problem = wait_for_urls(session.conn, urls, time.monotonic() + timeout, timeout)
+    if problem:
+        raise VerifyFailed(f"verify failed on {session.host.label}: {problem}",
+                           fix="`berth status` shows the services and their tasks; fix the release (or health_urls) "
+                               "and deploy again")
+    return ", ".join(f"{u} → {code}" for u, code in results.items())
 
 
 def record(session: HostSession, release: Release, history: list[Release], target: Target) -> None:

@@ -180,3 +180,23 @@ def test_images_of_releases_no_longer_kept_are_untagged_on_the_manager_and_the_n
             assert tags(node) == {b[:12], c[:12]}, node
     finally:
         manager.docker("swarm", "update", "--task-history-limit", "5")
+
+
+def test_a_health_url_that_fails_after_convergence_puts_the_stack_back(app, swarm, tmp_path, stack_removed):
+    servers = stack_app(app, swarm, tmp_path)
+    code, outcome = deploy(app)
+    assert code == 0, (outcome.get("error"), outcome.get("steps"))
+    verify = {s["step"]: s["detail"] for s in outcome["steps"]}["verify"]
+    assert verify == f"http://localhost:{app.port}/health → 200"  # fetched on the manager, from its task
+    first = json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())
+
+    toml = (app.dir / "berth.toml").read_text()  # the tasks stay healthy; the URL berth checks does not answer
+    app.commit("a health URL that 404s", **{"berth.toml": toml.replace(f"{app.port}/health", f"{app.port}/missing")})
+    code, outcome = deploy(app)
+    assert code == 1, (outcome.get("error"), outcome.get("steps"))
+    assert outcome["error"].startswith(f"verify failed on h1: http://localhost:{app.port}/missing answered 404")
+    assert f"the stack is back on release {first['id']}" in outcome["error"] and "converged again and verified" in \
+        outcome["error"]
+    assert outcome["hosts"][0]["state"] == "rolled-back"
+    current = json.loads((servers[0].home() / ".berth" / app.name / "current.json").read_text())
+    assert current["id"] == first["id"] and current["health_urls"] == [f"http://localhost:{app.port}/health"]

@@ -101,21 +101,28 @@ def verify(session: HostSession, expected_services: list[str], urls: tuple[str, 
         interrupt.check("verify")
         time.sleep(POLL_SECONDS)
 
+    results, problem = wait_for_urls(session.conn, urls, deadline, timeout)
+    if problem:
+        return VerifyResult(False, containers, results, problems=[problem],
+                            logs=service_logs(session, sorted({c.service for c in containers})))
+    return VerifyResult(True, containers, results)
+
+
+def wait_for_urls(conn, urls: tuple[str, ...], deadline: float, timeout: float) -> tuple[dict[str, str], str | None]:
+    """Each URL until it answers 2xx, one after the other: what each answered, and the problem of the first that did
+    not by `deadline` (None when all did). `timeout` is the whole wait's, for the message."""
     results: dict[str, str] = {}
     for url in urls:
         while True:
-            status = probe_url(session.conn, url)
+            status = probe_url(conn, url)
+            results[url] = status
             if status.isdigit() and 200 <= int(status) < 300:
-                results[url] = status
                 break
             interrupt.check("verify")
             if time.monotonic() > deadline:
-                results[url] = status
-                return VerifyResult(False, containers, results,
-                                    problems=[f"{url} answered {status} (wanted 2xx) within {timeout:.0f}s"],
-                                    logs=service_logs(session, sorted({c.service for c in containers})))
+                return results, f"{url} answered {status} (wanted 2xx) within {timeout:.0f}s"
             time.sleep(POLL_SECONDS)
-    return VerifyResult(True, containers, results)
+    return results, None
 
 
 def problem_of(c: ContainerState) -> str:
