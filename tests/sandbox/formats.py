@@ -17,7 +17,8 @@ FORMAT_SITES = {
     "berth/remote/commands/preflight.py": 2,  # LISTEN_FORMAT, info
     "berth/remote/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
     "berth/remote/engines/swarm.py": 1,  # info: the swarm state
-    "berth/remote/commands/images.py": 3,  # image inspect .Id, image inspect .Id .Os/.Architecture, version platform
+    # image inspect .Id, image inspect .Id .Os/.Architecture, version platform, image inspect .RootFS.Layers
+    "berth/remote/commands/images.py": 4,
 }
 
 # (name, docker argv before the objects, whether it takes container ids)
@@ -32,6 +33,7 @@ ENGINE_FORMATS = [
     ("proxy image", ["inspect", "--format", IMAGE_FORMAT], "containers"),
     ("gather: version", ["version", "--format", "{{.Server.Version}}"], None),
     ("image platform", ["image", "inspect", "--format", "{{.Id}} {{.Os}}/{{.Architecture}}"], "images"),
+    ("image layers", ["image", "inspect", "--format", "layers {{json .RootFS.Layers}}"], "images"),
     ("server platform", ["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], None),
     ("swarm state", ["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.NodeID}}"],
      None),

@@ -29,6 +29,15 @@ class Shared:
     images: dict[str, tuple[str, str]] = field(default_factory=dict)  # service → (image id, os/arch)
     archive: bytes = b""  # `docker save` of those ids, gzipped
     why_not: str = ""  # why the others build for themselves
+    # the archive without the layers a host has already, by those layers (hosts of one fleet mostly have the same)
+    trimmed: dict[frozenset[str], bytes] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def for_host(self, chains: frozenset[str]) -> bytes:
+        with self.lock:
+            if chains not in self.trimmed:
+                self.trimmed[chains] = image_commands.trim_archive(self.archive, chains)
+            return self.trimmed[chains]
 
 
 class SharedBuild:
@@ -98,22 +107,29 @@ def _receive(session: HostSession, shared: Shared, declared: dict[str, str]) -> 
     """Load the builder's images this host lacks and name them as its compose does; build here when they do not
     fit (another platform) or cannot be loaded."""
     ids = sorted({image_id for image_id, _ in shared.images.values()})
-    platform, have = image_commands.parse_holds(session.conn.run(image_commands.holds(ids), timeout=60).out)
+    holds = image_commands.parse_holds(session.conn.run(image_commands.holds(ids), timeout=60).out)
     wanted = sorted({p for _, p in shared.images.values()})
-    if platform and wanted != [platform]:
+    if holds.platform and wanted != [holds.platform]:
         compose_build(session)
-        return f"built here: {shared.builder}'s images are {', '.join(wanted)}, this host is {platform}"
+        return f"built here: {shared.builder}'s images are {', '.join(wanted)}, this host is {holds.platform}"
     pairs = [(image_id, session.compose.built_image(s, declared.get(s))) for s, (image_id, _) in shared.images.items()]
-    lacking = [i for i in ids if i not in have]
-    loaded = session.conn.run(image_commands.load_and_tag(pairs, load_first=bool(lacking)),
-                              stdin=shared.archive if lacking else None, timeout=COPY_TIMEOUT)
+    services = ", ".join(shared.images)
+    has_all = all(i in holds.have for i in ids)
+    if has_all and session.conn.run(image_commands.load_and_tag(pairs, load_first=False), timeout=60).ok:
+        return f"{services}: {shared.builder}'s images were already here"
+    archive = shared.for_host(holds.chains)  # only the layers it lacks
+    loaded = session.conn.run(image_commands.load_and_tag(pairs, load_first=True), stdin=archive, timeout=COPY_TIMEOUT)
+    if not loaded.ok and archive is not shared.archive:  # an engine that wants every layer file: all of them
+        archive = shared.archive
+        loaded = session.conn.run(image_commands.load_and_tag(pairs, load_first=True), stdin=archive,
+                                  timeout=COPY_TIMEOUT)
     if not loaded.ok:
         compose_build(session)
         return f"built here: {shared.builder}'s images did not load ({loaded.tail(200)})"
-    services = ", ".join(shared.images)
-    if not lacking:
-        return f"{services}: {shared.builder}'s images were already here"
-    return f"{services} loaded from {shared.builder} ({_size(len(shared.archive))})"
+    if archive is shared.archive:
+        return f"{services} loaded from {shared.builder} ({_size(len(archive))})"
+    return (f"{services} loaded from {shared.builder} ({_size(len(archive))} of {_size(len(shared.archive))}: "
+            "the layers this host lacked)")
 
 
 def _size(n: int) -> str:

@@ -139,3 +139,110 @@ def test_hosts_of_other_roles_have_their_own_build():
     build(session("web1", builder_table(describe_out=f"shop-web {WEB_ID} linux/amd64\n")), shared, {"web"}, {})
     jobs = session("jobs1", builder_table(describe_out=f"registry.example/worker:1 {WORKER_ID} linux/amd64\n"))
     assert build(jobs, shared, {"worker"}, DECLARED).startswith("built; ")  # a builder too: worker is not web
+
+
+# ----------------------------------------------------------------------------- archives without known layers
+
+def layer_id(n: int) -> str:
+    return "sha256:" + f"{n:x}" * 64
+
+
+def save_archive(images: list[tuple[str, list[str], list[str]]], links: dict[str, str] = ()) -> bytes:
+    """A gzipped archive laid out as `docker save` writes one: (config, layer files, diff ids) per image."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        def add(name, data: bytes):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        manifest = []
+        for config, files, diffs in images:
+            add(config, json.dumps({"rootfs": {"type": "layers", "diff_ids": diffs}}).encode())
+            for f in files:
+                if f in dict(links):
+                    info = tarfile.TarInfo(f)
+                    info.type, info.linkname = tarfile.SYMTYPE, dict(links)[f]
+                    tar.addfile(info)
+                elif f not in tar.getnames():
+                    add(f, f"content of {f}".encode() * 100)
+            manifest.append({"Config": config, "RepoTags": None, "Layers": files})
+        add("manifest.json", json.dumps(manifest).encode())
+    return buf.getvalue()
+
+
+def names_in(archive: bytes) -> set[str]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        return set(tar.getnames())
+
+
+def test_chain_ids_stack_each_layer_on_the_ones_below():
+    import hashlib
+
+    first, second = layer_id(1), layer_id(2)
+    assert image_commands.chain_ids([first]) == [first]
+    chains = image_commands.chain_ids([first, second, layer_id(3)])
+    assert chains[1] == "sha256:" + hashlib.sha256(f"{first} {second}".encode()).hexdigest()
+    assert len(set(chains)) == 3 and image_commands.chain_ids([second, first])[1] != chains[1]  # order matters
+
+
+def test_an_archive_leaves_out_the_layers_the_host_has_and_keeps_the_rest():
+    base, app = layer_id(1), layer_id(2)
+    archive = save_archive([("img.json", ["a/layer.tar", "b/layer.tar"], [base, app])])
+    have_base = frozenset(image_commands.chain_ids([base]))
+    trimmed = image_commands.trim_archive(archive, have_base)
+    assert names_in(trimmed) == {"img.json", "b/layer.tar", "manifest.json"}
+    assert image_commands.trim_archive(archive, frozenset()) is archive  # a host with nothing gets everything
+    # the same diff id on another base is another layer: it is sent
+    assert image_commands.trim_archive(archive, frozenset(image_commands.chain_ids([app]))) is archive
+
+
+def test_a_layer_file_linked_to_another_keeps_what_it_links_to():
+    base, app, other = layer_id(1), layer_id(2), layer_id(3)
+    archive = save_archive([("one.json", ["a/layer.tar", "b/layer.tar"], [base, app]),
+                            ("two.json", ["c/layer.tar"], [other])], links={"c/layer.tar": "../b/layer.tar"})
+    have = frozenset(image_commands.chain_ids([base, app]))  # one's layers are there; two's is not
+    assert {"b/layer.tar", "c/layer.tar"} <= names_in(image_commands.trim_archive(archive, have))
+
+
+def test_an_archive_that_is_not_docker_saves_goes_whole():
+    assert image_commands.trim_archive(b"not gzip", frozenset({layer_id(1)})) == b"not gzip"
+
+
+def test_holds_reads_the_platform_the_ids_and_the_layers_of_every_image():
+    base, app = layer_id(1), layer_id(2)
+    holds = image_commands.parse_holds(f"platform=linux/amd64\nhave {WEB_ID}\nlayers [\"{base}\",\"{app}\"]\n"
+                                       "layers null\nlayers {broken\n")
+    assert holds.platform == "linux/amd64" and holds.have == {WEB_ID}
+    assert holds.chains == set(image_commands.chain_ids([base, app]))
+
+
+def test_a_host_gets_only_the_layers_it_lacks_and_the_whole_archive_when_its_engine_refuses_that():
+    base, app = layer_id(1), layer_id(2)
+    archive = save_archive([("img.json", ["a/layer.tar", "b/layer.tar"], [base, app])])
+    shared = SharedBuild()
+    group, _ = shared.claim(("web",), "h1")  # h1 has built and shared this archive
+    group.images, group.archive = {"web": (WEB_ID, "linux/amd64")}, archive
+    group.done.set()
+    sent = []
+
+    def load(script, stdin):
+        sent.append(stdin)
+        return (1, "", "layer does not exist") if len(sent) == 1 else (0, "", "")
+
+    holds = f"platform=linux/amd64\nlayers [\"{base}\"]\n"
+    h2 = session("h2", [(re.compile(r"docker version --format"), (0, holds, "")), (re.compile("docker tag"), load)])
+    detail = build(h2, shared, {"web"}, {})
+    assert len(sent) == 2 and "a/layer.tar" not in names_in(sent[0]) and sent[1] == archive
+    assert detail.startswith(f"web loaded from h1 ({len(archive) / 1e3:.0f} kB)")
+    h3 = session("h3", [(re.compile(r"docker version --format"), (0, holds, "")),
+                        (re.compile("docker tag"), (0, "", ""))])
+    assert "the layers this host lacked" in build(h3, shared, {"web"}, {})

@@ -234,6 +234,9 @@ GENERATORS = {
     "berth.remote.commands.images.parse_describe": lambda: [],  # parsers
     "berth.remote.commands.images.holds": lambda: [image_commands.holds(["sha256:1", WEIRD])],
     "berth.remote.commands.images.parse_holds": lambda: [],
+    "berth.remote.commands.images.Holds": lambda: [],
+    "berth.remote.commands.images.chain_ids": lambda: [],  # ids, not commands
+    "berth.remote.commands.images.trim_archive": lambda: [],  # an archive, not a command
     "berth.remote.commands.images.load_and_tag": lambda: [image_commands.load_and_tag([("sha256:1", WEIRD)], True),
                                                         image_commands.load_and_tag([("sha256:1", "a")], False)],
     "berth.remote.engines.kubernetes.Invocation": lambda: [],
