@@ -79,11 +79,9 @@ def _engine(target: Target) -> str:
 
 
 def _fetched_where(url: str) -> str:
-    from urllib.parse import urlsplit
+    from berth.deploy.stages.verify import on_the_server, probe_url_on_server_command
 
-    from berth.deploy.stages.verify import LOCAL_HOSTS, probe_url_on_server_command
-
-    if (urlsplit(url).hostname or "") in LOCAL_HOSTS:
+    if on_the_server(url):
         return "on the manager: " + probe_url_on_server_command(url)
     return "fetched from here"
 

@@ -201,7 +201,9 @@ class StackRun:
         """What the stack names: a built image by its id (a node then never asks a registry for it, which it would
         for a tag), a pulled one as the file names it."""
         built = {s: t for s, t in tags.items() if s in self.spec.built}
-        ids = {s: self.session.conn.run(image_commands.image_id(t), timeout=60).out.strip() for s, t in built.items()}
+        found = image_commands.parse_describe(  # every built image in one round trip
+            self.session.conn.run(image_commands.describe(list(built.values())), timeout=60).out)
+        ids = {s: found.get(t, ("", ""))[0] for s, t in built.items()}
         missing = [tags[s] for s, i in ids.items() if not i]
         if missing:
             raise BerthError(f"the built image {', '.join(missing)} is not on {self.session.host.label}",
@@ -228,8 +230,9 @@ class StackRun:
             conn.open()
             try:
                 copied = []
+                there = image_commands.parse_describe(conn.run(image_commands.describe(built), timeout=60).out)
                 for t in built:
-                    if conn.run(image_commands.image_id(t), timeout=60).out.strip() == ids[t]:
+                    if there.get(t, ("", ""))[0] == ids[t]:
                         continue
                     with saving:
                         if t not in archives:

@@ -17,8 +17,8 @@ FORMAT_SITES = {
     "berth/remote/commands/preflight.py": 2,  # LISTEN_FORMAT, info
     "berth/remote/engines/compose.py": 3,  # INSPECT_FORMAT, image inspect .Id, images .Repository:.Tag
     "berth/remote/engines/swarm.py": 1,  # info: the swarm state
-    # image inspect .Id, image inspect .Id .Os/.Architecture, version platform, image inspect .RootFS.Layers
-    "berth/remote/commands/images.py": 4,
+    # image inspect .Id .Os/.Architecture, version platform, image inspect .RootFS.Layers
+    "berth/remote/commands/images.py": 3,
 }
 
 # (name, docker argv before the objects, whether it takes container ids)

@@ -64,9 +64,14 @@ def probe_url_on_server_command(url: str) -> str:
     )
 
 
+def on_the_server(url: str) -> bool:
+    """A localhost URL is fetched on the server itself; any other from here."""
+    return (urlsplit(url).hostname or "") in LOCAL_HOSTS
+
+
 def probe_url(conn, url: str, timeout: float = 5) -> str:
     """A localhost URL is fetched on the server over `conn`; any other from here."""
-    if (urlsplit(url).hostname or "") in LOCAL_HOSTS:
+    if on_the_server(url):
         return conn.run(probe_url_on_server_command(url), timeout=timeout + 10).out.strip()
     return _probe_url_from_here(url, timeout)
 

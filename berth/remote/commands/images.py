@@ -13,11 +13,6 @@ from berth.remote.shell import join, quote, script
 ABSENT = "-"
 
 
-def image_id(ref: str) -> str:
-    """The id of the image `ref` on this engine; empty when it has none."""
-    return f"docker image inspect --format '{{{{.Id}}}}' {quote(ref)} 2>/dev/null || true"
-
-
 def tag(source: str, target: str) -> str:
     return join(["docker", "tag", source, target])
 
@@ -112,7 +107,7 @@ def trim_archive(archive: bytes, chains: frozenset[str]) -> bytes:
                 layer_files.add(path)
                 if chain not in chains:
                     needed.add(path)
-    except (OSError, EOFError, KeyError, TypeError, ValueError, tarfile.TarError, json.JSONDecodeError):
+    except (OSError, EOFError, KeyError, TypeError, ValueError, tarfile.TarError):
         return archive
     by_name = {m.name: m for m in members}
     for path in list(needed):  # a layer file docker save linked to another one's: that one stays too

@@ -226,7 +226,6 @@ GENERATORS = {
         KUBECTL.rollout_status("Deployment", "web", 60), KUBECTL.rollout_undo("Deployment", "web"),
         KUBECTL.rollout_undo("StatefulSet", "db", 3), KUBECTL.get_workloads("app=shop"),
         KUBECTL.logs("Deployment", "web"))],
-    "berth.remote.commands.images.image_id": lambda: [image_commands.image_id(WEIRD)],
     "berth.remote.commands.images.tag": lambda: [image_commands.tag("sha256:1", WEIRD)],
     "berth.remote.commands.images.save": lambda: [image_commands.save("sha256:1", WEIRD)],
     "berth.remote.commands.images.load": lambda: [image_commands.load()],
